@@ -1,0 +1,255 @@
+"""Train a skin-lesion classifier on real images, top to bottom.
+
+    python -m train --data ../shared/data/ham10000 --data ../shared/data/pad_ufes20 \
+        --out runs/NAME [--backbone efficientnet_lite0] [--epochs 12] [--resume]
+
+Writes into the run folder: split.csv (the grouped split every later step reads),
+checkpoints/ (every epoch), model.keras and model_card.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from train.datasets import DatasetError, Skipped, counts, load_dataset, merge_identical_images
+from train.hparams import HParams
+from train.split import SPLIT_CSV, SplitFractions, grouped_split, read_split, write_split
+from train.subset import take_per_class
+
+HPARAMS_JSON = "hparams.json"
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
+    defaults = HParams()
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--data",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a data-set folder (HAM10000, PAD-UFES-20 or class folders); repeat",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="run folder to create or resume")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
+    )
+    parser.add_argument("--backbone", default=defaults.backbone)
+    parser.add_argument("--image-size", type=int, default=defaults.image_size)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--head-epochs", type=int, default=defaults.head_epochs)
+    parser.add_argument("--finetune-blocks", type=int, default=defaults.finetune_blocks)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument(
+        "--finetune-learning-rate", type=float, default=defaults.finetune_learning_rate
+    )
+    parser.add_argument("--no-augment", dest="augment", action="store_false")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--max-images-per-class",
+        type=int,
+        default=0,
+        help="train on a small subset (whole lesions/patients) for smoke runs",
+    )
+    args = parser.parse_args(argv)
+
+    from train.backbones import BACKBONES
+
+    if args.backbone not in BACKBONES:
+        parser.error(f"--backbone must be one of {', '.join(sorted(BACKBONES))}")
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.image_size and not 32 <= args.image_size <= 1024:
+        parser.error("--image-size must be between 32 and 1024 (or 0 for the backbone default)")
+    if args.resume:
+        saved = args.out / HPARAMS_JSON
+        if not saved.is_file():
+            parser.error(f"--resume: {saved} not found; is {args.out} a run folder?")
+        return args, HParams(**json.loads(saved.read_text()))
+    if not args.data:
+        parser.error("give at least one --data folder")
+    if args.out.exists() and any(args.out.iterdir()):
+        parser.error(f"{args.out} exists and is not empty; use --resume or another --out")
+    hparams = HParams(
+        **{f.name: getattr(args, f.name) for f in fields(HParams) if hasattr(args, f.name)}
+    )
+    return args, hparams
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, hp = parse_args(argv)
+    run_dir: Path = args.out
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- data: records, grouped split (written once, read by every later step), pixels
+    skipped = Skipped()
+    split_csv = run_dir / SPLIT_CSV
+    if args.resume:
+        splits = read_split(split_csv)
+    else:
+        records = []
+        for folder in args.data:
+            try:
+                records += load_dataset(folder, skipped)
+            except DatasetError as error:
+                print(f"python -m train: error: {error}", file=sys.stderr)
+                return 2
+        records = merge_identical_images(records)
+        if hp.max_images_per_class:
+            records = take_per_class(records, hp.max_images_per_class, hp.seed)
+        if not records:
+            print("python -m train: error: the data set is empty", file=sys.stderr)
+            return 2
+        splits = grouped_split(records, SplitFractions(hp.val_fraction, hp.test_fraction), hp.seed)
+        write_split(split_csv, splits)
+        (run_dir / HPARAMS_JSON).write_text(json.dumps(hp.to_dict(), indent=2) + "\n")
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from train import metrics
+    from train.backbones import get_spec
+    from train.images import decode_records
+    from train.model import build_classifier, set_trainable_stage
+    from train.model_card import build_model_card, write_model_card
+    from train.pipeline import balancing_weights, label_indices, training_dataset
+    from train.predict import predict_keras
+
+    keras.utils.set_random_seed(hp.seed)
+    spec = get_spec(hp.backbone)
+    size = hp.image_size or spec.default_image_size
+    print(f"decoding images at {size}x{size} ...", flush=True)
+    x_train, train_records = decode_records(splits["train"], size, skipped)
+    x_val, val_records = decode_records(splits["val"], size, skipped)
+    skipped.warn()
+    if not train_records or not val_records:
+        print("python -m train: error: no readable images in train or val", file=sys.stderr)
+        return 2
+    y_train, y_val = label_indices(train_records), label_indices(val_records)
+    w_train = balancing_weights(train_records, hp.max_class_weight)
+    train_ds = training_dataset(x_train, y_train, w_train, hp.batch_size, hp.augment, hp.seed)
+    print(f"train {len(y_train)} images, val {len(y_val)} images", flush=True)
+
+    # ---- model, under a distribution strategy (MirroredStrategy when several GPUs are visible)
+    gpus = tf.config.list_logical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_classifier(spec, size, hp.dropout)
+
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    state_path = checkpoints / "state.json"
+    state = {"epoch": 0, "best_balanced_accuracy": -1.0, "train_seconds": 0.0}
+    if args.resume and state_path.is_file():
+        state = json.loads(state_path.read_text())
+        model.load_weights(checkpoints / "last.weights.h5")
+        print(f"resuming after epoch {state['epoch']}", flush=True)
+
+    class EpochEnd(keras.callbacks.Callback):
+        """Validate, keep the best weights by val balanced accuracy, checkpoint every epoch."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            state["train_seconds"] += time.time() - self.started
+            probs = predict_keras(self.model, x_val)
+            bacc = metrics.balanced_accuracy(y_val, probs.argmax(1))
+            print(f"epoch {epoch + 1}: val balanced accuracy {bacc:.4f}", flush=True)
+            if bacc > state["best_balanced_accuracy"]:
+                state["best_balanced_accuracy"] = bacc
+                self.model.save_weights(checkpoints / "best.weights.h5")
+            self.model.save_weights(checkpoints / "last.weights.h5")
+            state["epoch"] = epoch + 1
+            state_path.write_text(json.dumps(state, indent=2))
+
+    # ---- staged training: head only, then the top blocks (pretrained backbones only)
+    if spec.pretrained:
+        head = min(hp.head_epochs, hp.epochs)
+        stages = [
+            (0, head, 0, hp.learning_rate),
+            (head, hp.epochs, hp.finetune_blocks, hp.finetune_learning_rate),
+        ]
+    else:
+        stages = [(0, hp.epochs, None, hp.learning_rate)]
+    for first, last, top_blocks, lr in stages:
+        if state["epoch"] >= last:
+            continue
+        with strategy.scope():
+            set_trainable_stage(model, spec, top_blocks)
+            steps = (last - first) * int(np.ceil(len(y_train) / hp.batch_size))
+            schedule = keras.optimizers.schedules.CosineDecay(lr, steps, warmup_target=None)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(schedule, weight_decay=hp.weight_decay),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+                weighted_metrics=["accuracy"],
+            )
+        print(
+            f"stage: epochs {first + 1}-{last}, trainable top blocks "
+            f"{'all' if top_blocks is None else top_blocks}, lr {lr}",
+            flush=True,
+        )
+        model.fit(
+            train_ds,
+            initial_epoch=max(first, state["epoch"]),
+            epochs=last,
+            callbacks=[EpochEnd()],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+
+    # ---- the best epoch, calibrated on val, with a triage threshold chosen on val
+    model.load_weights(checkpoints / "best.weights.h5")
+    model.save(run_dir / "model.keras")
+    raw_val = predict_keras(model, x_val)
+    temperature = metrics.fit_temperature(y_val, raw_val)
+    val_probs = metrics.apply_temperature(raw_val, temperature)
+    domains = np.array([r.domain for r in val_records])
+    threshold = min(
+        metrics.threshold_for_sensitivity(
+            y_val[domains == d], val_probs[domains == d], hp.target_sensitivity
+        )
+        for d in sorted(set(domains))
+    )
+    val_report = metrics.report_by_domain(y_val, val_probs, domains, threshold)
+    images_seen = len(y_train) * state["epoch"]
+    card = build_model_card(
+        backbone=spec.name,
+        image_size=size,
+        normalisation=spec.normalisation,
+        hparams=hp.to_dict(),
+        counts={split: counts(recs) for split, recs in splits.items()},
+        skipped=len(skipped.items),
+        temperature=temperature,
+        threshold=threshold,
+        target_sensitivity=hp.target_sensitivity,
+        val_metrics=val_report,
+        training={
+            "epochs": state["epoch"],
+            "train_seconds": round(state["train_seconds"], 1),
+            "images_per_second": round(images_seen / max(state["train_seconds"], 1e-9), 2),
+            "best_val_balanced_accuracy_uncalibrated": state["best_balanced_accuracy"],
+        },
+    )
+    write_model_card(run_dir, card)
+    for domain, report in val_report.items():
+        print(
+            f"val {domain}: balanced accuracy {report['balanced_accuracy']:.4f}, "
+            f"malignant sensitivity {report['malignant']['sensitivity']:.3f} / specificity "
+            f"{report['malignant']['specificity']:.3f}, ECE {report['ece']:.4f}"
+        )
+    print(f"wrote {run_dir / 'model.keras'} and {run_dir / 'model_card.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

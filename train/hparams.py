@@ -1,0 +1,36 @@
+"""Training configuration."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class HParams:
+    """Everything that decides what a training run produces (saved in the model card).
+
+    Pretrained backbones train in stages: `head_epochs` with the backbone frozen, then the rest
+    of `epochs` with the top `finetune_blocks` blocks unfrozen at `finetune_learning_rate`.
+    """
+
+    backbone: str = "tiny_cnn"
+    image_size: int = 0  # 0: the backbone's default
+    epochs: int = 10
+    head_epochs: int = 2
+    finetune_blocks: int = 3
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    finetune_learning_rate: float = 2e-4
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.05
+    max_class_weight: float = 20.0
+    augment: bool = True
+    seed: int = 1337
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    max_images_per_class: int = 0  # 0: all; >0: a small subset (whole groups) for smoke runs
+    target_sensitivity: float = 0.95
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)

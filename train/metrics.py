@@ -1,0 +1,155 @@
+"""Classification metrics for an imbalanced, safety-relevant task, in plain numpy.
+
+Plain accuracy hides a model that calls everything a mole, so everything here is per class:
+balanced accuracy (mean recall over the classes present), per-class recall, macro one-vs-rest
+AUC, malignant sensitivity/specificity at a threshold on P(malignant), and calibration error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from train.taxonomy import LABELS, MALIGNANT
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(LABELS)) -> np.ndarray:
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def per_class_recall(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Recall of each class that has at least one true example."""
+    matrix = confusion_matrix(y_true, y_pred)
+    support = matrix.sum(axis=1)
+    return {LABELS[i]: float(matrix[i, i] / support[i]) for i in range(len(LABELS)) if support[i]}
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    recalls = per_class_recall(y_true, y_pred)
+    return float(np.mean(list(recalls.values()))) if recalls else float("nan")
+
+
+def binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve via the rank-sum (Mann-Whitney) statistic, ties averaged."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def macro_ovr_auc(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """One-vs-rest AUC per class present, plus their mean under "macro"."""
+    per_class = {
+        LABELS[i]: binary_auc(probs[:, i], y_true == i)
+        for i in range(len(LABELS))
+        if 0 < (y_true == i).sum() < len(y_true)
+    }
+    values = [v for v in per_class.values() if not np.isnan(v)]
+    return {"macro": float(np.mean(values)) if values else float("nan"), **per_class}
+
+
+def malignant_probability(probs: np.ndarray) -> np.ndarray:
+    """P(malignant) = P(mel) + P(bcc) + P(akiec)."""
+    mask = np.array([code in MALIGNANT for code in LABELS])
+    return probs[:, mask].sum(axis=1)
+
+
+def is_malignant(y_true: np.ndarray) -> np.ndarray:
+    return np.isin(y_true, [LABELS.index(c) for c in MALIGNANT])
+
+
+def sensitivity_specificity(
+    y_true: np.ndarray, probs: np.ndarray, threshold: float
+) -> dict[str, float]:
+    flagged = malignant_probability(probs) >= threshold
+    truth = is_malignant(y_true)
+    sens = flagged[truth].mean() if truth.any() else float("nan")
+    spec = (~flagged[~truth]).mean() if (~truth).any() else float("nan")
+    return {"threshold": float(threshold), "sensitivity": float(sens), "specificity": float(spec)}
+
+
+def threshold_for_sensitivity(y_true: np.ndarray, probs: np.ndarray, target: float) -> float:
+    """Highest threshold on P(malignant) whose sensitivity reaches `target` on these data."""
+    p_malignant = np.sort(malignant_probability(probs)[is_malignant(y_true)])
+    if len(p_malignant) == 0:
+        return 0.5
+    allowed_misses = int(np.floor((1 - target) * len(p_malignant) + 1e-9))
+    return float(p_malignant[allowed_misses])
+
+
+def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """Top-label ECE with equal-width confidence bins."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > lo) & (confidence <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): the same formula the demo server applies to the .tflite output."""
+    logits = np.log(np.clip(probs, 1e-6, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood, by a fine grid over log T."""
+    candidates = np.exp(np.linspace(np.log(0.25), np.log(8.0), 400))
+    rows = np.arange(len(y_true))
+
+    def nll(t: float) -> float:
+        return float(-np.log(apply_temperature(probs, t)[rows, y_true] + 1e-12).mean())
+
+    return float(min(candidates, key=nll))
+
+
+def classification_report(
+    y_true: np.ndarray, probs: np.ndarray, threshold: float
+) -> dict[str, object]:
+    """Everything the model card reports for one set of predictions."""
+    y_pred = probs.argmax(axis=1)
+    return {
+        "n": int(len(y_true)),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
+        "per_class_recall": per_class_recall(y_true, y_pred),
+        "auc_ovr": macro_ovr_auc(y_true, probs),
+        "malignant": sensitivity_specificity(y_true, probs, threshold),
+        "ece": expected_calibration_error(y_true, probs),
+        "confusion_matrix": {
+            "labels": list(LABELS),
+            "rows_true_cols_pred": confusion_matrix(y_true, y_pred).tolist(),
+        },
+    }
+
+
+def report_by_domain(
+    y_true: np.ndarray, probs: np.ndarray, domains: Sequence[str], threshold: float
+) -> dict[str, dict[str, object]]:
+    """The report overall and for each domain (dermoscopic / phone) separately."""
+    domains = np.asarray(domains)
+    result = {"overall": classification_report(y_true, probs, threshold)}
+    for domain in sorted(set(domains.tolist())):
+        mask = domains == domain
+        result[domain] = classification_report(y_true[mask], probs[mask], threshold)
+    return result

@@ -1,0 +1,120 @@
+"""The model card: what a model is, what it was trained on, and how well it did.
+
+It is written next to `model.keras`, and the exporter packs it into every .tflite as
+`model_card.json`, so the demo server (and any client) knows the labels, input contract,
+calibration temperature, triage threshold and measured metrics without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+from train.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
+
+MODEL_CARD_JSON = "model_card.json"
+
+DISCLAIMER = (
+    "This is a screening aid, not a diagnosis. It can be wrong in both directions. Whatever it "
+    "says, have any lesion that is new, changing, bleeding, itching or worrying you examined by "
+    "a dermatologist."
+)
+INTENDED_USE = (
+    "Research and demonstration of on-device skin-lesion screening: self-screening practice, "
+    "dermatology triage demos and benchmarking models on phones. Not a medical device; not for "
+    "diagnosis or for deciding against seeing a doctor."
+)
+LIMITATIONS = [
+    "Trained on HAM10000 (dermoscopic, mostly fair skin, from Austria and Australia) and "
+    "PAD-UFES-20 (smartphone photos from Brazil): skin types, body sites and cameras outside "
+    "these are under-represented.",
+    "Seven classes only; other conditions (e.g. eczema, psoriasis, infections, rare tumours) "
+    "are forced into one of them.",
+    "Phone-photo melanomas are scarce in the training data; melanoma recall on phone photos is "
+    "the least certain figure.",
+    "Probabilities are calibrated on a validation split; calibration on a new population or "
+    "camera can differ.",
+]
+DATA_SOURCES = [
+    {
+        "name": "HAM10000",
+        "citation": "Tschandl P., Rosendahl C., Kittler H. The HAM10000 dataset, a large "
+        "collection of multi-source dermatoscopic images of common pigmented skin lesions. "
+        "Sci. Data 5, 180161 (2018). doi:10.7910/DVN/DBW86T",
+        "license": "CC BY-NC 4.0",
+    },
+    {
+        "name": "PAD-UFES-20",
+        "citation": "Pacheco A. G. C. et al. PAD-UFES-20: A skin lesion dataset composed of "
+        "patient data and clinical images collected from smartphones. Data in Brief 32, 106221 "
+        "(2020). doi:10.17632/zr7vgbcyr2.1",
+        "license": "CC BY 4.0",
+    },
+]
+MODEL_LICENSE = (
+    "Code Apache-2.0; weights trained on HAM10000 (CC BY-NC 4.0): non-commercial use only."
+)
+
+
+def build_model_card(
+    *,
+    backbone: str,
+    image_size: int,
+    normalisation: str,
+    hparams: dict,
+    counts: dict,
+    skipped: int,
+    temperature: float,
+    threshold: float,
+    target_sensitivity: float,
+    val_metrics: dict,
+    training: dict,
+) -> dict:
+    return {
+        "schema_version": 1,
+        "name": f"skin-lesion-{backbone}",
+        "version": datetime.date.today().isoformat(),
+        "labels": list(LABELS),
+        "display_names": [DISPLAY_NAMES[c] for c in LABELS],
+        "malignant_labels": sorted(MALIGNANT),
+        "input": {
+            "height": image_size,
+            "width": image_size,
+            "channels": 3,
+            "color_space": "RGB",
+            "pixel_range": [0, 255],
+            "resize": "EXIF orientation applied, whole image stretched to height x width, bilinear",
+        },
+        "preprocessing": f"inside the model: {normalisation}; feed raw pixels",
+        "output": "softmax probabilities in the order of labels",
+        "backbone": backbone,
+        "hparams": hparams,
+        "counts": counts,
+        "skipped_images": skipped,
+        "calibration": {"temperature": temperature, "fitted_on": "val"},
+        "triage": {
+            "malignant_threshold": threshold,
+            "target_sensitivity": target_sensitivity,
+            "chosen_on": "val",
+            "rule": "P(malignant) = P(mel) + P(bcc) + P(akiec) after calibration; at or above "
+            "the threshold: have a dermatologist look at it",
+        },
+        "metrics": {"val": val_metrics},
+        "training": training,
+        "intended_use": INTENDED_USE,
+        "limitations": LIMITATIONS,
+        "data_sources": DATA_SOURCES,
+        "license": MODEL_LICENSE,
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def write_model_card(run_dir: Path, card: dict) -> Path:
+    path = run_dir / MODEL_CARD_JSON
+    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_model_card(run_dir: Path) -> dict:
+    return json.loads((run_dir / MODEL_CARD_JSON).read_text(encoding="utf-8"))
