@@ -122,7 +122,8 @@ def _read_storage(f: BinaryIO, dtype: np.dtype) -> np.ndarray:
 def _materialise(ref: _TensorRef, storage: np.ndarray) -> np.ndarray:
     itemsize = storage.dtype.itemsize
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
-    if ref.offset < 0 or (all(ref.size) and last >= storage.size):
+    negative = ref.offset < 0 or any(s < 0 for s in ref.stride)
+    if negative or (all(ref.size) and last >= storage.size):
         raise CheckpointFormatError(f"tensor view exceeds its storage {ref.storage_key}")
     view = np.lib.stride_tricks.as_strided(
         storage[ref.offset :],
@@ -130,7 +131,7 @@ def _materialise(ref: _TensorRef, storage: np.ndarray) -> np.ndarray:
         strides=tuple(s * itemsize for s in ref.stride),
         writeable=False,
     )
-    return np.ascontiguousarray(view).copy()
+    return np.array(view, order="C")  # an owned, writeable copy, not a view of the file buffer
 
 
 def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
@@ -158,6 +159,8 @@ def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             raise CheckpointFormatError(f"{path}: only little-endian checkpoints are supported")
         state = _unpickle(f)
         storage_keys = _unpickle(f)
+        if not isinstance(state, dict):
+            raise CheckpointFormatError(f"{path}: the checkpoint does not hold a state dict")
         refs = {k: v for k, v in state.items() if isinstance(v, _TensorRef)}
         if len(refs) != len(state):
             raise CheckpointFormatError(f"{path}: state dict holds non-tensor values")

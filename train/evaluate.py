@@ -1,0 +1,118 @@
+"""Evaluate a run's Keras model or an exported .tflite on a split of the run.
+
+    python -m train.evaluate runs/NAME [--model models/skin_lesion_int8.tflite] [--split test] \
+        [--out DIR]
+
+Writes metrics.json (overall and per domain: balanced accuracy, per-class recall, one-vs-rest
+AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion matrix) and PNG
+plots. Probabilities are calibrated with the temperature the model carries, as in the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from train import metrics
+from train.datasets import Skipped
+from train.images import decode_records
+from train.model_card import read_model_card
+from train.pipeline import label_indices
+from train.predict import predict_keras, predict_tflite
+from train.split import SPLIT_CSV, SPLITS, read_split
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.evaluate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("run", type=Path, help="run folder (its split.csv defines the images)")
+    parser.add_argument(
+        "--model", type=Path, help="a .tflite to evaluate instead of the run's model.keras"
+    )
+    parser.add_argument("--split", choices=SPLITS, default="test")
+    parser.add_argument("--out", type=Path, help="output folder (default: RUN/eval-SPLIT-MODEL)")
+    args = parser.parse_args(argv)
+    if not (args.run / SPLIT_CSV).is_file():
+        parser.error(f"{args.run / SPLIT_CSV} not found; is {args.run} a run folder?")
+    if args.model is not None and not args.model.is_file():
+        parser.error(f"--model {args.model}: no such file")
+    if args.model is None and not (args.run / "model.keras").is_file():
+        parser.error(f"{args.run / 'model.keras'} not found and no --model given")
+    return args
+
+
+def card_of(args: argparse.Namespace) -> dict:
+    """The model card the evaluated model carries (a .tflite's own, else the run's)."""
+    if args.model is not None:
+        with zipfile.ZipFile(io.BytesIO(args.model.read_bytes())) as packed:
+            return json.loads(packed.read("model_card.json"))
+    return read_model_card(args.run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    card = card_of(args)
+    skipped = Skipped()
+    pixels, records = decode_records(
+        read_split(args.run / SPLIT_CSV)[args.split], card["input"]["height"], skipped
+    )
+    skipped.warn()
+    if args.model is not None:
+        raw = predict_tflite(args.model, pixels)
+        name = args.model.stem
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        raw = predict_keras(keras.models.load_model(args.run / "model.keras"), pixels)
+        name = "keras"
+    y = label_indices(records)
+    domains = np.array([r.domain for r in records])
+    temperature = card["calibration"]["temperature"]
+    threshold = card["triage"]["malignant_threshold"]
+    probs = metrics.apply_temperature(raw, temperature)
+    report = metrics.report_by_domain(y, probs, domains, threshold)
+    for scope in report:
+        mask = np.ones(len(y), bool) if scope == "overall" else domains == scope
+        report[scope]["ece_uncalibrated"] = metrics.expected_calibration_error(y[mask], raw[mask])
+
+    out = args.out or args.run / f"eval-{args.split}-{name}"
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "model": str(args.model or args.run / "model.keras"),
+        "split": args.split,
+        "temperature": temperature,
+        "malignant_threshold": threshold,
+        "metrics": report,
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    from train.plots import plot_confusion, plot_reliability, plot_roc
+
+    for scope in report:
+        mask = np.ones(len(y), bool) if scope == "overall" else domains == scope
+        title = f"{name}, {args.split} split, {scope}"
+        plot_confusion(y[mask], probs[mask], title, out / f"confusion_{scope}.png")
+        plot_roc(y[mask], probs[mask], title, out / f"roc_{scope}.png")
+        plot_reliability(y[mask], probs[mask], title, out / f"reliability_{scope}.png")
+        r = report[scope]
+        print(
+            f"{scope}: n={r['n']} balanced accuracy {r['balanced_accuracy']:.4f}, "
+            f"AUC {r['auc_ovr']['macro']:.4f}, malignant sensitivity "
+            f"{r['malignant']['sensitivity']:.3f} specificity "
+            f"{r['malignant']['specificity']:.3f}, ECE {r['ece']:.4f}"
+        )
+    print(f"wrote {out}/metrics.json and plots")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
