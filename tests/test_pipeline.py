@@ -1,0 +1,242 @@
+"""The whole pipeline on a small real subset: train (tiny CNN, one epoch) -> export (int8 and
+float32, with metadata) -> MediaPipe and LiteRT clients -> evaluation -> demo server."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.taxonomy import LABELS
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir: Path, tmp_path_factory) -> Path:
+    from train.__main__ import main
+
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    argv = [
+        "--data",
+        str(data_dir / "ham10000"),
+        "--data",
+        str(data_dir / "pad_ufes20"),
+        "--out",
+        str(run),
+        "--backbone",
+        "tiny_cnn",
+        "--epochs",
+        "1",
+        "--image-size",
+        "64",
+        "--batch-size",
+        "16",
+        "--max-images-per-class",
+        "12",
+    ]
+    assert main(argv) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run: Path) -> Path:
+    from export.__main__ import main
+
+    out = tiny_run / "models"
+    # An untrained one-epoch model may lose accuracy to int8; the gate itself is tested below.
+    assert (
+        main(
+            [
+                str(tiny_run),
+                "--out",
+                str(out),
+                "--calibration-images",
+                "24",
+                "--max-loss-points",
+                "100",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_run_folder_has_model_split_and_card(tiny_run: Path):
+    for name in ("model.keras", "model_card.json", "split.csv", "checkpoints/last.weights.h5"):
+        assert (tiny_run / name).is_file(), name
+    card = json.loads((tiny_run / "model_card.json").read_text())
+    assert card["labels"] == list(LABELS)
+    assert card["input"]["height"] == card["input"]["width"] == 64
+    assert "inside the model" in card["preprocessing"]
+    val = card["metrics"]["val"]
+    assert set(val) == {"overall", "dermoscopic", "phone"}
+    for report in val.values():
+        assert 0 <= report["balanced_accuracy"] <= 1
+        assert {"per_class_recall", "auc_ovr", "malignant", "confusion_matrix"} <= set(report)
+    assert set(card["counts"]) == {"train", "val", "test"}
+    assert card["counts"]["train"]["phone"]["mel"] > 0
+    assert card["calibration"]["temperature"] > 0
+    assert 0 <= card["triage"]["malignant_threshold"] <= 1
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_run: Path, tmp_path: Path):
+    import shutil
+
+    from train.__main__ import main
+
+    run = tmp_path / "resumed"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("models", "eval-*"))
+    hparams = json.loads((run / "hparams.json").read_text())
+    (run / "hparams.json").write_text(json.dumps({**hparams, "epochs": 2}))
+    assert main(["--out", str(run), "--resume"]) == 0
+    state = json.loads((run / "checkpoints/state.json").read_text())
+    assert state["epoch"] == 2
+    assert json.loads((run / "model_card.json").read_text())["training"]["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--out", "x"], "give at least one --data folder"),
+        (["--data", "d", "--out", "x", "--epochs", "0"], "--epochs must be at least 1"),
+        (["--data", "d", "--out", "x", "--backbone", "resnet"], "--backbone must be one of"),
+        (["--data", "d", "--out", "x", "--image-size", "8"], "--image-size must be between"),
+        (["--out", "nowhere", "--resume"], "not found; is nowhere a run folder"),
+    ],
+)
+def test_train_cli_usage_errors(argv, message, capsys):
+    from train.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: python -m train" in err and message in err
+
+
+def test_train_cli_rejects_an_empty_or_unknown_data_folder(tmp_path: Path, capsys):
+    from train.__main__ import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
+    assert "no HAM10000_metadata.csv" in capsys.readouterr().err
+    (tmp_path / "classes" / "nv").mkdir(parents=True)
+    assert main(["--data", str(tmp_path / "classes"), "--out", str(tmp_path / "run2")]) == 2
+    assert "the data set is empty" in capsys.readouterr().err
+
+
+def test_export_writes_both_variants_with_reports(exported: Path):
+    int8 = exported / "skin_lesion_int8.tflite"
+    float32 = exported / "skin_lesion_float32.tflite"
+    assert int8.stat().st_size < 0.5 * float32.stat().st_size
+    report = json.loads((exported / "verification.json").read_text())
+    assert report["passed"] is True
+    assert [v["variant"] for v in report["splits"]["val"]] == ["int8", "float32"]
+    float_result = report["splits"]["val"][1]
+    assert float_result["top1_agreement"] > 0.98
+    assert float_result["max_probability_difference"] < 1e-3
+    assert "| int8 |" in (exported / "verification.md").read_text()
+
+
+def test_exported_files_carry_labels_and_model_card(exported: Path, tiny_run: Path):
+    for variant in ("int8", "float32"):
+        data = (exported / f"skin_lesion_{variant}.tflite").read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as packed:
+            assert packed.read("labels.txt").decode().split() == list(LABELS)
+            card = json.loads(packed.read("model_card.json"))
+        assert card["export"]["variant"] == variant
+        assert card["triage"] == json.loads((tiny_run / "model_card.json").read_text())["triage"]
+
+
+@pytest.mark.parametrize("variant", ["int8", "float32"])
+def test_mediapipe_image_classifier_returns_our_category_names(exported: Path, variant: str):
+    """MediaPipe Tasks is the API phone apps use: it must load the file unchanged."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions, vision
+    from PIL import Image
+
+    options = vision.ImageClassifierOptions(
+        base_options=BaseOptions(model_asset_path=str(exported / f"skin_lesion_{variant}.tflite")),
+        max_results=len(LABELS),
+    )
+    pixels = np.asarray(Image.open(SAMPLES / "mel_phone_PAT_233_354_828.jpg").convert("RGB"))
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels))
+    categories = result.classifications[0].categories
+    assert sorted(c.category_name for c in categories) == sorted(LABELS)
+    assert sum(c.score for c in categories) == pytest.approx(1.0, abs=0.05)
+
+
+def test_export_gate_fails_when_a_variant_loses_too_much(tiny_run: Path, tmp_path: Path, capsys):
+    from export.__main__ import main
+
+    # A bound below zero cannot be met: the gate must trip and say why.
+    assert (
+        main(
+            [
+                str(tiny_run),
+                "--out",
+                str(tmp_path),
+                "--variants",
+                "float32",
+                "--max-loss-points",
+                "-1",
+            ]
+        )
+        == 1
+    )
+    assert "accuracy gate failed" in capsys.readouterr().err
+    assert json.loads((tmp_path / "verification.json").read_text())["passed"] is False
+
+
+def test_export_cli_usage_errors(tmp_path: Path, tiny_run: Path, capsys):
+    from export.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    assert "is not a finished run folder" not in capsys.readouterr().err  # names the file
+    with pytest.raises(SystemExit):
+        main([str(tiny_run), "--variants", "int4"])
+    assert "--variants must be" in capsys.readouterr().err
+
+
+def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
+    from train.evaluate import main
+
+    out = tiny_run / "eval"
+    assert (
+        main(
+            [
+                str(tiny_run),
+                "--model",
+                str(exported / "skin_lesion_int8.tflite"),
+                "--split",
+                "test",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    result = json.loads((out / "metrics.json").read_text())
+    assert set(result["metrics"]) == {"overall", "dermoscopic", "phone"}
+    for scope in result["metrics"]:
+        for plot in ("confusion", "roc", "reliability"):
+            assert (out / f"{plot}_{scope}.png").stat().st_size > 1000
+
+
+def test_demo_server_serves_the_exported_model(exported: Path):
+    from demo_server import create_app
+
+    app = create_app({"TESTING": True, "MODEL_PATH": exported / "skin_lesion_int8.tflite"})
+    client = app.test_client()
+    with open(SAMPLES / "nv_dermoscopic_ISIC_0030871.jpg", "rb") as f:
+        response = client.post("/api/v1/classify", data={"image": (f, "nv.jpg")})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["top"]["code"] in LABELS if isinstance(body["top"], dict) else body["top"] in LABELS
