@@ -1,0 +1,1 @@
+"""Export stage: TFLite conversion, quantization, metadata, verification and benchmarks."""
