@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from export.convert import VARIANTS
 from train.taxonomy import LABELS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
@@ -49,20 +50,9 @@ def exported(tiny_run: Path) -> Path:
 
     out = tiny_run / "models"
     # An untrained one-epoch model may lose accuracy to int8; the gate itself is tested below.
-    assert (
-        main(
-            [
-                str(tiny_run),
-                "--out",
-                str(out),
-                "--calibration-images",
-                "24",
-                "--max-loss-points",
-                "100",
-            ]
-        )
-        == 0
-    )
+    variants = ",".join(VARIANTS)
+    argv = f"{tiny_run} --out {out} --calibration-images 24 --variants {variants}"
+    assert main([*argv.split(), "--max-loss-points", "100"]) == 0
     return out
 
 
@@ -136,15 +126,15 @@ def test_export_writes_both_variants_with_reports(exported: Path):
     assert int8.stat().st_size < 0.5 * float32.stat().st_size
     report = json.loads((exported / "verification.json").read_text())
     assert report["passed"] is True
-    assert [v["variant"] for v in report["splits"]["val"]] == ["int8", "float32"]
-    float_result = report["splits"]["val"][1]
+    assert [v["variant"] for v in report["splits"]["val"]] == list(VARIANTS)
+    float_result = report["splits"]["val"][VARIANTS.index("float32")]
     assert float_result["top1_agreement"] > 0.98
     assert float_result["max_probability_difference"] < 1e-3
     assert "| int8 |" in (exported / "verification.md").read_text()
 
 
 def test_exported_files_carry_labels_and_model_card(exported: Path, tiny_run: Path):
-    for variant in ("int8", "float32"):
+    for variant in VARIANTS:
         data = (exported / f"skin_lesion_{variant}.tflite").read_bytes()
         with zipfile.ZipFile(io.BytesIO(data)) as packed:
             assert packed.read("labels.txt").decode().split() == list(LABELS)
@@ -153,23 +143,43 @@ def test_exported_files_carry_labels_and_model_card(exported: Path, tiny_run: Pa
         assert card["triage"] == json.loads((tiny_run / "model_card.json").read_text())["triage"]
 
 
-@pytest.mark.parametrize("variant", ["int8", "float32"])
-def test_mediapipe_image_classifier_returns_our_category_names(exported: Path, variant: str):
-    """MediaPipe Tasks is the API phone apps use: it must load the file unchanged."""
+def mediapipe_classify(model: Path, image: Path, locale: str | None = None):
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
     from PIL import Image
 
     options = vision.ImageClassifierOptions(
-        base_options=BaseOptions(model_asset_path=str(exported / f"skin_lesion_{variant}.tflite")),
+        base_options=BaseOptions(model_asset_path=str(model)),
         max_results=len(LABELS),
+        display_names_locale=locale,
     )
-    pixels = np.asarray(Image.open(SAMPLES / "mel_phone_PAT_233_354_828.jpg").convert("RGB"))
+    pixels = np.asarray(Image.open(image).convert("RGB"))
     with vision.ImageClassifier.create_from_options(options) as classifier:
         result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels))
-    categories = result.classifications[0].categories
+    return result.classifications[0].categories
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "int8_io"])
+def test_mediapipe_image_classifier_returns_our_category_names(exported: Path, variant: str):
+    """MediaPipe Tasks is the API phone apps use: it must load the file unchanged."""
+    categories = mediapipe_classify(
+        exported / f"skin_lesion_{variant}.tflite", SAMPLES / "mel_phone_PAT_233_354_828.jpg", "en"
+    )
     assert sorted(c.category_name for c in categories) == sorted(LABELS)
     assert sum(c.score for c in categories) == pytest.approx(1.0, abs=0.05)
+    assert {c.display_name for c in categories} >= {"Melanoma", "Basal cell carcinoma"}
+
+
+def test_int8_io_variant_is_for_npus_not_mediapipe(exported: Path):
+    """MediaPipe only feeds uint8 or float32 images; the int8-input file is for NPU delegates
+    and LiteRT, and MediaPipe says so instead of misreading it."""
+    from train.predict import predict_tflite
+
+    model = exported / "skin_lesion_int8_io.tflite"
+    with pytest.raises(Exception, match="uint8/float32, got INT8"):
+        mediapipe_classify(model, SAMPLES / "nv_phone_PAT_621_3592_955.jpg")
+    probs = predict_tflite(model, np.full((1, 64, 64, 3), 128, np.uint8))
+    assert probs.shape == (1, len(LABELS)) and probs.sum() == pytest.approx(1.0, abs=0.05)
 
 
 def test_export_gate_fails_when_a_variant_loses_too_much(tiny_run: Path, tmp_path: Path, capsys):
