@@ -1,0 +1,43 @@
+"""Phone-like demo server for the skin-lesion screening model (LiteRT only, never TensorFlow)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from demo_server.config import ServerConfig
+from demo_server.errors import register_error_handlers
+from demo_server.extensions import CLASSIFIER, SETTINGS
+from demo_server.model import Classifier
+from demo_server.security import InMemoryRequest, add_security_headers
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory: loads the model once, then wires blueprints, errors and headers.
+
+    ``config`` is a Flask-style mapping (``MODEL_PATH``, ``MAX_CONTENT_LENGTH``, ``TESTING``...);
+    see ``ServerConfig`` for the server's own keys. Raises ``ModelError`` if the model is unusable.
+    """
+    from demo_server import api, pages
+
+    settings = ServerConfig.from_mapping(config or {})
+    app = Flask(__name__)
+    app.request_class = InMemoryRequest
+    app.json.sort_keys = False
+    app.config.update(settings.flask_config())
+    app.config.update(config or {})
+    app.extensions[SETTINGS] = settings
+    app.extensions[CLASSIFIER] = Classifier.from_file(
+        settings.model_path,
+        interpreters=settings.interpreters,
+        pool_timeout_s=settings.pool_timeout_s,
+        batch_size=settings.explain_grid**2,
+    )
+    app.register_blueprint(api.bp)
+    app.register_blueprint(api.health_bp)
+    app.register_blueprint(pages.bp)
+    register_error_handlers(app)
+    add_security_headers(app)
+    return app

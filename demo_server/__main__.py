@@ -1,0 +1,120 @@
+"""``python -m demo_server``: serve the demo with waitress (never Flask's development server)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import waitress
+
+from demo_server import create_app
+from demo_server.config import DEFAULT_MODEL_PATH, DEFAULT_SAMPLES_DIR, ServerConfig
+from demo_server.extensions import CLASSIFIER
+from demo_server.model import ModelError
+
+# Waitress reads the whole body before calling the app; keep it in memory (never a temporary
+# file) and bounded. Bodies between MAX_CONTENT_LENGTH and this get the app's JSON 413; beyond
+# it waitress answers 413 itself.
+WAITRESS_BODY_FACTOR = 2
+
+
+def waitress_options(config: ServerConfig, threads: int) -> dict[str, object]:
+    """Keyword arguments for waitress.serve / create_server that keep bodies in memory."""
+    limit = config.max_request_bytes * WAITRESS_BODY_FACTOR
+    return {
+        "threads": threads,
+        "max_request_body_size": limit,
+        "inbuf_overflow": limit + 1,
+        "ident": "demo_server",
+    }
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
+    return port
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _probability(text: str) -> float:
+    value = _positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m demo_server",
+        description="Phone-like demo server for the skin-lesion screening model.",
+    )
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .tflite file")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=_port, default=8000)
+    parser.add_argument(
+        "--threads", type=_positive(int), default=4, help="waitress threads = interpreters"
+    )
+    parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES_DIR)
+    parser.add_argument(
+        "--max-upload-mb", type=_positive(float), default=defaults.max_request_bytes / 2**20
+    )
+    parser.add_argument(
+        "--max-megapixels", type=_positive(float), default=defaults.max_pixels / 1e6
+    )
+    parser.add_argument(
+        "--unsure-below",
+        type=_probability,
+        default=defaults.unsure_below,
+        help="mark results unsure when the top probability is below this",
+    )
+    parser.add_argument("--explain-grid", type=_positive(int), default=defaults.explain_grid)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.model.is_file():
+        parser.error(f"model file not found: {args.model}")
+    config = ServerConfig(
+        model_path=args.model,
+        samples_dir=args.samples,
+        max_request_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=int(args.max_megapixels * 1e6),
+        unsure_below=args.unsure_below,
+        interpreters=args.threads,
+        explain_grid=args.explain_grid,
+    )
+    try:
+        app = create_app(config.flask_config())
+    except ModelError as exc:
+        parser.error(str(exc))
+    print(
+        f"Serving {app.extensions[CLASSIFIER].metadata.name} on http://{args.host}:{args.port}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    waitress.serve(app, host=args.host, port=args.port, **waitress_options(config, args.threads))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The JSON API: classify, explain, model metadata, OpenAPI document; and /healthz."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from demo_server import explain as occlusion
+from demo_server.errors import ApiError
+from demo_server.extensions import current_classifier as classifier
+from demo_server.extensions import current_settings as settings
+from demo_server.images import DecodedImage, decode_upload
+from demo_server.model import PoolBusy
+from demo_server.openapi import openapi_document
+from demo_server.screening import disclaimer, screen
+from demo_server.system import process_rss_bytes
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+health_bp = Blueprint("health", __name__)
+
+
+def _upload_bytes() -> bytes:
+    """The image from the multipart field ``image``, or else the raw request body."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise ApiError(400, "no_image", "No multipart field named 'image' in the request.")
+        data = upload.read()
+        if not data:
+            raise ApiError(400, "empty_file", "The uploaded file is empty.")
+        return data
+    data = request.get_data(cache=False)
+    if not data:
+        raise ApiError(
+            400,
+            "no_image",
+            "No image: send it as the multipart field 'image' or as the raw request body.",
+        )
+    return data
+
+
+def _decoded_upload() -> tuple[DecodedImage, float]:
+    start = time.perf_counter()
+    decoded = decode_upload(_upload_bytes(), settings().max_pixels)
+    return decoded, (time.perf_counter() - start) * 1000.0
+
+
+def _model_summary() -> dict[str, str]:
+    meta = classifier().metadata
+    return {"name": meta.name, "version": meta.version}
+
+
+def _image_summary(decoded: DecodedImage) -> dict[str, Any]:
+    return {
+        "format": decoded.format,
+        "mode": decoded.original_mode,
+        "width": decoded.image.width,
+        "height": decoded.image.height,
+    }
+
+
+def _busy() -> ApiError:
+    return ApiError(503, "busy", "The server is busy; try again in a moment.")
+
+
+@bp.post("/classify")
+def classify() -> ResponseReturnValue:
+    """Screen one image: every class's calibrated probability, P(malignant) and triage."""
+    start = time.perf_counter()
+    decoded, decode_ms = _decoded_upload()
+    model = classifier()
+    infer_start = time.perf_counter()
+    try:
+        raw = model.predict(model.to_pixels(decoded.image))
+    except PoolBusy:
+        raise _busy() from None
+    inference_ms = (time.perf_counter() - infer_start) * 1000.0
+    result = screen(raw, model.metadata, settings().unsure_below)
+    body = result.as_json(model.metadata, settings().unsure_below)
+    body.update(
+        model=_model_summary(),
+        image=_image_summary(decoded),
+        timing_ms={
+            "decode": round(decode_ms, 2),
+            "inference": round(inference_ms, 2),
+            "total": round((time.perf_counter() - start) * 1000.0, 2),
+        },
+        disclaimer=disclaimer(model.metadata),
+    )
+    return jsonify(body)
+
+
+@bp.post("/explain")
+def explain() -> ResponseReturnValue:
+    """Occlusion sensitivity: where covering the image lowers the top class's probability."""
+    start = time.perf_counter()
+    decoded, _ = _decoded_upload()
+    model = classifier()
+    try:
+        result = occlusion.occlusion_map(
+            model, model.to_pixels(decoded.image), settings().explain_grid
+        )
+    except PoolBusy:
+        raise _busy() from None
+    meta = model.metadata
+    png = occlusion.heatmap_png(result.drops)
+    return jsonify(
+        method="occlusion",
+        target={
+            "code": meta.labels[result.target],
+            "display_name": meta.display_names[result.target],
+            "probability": round(result.base_probability, 6),
+        },
+        grid_size=result.drops.shape[0],
+        grid=[[round(float(v), 6) for v in row] for row in result.drops],
+        max_drop=round(float(result.drops.max()), 6),
+        heatmap_png="data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+        batched=result.batched,
+        model=_model_summary(),
+        image=_image_summary(decoded),
+        timing_ms={"total": round((time.perf_counter() - start) * 1000.0, 2)},
+        disclaimer=disclaimer(meta),
+    )
+
+
+@bp.get("/model")
+def model_info() -> ResponseReturnValue:
+    """The model card and tensor details, as read from the model file itself."""
+    meta = classifier().metadata
+    return jsonify(
+        name=meta.name,
+        version=meta.version,
+        labels=[
+            {"code": code, "display_name": name, "malignant": code in meta.malignant_labels}
+            for code, name in zip(meta.labels, meta.display_names, strict=True)
+        ],
+        input={"height": meta.input_height, "width": meta.input_width, **meta.input.as_json()},
+        output=meta.output.as_json(),
+        calibration={"temperature": meta.temperature},
+        triage={"malignant_threshold": meta.malignant_threshold},
+        unsure_below=settings().unsure_below,
+        file={"name": meta.file_name, "sha256": meta.file_sha256, "size_bytes": meta.file_size},
+        model_card=meta.card,
+        disclaimer=disclaimer(meta),
+    )
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    return jsonify(openapi_document(settings()))
+
+
+@health_bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """Liveness plus the numbers a load test wants (resident memory, pool size)."""
+    return jsonify(
+        status="ok",
+        model=_model_summary(),
+        interpreters=classifier().pool_size,
+        rss_bytes=process_rss_bytes(),
+    )

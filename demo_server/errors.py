@@ -1,0 +1,52 @@
+"""Every error is JSON ``{"error": {"code", "message"}}``; no stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+}
+
+
+class ApiError(Exception):
+    """A client-facing error with an HTTP status, a stable code and a readable message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify(error={"code": code, "message": message}), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON for our errors, for Werkzeug's HTTP errors and (generically) for everything else."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> tuple[Response, int]:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"The request is larger than the limit of {limit:,} bytes."
+        return error_response(
+            status, HTTP_CODES.get(status, exc.name.lower().replace(" ", "_")), message
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        # The traceback goes to the server log only; it holds no request data.
+        app.logger.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on the server.")

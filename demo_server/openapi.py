@@ -1,0 +1,223 @@
+"""The OpenAPI 3.1 document of the JSON API (its schemas are plain JSON Schema 2020-12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from demo_server.config import ServerConfig
+from demo_server.images import ACCEPTED_MIME_TYPES
+
+_NUM = {"type": "number"}
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+
+
+def _obj(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    required = [name for name in properties if name not in optional]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "code": {**_STR, "description": "Stable machine-readable code."},
+                    "message": {**_STR, "description": "What is wrong, for a person."},
+                }
+            )
+        }
+    ),
+    "ModelSummary": _obj({"name": _STR, "version": _STR}),
+    "ImageSummary": _obj(
+        {
+            "format": {**_STR, "description": "JPEG, MPO, PNG, WEBP or HEIF."},
+            "mode": {**_STR, "description": "Pillow mode before conversion to RGB."},
+            "width": {**_INT, "description": "After applying EXIF orientation."},
+            "height": _INT,
+        }
+    ),
+    "Score": _obj(
+        {
+            "code": _STR,
+            "display_name": _STR,
+            "probability": {**_NUM, "minimum": 0, "maximum": 1},
+            "malignant": {"type": "boolean"},
+        }
+    ),
+    "Classification": _obj(
+        {
+            "scores": {
+                "type": "array",
+                "items": _ref("Score"),
+                "description": "Every class, calibrated, highest first.",
+            },
+            "top": _ref("Score"),
+            "p_malignant": {**_NUM, "minimum": 0, "maximum": 1},
+            "triage": _obj(
+                {
+                    "level": {"enum": ["see_dermatologist", "low_concern"]},
+                    "message": _STR,
+                    "threshold": _NUM,
+                }
+            ),
+            "unsure": {
+                "type": "boolean",
+                "description": "True when the top calibrated probability is below unsure_below.",
+            },
+            "unsure_below": _NUM,
+            "unsure_message": {"type": ["string", "null"]},
+            "calibration": _obj({"temperature": _NUM}),
+            "model": _ref("ModelSummary"),
+            "image": _ref("ImageSummary"),
+            "timing_ms": _obj({"decode": _NUM, "inference": _NUM, "total": _NUM}),
+            "disclaimer": _STR,
+        }
+    ),
+    "Explanation": _obj(
+        {
+            "method": {"const": "occlusion"},
+            "target": _obj({"code": _STR, "display_name": _STR, "probability": _NUM}),
+            "grid_size": _INT,
+            "grid": {
+                "type": "array",
+                "items": {"type": "array", "items": _NUM},
+                "description": "Drop of the target's raw probability when each cell is "
+                "covered with grey; rows top to bottom.",
+            },
+            "max_drop": _NUM,
+            "heatmap_png": {
+                **_STR,
+                "description": "data: URL of a transparent PNG; stretch it over the photo.",
+            },
+            "batched": {"type": "boolean"},
+            "model": _ref("ModelSummary"),
+            "image": _ref("ImageSummary"),
+            "timing_ms": _obj({"total": _NUM}),
+            "disclaimer": _STR,
+        }
+    ),
+    "Tensor": _obj(
+        {
+            "shape": {"type": "array", "items": _INT},
+            "dtype": _STR,
+            "quantization": _obj({"scale": _NUM, "zero_point": _INT}),
+        }
+    ),
+    "ModelInfo": _obj(
+        {
+            "name": _STR,
+            "version": _STR,
+            "labels": {
+                "type": "array",
+                "items": _obj(
+                    {"code": _STR, "display_name": _STR, "malignant": {"type": "boolean"}}
+                ),
+            },
+            "input": {"allOf": [_ref("Tensor"), _obj({"height": _INT, "width": _INT})]},
+            "output": _ref("Tensor"),
+            "calibration": _obj({"temperature": _NUM}),
+            "triage": _obj({"malignant_threshold": _NUM}),
+            "unsure_below": _NUM,
+            "file": _obj({"name": _STR, "sha256": _STR, "size_bytes": _INT}),
+            "model_card": {"type": "object", "description": "model_card.json, as packed."},
+            "disclaimer": _STR,
+        }
+    ),
+    "Health": _obj(
+        {
+            "status": {"const": "ok"},
+            "model": _ref("ModelSummary"),
+            "interpreters": _INT,
+            "rss_bytes": {"type": ["integer", "null"]},
+        }
+    ),
+}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    reasons = {
+        400: "No image, or an empty file.",
+        413: "The request or the image's pixel count is over the limit.",
+        415: "Not an image in a supported format.",
+        422: "A truncated or damaged image.",
+        500: "Unexpected server error (never with details).",
+        503: "Every interpreter is busy.",
+    }
+    return {str(s): _json("Error", reasons[s]) for s in statuses}
+
+
+def _upload_operation(summary: str, schema: str, config: ServerConfig) -> dict[str, Any]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content: dict[str, Any] = {
+        "multipart/form-data": {"schema": _obj({"image": {"type": "string", "format": "binary"}})}
+    }
+    content.update({mime: binary for mime in ACCEPTED_MIME_TYPES})
+    content["application/octet-stream"] = binary
+    return {
+        "summary": summary,
+        "description": (
+            f"The image as multipart field `image` or as the raw body; at most "
+            f"{config.max_request_bytes:,} bytes and {config.max_pixels:,} pixels. EXIF "
+            "orientation is honoured; alpha is composited on white. The image is never stored."
+        ),
+        "requestBody": {"required": True, "content": content},
+        "responses": {"200": _json(schema, "OK"), **_errors(400, 413, 415, 422, 500, 503)},
+    }
+
+
+def openapi_document(config: ServerConfig) -> dict[str, Any]:
+    """The document served at /api/v1/openapi.json (limits filled in from the config)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Skin-lesion screening demo API",
+            "version": "1",
+            "description": "A screening aid, not a diagnosis: results carry a disclaimer and "
+            "point to a dermatologist.",
+        },
+        "paths": {
+            "/api/v1/classify": {
+                "post": _upload_operation(
+                    "Screen one photo of a skin spot", "Classification", config
+                )
+            },
+            "/api/v1/explain": {
+                "post": _upload_operation(
+                    "Occlusion heatmap of where the model looked", "Explanation", config
+                )
+            },
+            "/api/v1/model": {
+                "get": {
+                    "summary": "Model card and tensor details",
+                    "responses": {"200": _json("ModelInfo", "OK")},
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness and memory",
+                    "responses": {"200": _json("Health", "OK")},
+                }
+            },
+        },
+        "components": {"schemas": SCHEMAS},
+    }

@@ -1,0 +1,97 @@
+"""From raw model probabilities to a screening answer: calibration, P(malignant), triage.
+
+This is a screening aid, not a diagnosis; the wording here is what the API and page show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from demo_server.model import ModelMetadata
+
+DEFAULT_DISCLAIMER = (
+    "This is a screening aid, not a diagnosis. It can be wrong, and it has not been cleared as a "
+    "medical device. If a spot is new, changing, bleeding, itchy or worries you, see a "
+    "dermatologist or your doctor, whatever this tool says."
+)
+REFER = "see_dermatologist"
+WATCH = "low_concern"
+TRIAGE_MESSAGES = {
+    REFER: "Have a dermatologist look at this.",
+    WATCH: "Low concern: watch it for changes, and see a doctor if it changes or worries you.",
+}
+UNSURE_MESSAGE = (
+    "The model is unsure about this photo: no class stands out. Try a sharper, closer, "
+    "well-lit photo, and if in doubt have a dermatologist look at it."
+)
+PROBABILITY_FLOOR = 1e-6
+
+
+def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities: p_cal is proportional to p ** (1 / T)."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), PROBABILITY_FLOOR, None)
+    logits = np.log(p) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The answer for one image, in the model's label order."""
+
+    probabilities: tuple[float, ...]
+    top_index: int
+    p_malignant: float
+    triage: str
+    unsure: bool
+
+    def as_json(self, meta: ModelMetadata, unsure_below: float) -> dict[str, Any]:
+        scores = [
+            {
+                "code": code,
+                "display_name": name,
+                "probability": round(p, 6),
+                "malignant": code in meta.malignant_labels,
+            }
+            for code, name, p in zip(
+                meta.labels, meta.display_names, self.probabilities, strict=True
+            )
+        ]
+        return {
+            "scores": sorted(scores, key=lambda s: -s["probability"]),
+            "top": scores[self.top_index],
+            "p_malignant": round(self.p_malignant, 6),
+            "triage": {
+                "level": self.triage,
+                "message": TRIAGE_MESSAGES[self.triage],
+                "threshold": meta.malignant_threshold,
+            },
+            "unsure": self.unsure,
+            "unsure_below": unsure_below,
+            "unsure_message": UNSURE_MESSAGE if self.unsure else None,
+            "calibration": {"temperature": meta.temperature},
+        }
+
+
+def screen(raw: np.ndarray, meta: ModelMetadata, unsure_below: float) -> Screening:
+    """Calibrate raw probabilities and apply the model card's triage threshold."""
+    calibrated = calibrate(raw, meta.temperature)
+    malignant = [i for i, code in enumerate(meta.labels) if code in meta.malignant_labels]
+    p_malignant = float(calibrated[malignant].sum()) if malignant else 0.0
+    top = int(np.argmax(calibrated))
+    return Screening(
+        probabilities=tuple(float(p) for p in calibrated),
+        top_index=top,
+        p_malignant=p_malignant,
+        triage=REFER if p_malignant >= meta.malignant_threshold else WATCH,
+        unsure=bool(calibrated[top] < unsure_below),
+    )
+
+
+def disclaimer(meta: ModelMetadata) -> str:
+    """The model card's disclaimer, or ours when the card has none."""
+    return str(meta.card.get("disclaimer") or DEFAULT_DISCLAIMER)

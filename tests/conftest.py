@@ -1,0 +1,160 @@
+"""Shared pytest fixtures. Keep each helper's fixtures grouped under its own banner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# --------------------------------------------------------------------------------------------
+# demo_server fixtures: a tiny int8 model packed by export.metadata, the app and its client.
+# TensorFlow is imported lazily inside the model builder: tests may use it, demo_server not.
+# --------------------------------------------------------------------------------------------
+
+DEMO_LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+DEMO_DISPLAY_NAMES = (
+    "Actinic keratosis / intraepithelial carcinoma",
+    "Basal cell carcinoma",
+    "Benign keratosis",
+    "Dermatofibroma",
+    "Melanoma",
+    "Melanocytic nevus (mole)",
+    "Vascular lesion",
+)
+DEMO_SIZE = 64
+
+
+def demo_model_card(size: int = DEMO_SIZE) -> dict:
+    """A model card with every key the demo server reads."""
+    return {
+        "name": "tiny-test-model",
+        "version": "0.0.1-test",
+        "labels": list(DEMO_LABELS),
+        "display_names": list(DEMO_DISPLAY_NAMES),
+        "malignant_labels": ["akiec", "bcc", "mel"],
+        "input": {"height": size, "width": size, "dtype": "uint8"},
+        "calibration": {"temperature": 1.5},
+        "triage": {"malignant_threshold": 0.3},
+        "metrics": {"balanced_accuracy": 0.51, "per_class": {"mel": {"recall": 0.4}}},
+        "intended_use": "Testing the demo server only.",
+        "limitations": ["Random weights.", "Knows nothing about skin."],
+        "data_sources": [{"name": "Random noise", "citation": "none", "license": "CC0"}],
+        "license": "Apache-2.0",
+        "disclaimer": "Test disclaimer: not a diagnosis; see a dermatologist.",
+    }
+
+
+def build_demo_model(path: Path, io_type: str = "uint8", size: int = DEMO_SIZE) -> Path:
+    """Tiny random Keras CNN -> TFLite (io_type uint8/int8: full-integer; float32: float)."""
+    import keras
+    import tensorflow as tf
+
+    from export.metadata import ModelInfo, write_metadata
+
+    seeded = keras.initializers.GlorotUniform(seed=0)  # no global seeding: other tests share it
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1.0),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu", kernel_initializer=seeded),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(len(DEMO_LABELS), activation="softmax", kernel_initializer=seeded),
+        ]
+    )
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if io_type != "float32":
+        rng = np.random.default_rng(0)
+
+        def representative():
+            for _ in range(16):
+                yield [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = getattr(tf, io_type)
+        converter.inference_output_type = getattr(tf, io_type)
+    info = ModelInfo(
+        name="tiny-test-model",
+        version="0.0.1-test",
+        description="A tiny random network for the demo server tests.",
+        author="tests",
+        license="Apache-2.0",
+        labels=DEMO_LABELS,
+        display_names=DEMO_DISPLAY_NAMES,
+        input_height=size,
+        input_width=size,
+        model_card=demo_model_card(size),
+    )
+    path.write_bytes(write_metadata(converter.convert(), info))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_model_builder():
+    """`build_demo_model` for tests that need other variants (no `from conftest import`)."""
+    return build_demo_model
+
+
+@pytest.fixture(scope="session")
+def demo_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny full-integer model (uint8 input and output) with metadata, on disk."""
+    return build_demo_model(tmp_path_factory.mktemp("demo_model") / "tiny_int8.tflite")
+
+
+@pytest.fixture(scope="session")
+def demo_samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A samples folder with two small JPEGs, an attribution file and a file never served."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("samples")
+    rng = np.random.default_rng(1)
+    for name in ("mel_1.jpg", "nv_1.jpg"):
+        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / name, quality=90)
+    (folder / "ATTRIBUTION.md").write_text("# Credits\nRandom pixels, CC0.\n")
+    (folder / "notes.txt").write_text("not an image; must not be served")
+    return folder
+
+
+@pytest.fixture()
+def app(demo_model_path: Path, demo_samples_dir: Path):
+    """The demo server app over the tiny model (Flask-tutorial style)."""
+    from demo_server import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "MODEL_PATH": demo_model_path,
+            "SAMPLES_DIR": demo_samples_dir,
+            "INTERPRETERS": 2,
+        }
+    )
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+# --------------------------------------------------------------------------------------------
+# Real-data fixtures (train / export tests). The images live in ../shared/data beside the
+# project. Without them these tests skip with the reason, unless SKINLESION_REQUIRE_DATA=1
+# (set by .ci/run), which turns the skip into a failure.
+# --------------------------------------------------------------------------------------------
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    import os
+
+    root = Path(os.environ.get("SKINLESION_DATA", SHARED_DATA))
+    if not (root / "ham10000" / "HAM10000_metadata.csv").is_file():
+        reason = f"real images not found at {root} (set SKINLESION_DATA to their folder)"
+        if os.environ.get("SKINLESION_REQUIRE_DATA") == "1":
+            pytest.fail(reason + "; SKINLESION_REQUIRE_DATA=1 makes this an error")
+        pytest.skip(reason)
+    return root
