@@ -242,11 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_model_card(run_dir, card)
     for domain, report in val_report.items():
-        print(
-            f"val {domain}: balanced accuracy {report['balanced_accuracy']:.4f}, "
-            f"malignant sensitivity {report['malignant']['sensitivity']:.3f} / specificity "
-            f"{report['malignant']['specificity']:.3f}, ECE {report['ece']:.4f}"
-        )
+        print(f"val {domain}: {metrics.summary_line(report)}")
     print(f"wrote {run_dir / 'model.keras'} and {run_dir / 'model_card.json'}")
     return 0
 

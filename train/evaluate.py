@@ -103,13 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_confusion(y[mask], probs[mask], title, out / f"confusion_{scope}.png")
         plot_roc(y[mask], probs[mask], title, out / f"roc_{scope}.png")
         plot_reliability(y[mask], probs[mask], title, out / f"reliability_{scope}.png")
-        r = report[scope]
-        print(
-            f"{scope}: n={r['n']} balanced accuracy {r['balanced_accuracy']:.4f}, "
-            f"AUC {r['auc_ovr']['macro']:.4f}, malignant sensitivity "
-            f"{r['malignant']['sensitivity']:.3f} specificity "
-            f"{r['malignant']['specificity']:.3f}, ECE {r['ece']:.4f}"
-        )
+        print(f"{scope}: {metrics.summary_line(report[scope])}")
     print(f"wrote {out}/metrics.json and plots")
     return 0
 

@@ -153,3 +153,13 @@ def report_by_domain(
         mask = domains == domain
         result[domain] = classification_report(y_true[mask], probs[mask], threshold)
     return result
+
+
+def summary_line(report: dict) -> str:
+    """One human-readable line of a `classification_report`, for logs."""
+    return (
+        f"n={report['n']} balanced accuracy {report['balanced_accuracy']:.4f}, "
+        f"AUC {report['auc_ovr']['macro']:.4f}, malignant sensitivity "
+        f"{report['malignant']['sensitivity']:.3f} specificity "
+        f"{report['malignant']['specificity']:.3f}, ECE {report['ece']:.4f}"
+    )
