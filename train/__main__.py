@@ -50,6 +50,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
     parser.add_argument(
         "--finetune-learning-rate", type=float, default=defaults.finetune_learning_rate
     )
+    parser.add_argument(
+        "--more-epochs",
+        type=int,
+        default=defaults.more_epochs,
+        help="a third stage with --more-blocks unfrozen (pretrained backbones)",
+    )
+    parser.add_argument("--more-blocks", type=int, default=defaults.more_blocks)
+    parser.add_argument("--more-learning-rate", type=float, default=defaults.more_learning_rate)
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
@@ -179,21 +187,27 @@ def main(argv: list[str] | None = None) -> int:
         stages = [
             (0, head, 0, hp.learning_rate),
             (head, hp.epochs, hp.finetune_blocks, hp.finetune_learning_rate),
+            (hp.epochs, hp.epochs + hp.more_epochs, hp.more_blocks, hp.more_learning_rate),
         ]
     else:
         stages = [(0, hp.epochs, None, hp.learning_rate)]
     for first, last, top_blocks, lr in stages:
         if state["epoch"] >= last:
             continue
+        start = max(first, state["epoch"])
+        steps_per_epoch = int(np.ceil(len(y_train) / hp.batch_size))
         with strategy.scope():
             set_trainable_stage(model, spec, top_blocks)
-            steps = (last - first) * int(np.ceil(len(y_train) / hp.batch_size))
-            schedule = keras.optimizers.schedules.CosineDecay(lr, steps, warmup_target=None)
+            schedule = keras.optimizers.schedules.CosineDecay(lr, (last - first) * steps_per_epoch)
+            optimizer = keras.optimizers.AdamW(schedule, weight_decay=hp.weight_decay)
             model.compile(
-                optimizer=keras.optimizers.AdamW(schedule, weight_decay=hp.weight_decay),
+                optimizer=optimizer,
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
                 weighted_metrics=["accuracy"],
             )
+            # A resumed stage continues its learning-rate schedule where it stopped.
+            optimizer.build(model.trainable_variables)
+            optimizer.iterations.assign((start - first) * steps_per_epoch)
         print(
             f"stage: epochs {first + 1}-{last}, trainable top blocks "
             f"{'all' if top_blocks is None else top_blocks}, lr {lr}",
@@ -201,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         model.fit(
             train_ds,
-            initial_epoch=max(first, state["epoch"]),
+            initial_epoch=start,
             epochs=last,
             callbacks=[EpochEnd()],
             verbose=1 if sys.stdout.isatty() else 2,

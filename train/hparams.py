@@ -10,7 +10,8 @@ class HParams:
     """Everything that decides what a training run produces (saved in the model card).
 
     Pretrained backbones train in stages: `head_epochs` with the backbone frozen, then the rest
-    of `epochs` with the top `finetune_blocks` blocks unfrozen at `finetune_learning_rate`.
+    of `epochs` with the top `finetune_blocks` blocks unfrozen at `finetune_learning_rate`, then,
+    if it pays, `more_epochs` with the top `more_blocks` blocks at `more_learning_rate`.
     """
 
     backbone: str = "tiny_cnn"
@@ -21,6 +22,9 @@ class HParams:
     batch_size: int = 32
     learning_rate: float = 1e-3
     finetune_learning_rate: float = 2e-4
+    more_epochs: int = 0
+    more_blocks: int = 12
+    more_learning_rate: float = 1e-4
     weight_decay: float = 1e-4
     dropout: float = 0.2
     label_smoothing: float = 0.05
