@@ -7,21 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from train.taxonomy import DISPLAY_NAMES, LABELS
+
 # --------------------------------------------------------------------------------------------
 # demo_server fixtures: a tiny int8 model packed by export.metadata, the app and its client.
 # TensorFlow is imported lazily inside the model builder: tests may use it, demo_server not.
 # --------------------------------------------------------------------------------------------
 
-DEMO_LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-DEMO_DISPLAY_NAMES = (
-    "Actinic keratosis / intraepithelial carcinoma",
-    "Basal cell carcinoma",
-    "Benign keratosis",
-    "Dermatofibroma",
-    "Melanoma",
-    "Melanocytic nevus (mole)",
-    "Vascular lesion",
-)
+DEMO_LABELS = LABELS
+DEMO_DISPLAY_NAMES = tuple(DISPLAY_NAMES[code] for code in LABELS)
 DEMO_SIZE = 64
 
 
@@ -45,10 +39,21 @@ def demo_model_card(size: int = DEMO_SIZE) -> dict:
     }
 
 
+IO_TYPE_VARIANTS = {"float32": "float32", "uint8": "int8", "int8": "int8_io"}
+
+
+def convert_for_io(model, io_type: str, size: int) -> bytes:
+    """The export stage's own conversion, for a model whose input/output is `io_type`."""
+    from export.convert import QuantizationConfig, convert
+
+    images = np.random.default_rng(0).uniform(0, 255, (16, size, size, 3)).astype(np.uint8)
+    variant = IO_TYPE_VARIANTS[io_type]
+    return convert(model, QuantizationConfig(variant, images if variant != "float32" else None))
+
+
 def build_demo_model(path: Path, io_type: str = "uint8", size: int = DEMO_SIZE) -> Path:
     """Tiny random Keras CNN -> TFLite (io_type uint8/int8: full-integer; float32: float)."""
     import keras
-    import tensorflow as tf
 
     from export.metadata import ModelInfo, write_metadata
 
@@ -62,19 +67,7 @@ def build_demo_model(path: Path, io_type: str = "uint8", size: int = DEMO_SIZE) 
             keras.layers.Dense(len(DEMO_LABELS), activation="softmax", kernel_initializer=seeded),
         ]
     )
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if io_type != "float32":
-        rng = np.random.default_rng(0)
-
-        def representative():
-            for _ in range(16):
-                yield [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = getattr(tf, io_type)
-        converter.inference_output_type = getattr(tf, io_type)
+    flatbuffer = convert_for_io(model, io_type, size)
     info = ModelInfo(
         name="tiny-test-model",
         version="0.0.1-test",
@@ -87,7 +80,7 @@ def build_demo_model(path: Path, io_type: str = "uint8", size: int = DEMO_SIZE) 
         input_width=size,
         model_card=demo_model_card(size),
     )
-    path.write_bytes(write_metadata(converter.convert(), info))
+    path.write_bytes(write_metadata(flatbuffer, info))
     return path
 
 

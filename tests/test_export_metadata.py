@@ -34,22 +34,13 @@ def _tiny_keras_model():
 
 def _convert(keras_model, io_type: str) -> bytes:
     """float32 model, or a full-integer model with `io_type` ("uint8"/"int8") input and output."""
-    import tensorflow as tf
+    from export.convert import QuantizationConfig, convert
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    if io_type != "float32":
-        rng = np.random.default_rng(0)
-
-        def representative():
-            for _ in range(8):
-                yield [rng.uniform(0, 255, (1, SIZE, SIZE, 3)).astype(np.float32)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.as_dtype(io_type)
-        converter.inference_output_type = tf.as_dtype(io_type)
-    return converter.convert()
+    variant = {"float32": "float32", "uint8": "int8", "int8": "int8_io"}[io_type]
+    images = np.random.default_rng(0).uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.uint8)
+    return convert(
+        keras_model, QuantizationConfig(variant, None if variant == "float32" else images)
+    )
 
 
 @pytest.fixture(scope="module")
