@@ -41,9 +41,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"The request is larger than the limit of {limit:,} bytes."
-        return error_response(
+        response, status = error_response(
             status, HTTP_CODES.get(status, exc.name.lower().replace(" ", "_")), message
         )
+        # Keep the exception's own headers but its HTML content type: e.g. a 405's `Allow`.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

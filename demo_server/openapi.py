@@ -156,12 +156,21 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _upload_operation(summary: str, schema: str, config: ServerConfig) -> dict[str, Any]:
-    binary = {"schema": {"type": "string", "format": "binary"}}
-    content: dict[str, Any] = {
-        "multipart/form-data": {"schema": _obj({"image": {"type": "string", "format": "binary"}})}
+    # JSON Schema cannot say "a decodable image": the media types say which files are accepted
+    # (the format is sniffed from the bytes; anything else is a 415 or 422).
+    file = {
+        "type": "string",
+        "format": "binary",
+        "description": "A JPEG, PNG, WebP or HEIC/HEIF image.",
     }
-    content.update({mime: binary for mime in ACCEPTED_MIME_TYPES})
-    content["application/octet-stream"] = binary
+    raw_types = (*ACCEPTED_MIME_TYPES, "application/octet-stream")
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": _obj({"image": file}),
+            "encoding": {"image": {"contentType": ", ".join(raw_types)}},
+        }
+    }
+    content.update({mime: {"schema": file} for mime in raw_types})
     return {
         "summary": summary,
         "description": (
