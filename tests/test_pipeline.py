@@ -238,6 +238,22 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
     for scope in result["metrics"]:
         for plot in ("confusion", "roc", "reliability"):
             assert (out / f"{plot}_{scope}.png").stat().st_size > 1000
+    report = (out / "report.md").read_text()
+    assert "| balanced accuracy |" in report and "| mel |" in report
+
+
+def test_evaluate_can_record_test_metrics_in_the_run_card(tiny_run: Path, tmp_path: Path):
+    import shutil
+
+    from train.evaluate import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("models", "eval*"))
+    assert main([str(run), "--split", "test", "--update-card", "--out", str(tmp_path / "e")]) == 0
+    card = json.loads((run / "model_card.json").read_text())
+    recorded = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]
+    assert card["metrics"]["test"] == recorded
+    assert "val" in card["metrics"]
 
 
 def test_demo_server_serves_the_exported_model(exported: Path):

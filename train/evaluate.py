@@ -3,9 +3,10 @@
     python -m train.evaluate runs/NAME [--model models/skin_lesion_int8.tflite] [--split test] \
         [--out DIR]
 
-Writes metrics.json (overall and per domain: balanced accuracy, per-class recall, one-vs-rest
-AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion matrix) and PNG
-plots. Probabilities are calibrated with the temperature the model carries, as in the app.
+Writes metrics.json and report.md (overall and per domain: balanced accuracy, per-class recall,
+one-vs-rest AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion
+matrix) and PNG plots. Probabilities are calibrated with the temperature the model carries, as
+in the app.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import numpy as np
 from train import metrics
 from train.datasets import Skipped
 from train.images import decode_records
-from train.model_card import read_model_card
+from train.model_card import read_model_card, write_model_card
 from train.pipeline import label_indices
 from train.predict import predict_keras, predict_tflite
+from train.report_md import metrics_markdown
 from train.split import SPLIT_CSV, SPLITS, read_split
 
 
@@ -39,7 +41,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--split", choices=SPLITS, default="test")
     parser.add_argument("--out", type=Path, help="output folder (default: RUN/eval-SPLIT-MODEL)")
+    parser.add_argument(
+        "--update-card",
+        action="store_true",
+        help="record these metrics in the run's model_card.json (Keras model only), so the "
+        "exported files carry them",
+    )
     args = parser.parse_args(argv)
+    if args.update_card and args.model is not None:
+        parser.error("--update-card records the run's own Keras model; drop --model")
     if not (args.run / SPLIT_CSV).is_file():
         parser.error(f"{args.run / SPLIT_CSV} not found; is {args.run} a run folder?")
     if args.model is not None and not args.model.is_file():
@@ -94,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": report,
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(metrics_markdown(result), encoding="utf-8")
+    if args.update_card:
+        card["metrics"][args.split] = report
+        write_model_card(args.run, card)
 
     from train.plots import plot_confusion, plot_reliability, plot_roc
 
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_roc(y[mask], probs[mask], title, out / f"roc_{scope}.png")
         plot_reliability(y[mask], probs[mask], title, out / f"reliability_{scope}.png")
         print(f"{scope}: {metrics.summary_line(report[scope])}")
-    print(f"wrote {out}/metrics.json and plots")
+    print(f"wrote {out}/metrics.json, report.md and plots")
     return 0
 
 
