@@ -1,0 +1,130 @@
+"""The "not a skin lesion" gate on a small real subset: fit -> export -> the server's LesionGate."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from train.non_skin_images import non_skin_images
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
+MUST_REJECT = ("skimage.chelsea", "skimage.coffee", "white", "black", "document")
+
+
+@pytest.fixture(scope="module")
+def gate_run(data_dir: Path, tmp_path_factory) -> Path:
+    """A run folder with a small grouped split and a gate fitted on ~300 train images."""
+    from train.datasets import Skipped, load_dataset, merge_identical_images
+    from train.lesion_gate import GATE_JSON, GATE_KERAS, fit_lesion_gate
+    from train.split import SPLIT_CSV, SplitFractions, grouped_split, write_split
+    from train.subset import take_per_class
+
+    run = tmp_path_factory.mktemp("runs") / "gate"
+    run.mkdir()
+    records = []
+    for name in ("ham10000", "pad_ufes20", "pad_ufes20_cutouts"):
+        records += load_dataset(data_dir / name, Skipped())
+    records = take_per_class(merge_identical_images(records), 40, seed=0)
+    write_split(run / SPLIT_CSV, grouped_split(records, SplitFractions(), seed=0))
+    model, info = fit_lesion_gate(run / SPLIT_CSV, image_size=128, max_images=300)
+    model.save(run / GATE_KERAS)
+    (run / GATE_JSON).write_text(json.dumps(info))
+    return run
+
+
+@pytest.fixture(scope="module")
+def gate_file(gate_run: Path) -> Path:
+    from export.lesion_gate import export_lesion_gate
+
+    return export_lesion_gate(gate_run, gate_run / "models")
+
+
+@pytest.fixture(scope="module")
+def gate(gate_file: Path):
+    from demo_server.lesion_gate import LesionGate
+
+    return LesionGate.from_file(gate_file)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_sample_lesion_photos_are_accepted(gate):
+    for path in sorted(SAMPLES.glob("*.jpg")):
+        with Image.open(path) as image:
+            result = gate.check(image.convert("RGB"))
+        assert result.is_lesion, f"{path.name}: {result}"
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MUST_REJECT)
+def test_non_skin_images_are_rejected(gate, name: str):
+    result = gate.check(non_skin_images()[name])
+    assert not result.is_lesion, f"{name}: {result}"
+    assert result.distance > result.threshold
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_json_round_trip(gate_file: Path, gate):
+    data = gate_file.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.getinfo("lesion_gate.json").compress_type == zipfile.ZIP_STORED
+        info = json.loads(archive.read("lesion_gate.json"))
+    assert info["output"] == "squared Mahalanobis distance"
+    assert {"threshold", "image_size", "components", "measured"} <= set(info)
+    assert gate.threshold == pytest.approx(info["threshold"])
+    assert gate.image_size == info["image_size"] == 128
+    report = json.loads((gate_file.parent / "lesion_gate_report.json").read_text())
+    assert len(report["measured"]["non_skin"]) == len(non_skin_images())
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_litert_ignores_the_appended_zip(gate_file: Path):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = gate_file.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        end = min(member.header_offset for member in archive.infolist())
+    outputs = []
+    for model in (data, data[:end]):
+        interpreter = Interpreter(model_content=model)
+        interpreter.allocate_tensors()
+        inp = interpreter.get_input_details()[0]
+        interpreter.set_tensor(inp["index"], np.full(inp["shape"], 128, inp["dtype"]))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    assert end < len(data) and outputs[0] == outputs[1]
+
+
+def test_missing_run_folder_is_a_usage_error(tmp_path: Path, capsys):
+    from train.lesion_gate import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "no_such_run")])
+    assert exit_info.value.code == 2
+    assert "split.csv" in capsys.readouterr().err
+
+
+def test_export_without_a_fitted_gate_is_a_usage_error(tmp_path: Path, capsys):
+    from export.lesion_gate import main
+
+    (tmp_path / "split.csv").write_text("split,path,label,group,domain,source\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), "--out", str(tmp_path / "models")])
+    assert exit_info.value.code == 2
+    assert "lesion_gate" in capsys.readouterr().err
+
+
+def test_synthetic_frames_are_deterministic():
+    first, second = non_skin_images(), non_skin_images()
+    assert list(first) == list(second)
+    assert all(im.tobytes() == second[name].tobytes() for name, im in first.items())
+    assert all(im.mode == "RGB" for im in first.values())
