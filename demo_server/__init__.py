@@ -9,8 +9,9 @@ from flask import Flask
 
 from demo_server.config import ServerConfig
 from demo_server.errors import register_error_handlers
-from demo_server.extensions import CLASSIFIER, SETTINGS
-from demo_server.model import Classifier
+from demo_server.extensions import CLASSIFIER, LESION_GATE, SETTINGS
+from demo_server.lesion_gate import GateError, LesionGate
+from demo_server.model import Classifier, ModelError
 from demo_server.security import InMemoryRequest, add_security_headers
 
 
@@ -18,7 +19,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Application factory: loads the model once, then wires blueprints, errors and headers.
 
     ``config`` is a Flask-style mapping (``MODEL_PATH``, ``MAX_CONTENT_LENGTH``, ``TESTING``...);
-    see ``ServerConfig`` for the server's own keys. Raises ``ModelError`` if the model is unusable.
+    see ``ServerConfig`` for the server's own keys. Raises ``ModelError`` if the model or the
+    lesion gate (``LESION_GATE_PATH``; None means no gate) is unusable.
     """
     from demo_server import api, pages
 
@@ -35,9 +37,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         pool_timeout_s=settings.pool_timeout_s,
         batch_size=settings.explain_grid**2,
     )
+    app.extensions[LESION_GATE] = _load_gate(settings)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.health_bp)
     app.register_blueprint(pages.bp)
     register_error_handlers(app)
     add_security_headers(app)
     return app
+
+
+def _load_gate(settings: ServerConfig) -> LesionGate | None:
+    """The gate gets its own pool, sized like the classifier's (one interpreter per thread)."""
+    if settings.lesion_gate_path is None:
+        return None
+    try:
+        return LesionGate.from_file(
+            settings.lesion_gate_path,
+            interpreters=settings.interpreters,
+            threads=1,
+            pool_timeout_s=settings.pool_timeout_s,
+        )
+    except GateError as exc:
+        raise ModelError(f"lesion gate {settings.lesion_gate_path}: {exc}") from None

@@ -10,7 +10,12 @@ from pathlib import Path
 import waitress
 
 from demo_server import create_app
-from demo_server.config import DEFAULT_MODEL_PATH, DEFAULT_SAMPLES_DIR, ServerConfig
+from demo_server.config import (
+    DEFAULT_LESION_GATE_PATH,
+    DEFAULT_MODEL_PATH,
+    DEFAULT_SAMPLES_DIR,
+    ServerConfig,
+)
 from demo_server.extensions import CLASSIFIER
 from demo_server.model import ModelError
 
@@ -87,6 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="mark results unsure when the top probability is below this",
     )
     parser.add_argument("--explain-grid", type=_positive(int), default=defaults.explain_grid)
+    gate = parser.add_mutually_exclusive_group()
+    gate.add_argument(
+        "--lesion-gate",
+        type=Path,
+        default=defaults.lesion_gate_path,
+        metavar="PATH",
+        help='the "not a skin lesion" gate .tflite '
+        f"(default {DEFAULT_LESION_GATE_PATH} when it exists, else no gate)",
+    )
+    gate.add_argument(
+        "--no-lesion-gate",
+        dest="lesion_gate",
+        action="store_const",
+        const=None,
+        help="classify every image, even ones that do not look like a skin lesion",
+    )
     return parser
 
 
@@ -95,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"model file not found: {args.model}")
+    if args.lesion_gate is not None and not args.lesion_gate.is_file():
+        parser.error(f"lesion gate file not found: {args.lesion_gate}")
     config = ServerConfig(
         model_path=args.model,
         samples_dir=args.samples,
@@ -103,13 +126,16 @@ def main(argv: list[str] | None = None) -> None:
         unsure_below=args.unsure_below,
         interpreters=args.threads,
         explain_grid=args.explain_grid,
+        lesion_gate_path=args.lesion_gate,
     )
     try:
         app = create_app(config.flask_config())
     except ModelError as exc:
         parser.error(str(exc))
+    gate = f"lesion gate {config.lesion_gate_path.name}" if config.lesion_gate_path else "no gate"
     print(
-        f"Serving {app.extensions[CLASSIFIER].metadata.name} on http://{args.host}:{args.port}/",
+        f"Serving {app.extensions[CLASSIFIER].metadata.name} ({gate}) "
+        f"on http://{args.host}:{args.port}/",
         file=sys.stderr,
         flush=True,
     )

@@ -6,17 +6,26 @@ import base64
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from demo_server import explain as occlusion
 from demo_server.errors import ApiError
 from demo_server.extensions import current_classifier as classifier
+from demo_server.extensions import current_lesion_gate as lesion_gate
 from demo_server.extensions import current_settings as settings
 from demo_server.images import DecodedImage, decode_upload
+from demo_server.lesion_gate import GateResult
 from demo_server.model import PoolBusy
 from demo_server.openapi import openapi_document
-from demo_server.screening import disclaimer, screen
+from demo_server.screening import (
+    CLASSIFIED,
+    NOT_A_LESION,
+    NOT_A_LESION_MESSAGE,
+    disclaimer,
+    lesion_check_json,
+    screen,
+)
 from demo_server.system import process_rss_bytes
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -67,11 +76,68 @@ def _busy() -> ApiError:
     return ApiError(503, "busy", "The server is busy; try again in a moment.")
 
 
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 2)
+
+
+def _gate_check(decoded: DecodedImage) -> tuple[GateResult | None, float | None]:
+    """The "not a skin lesion" gate's verdict and its time in ms (None, None without a gate)."""
+    gate = lesion_gate()
+    if gate is None:
+        return None, None
+    start = time.perf_counter()
+    try:
+        result = gate.check(decoded.image)
+    except PoolBusy:
+        raise _busy() from None
+    return result, _ms_since(start)
+
+
+def _not_a_lesion(
+    check: GateResult, decoded: DecodedImage, timing_ms: dict[str, float | None]
+) -> Response:
+    """The answer for a photo the gate rejects: no scores, no top class, no triage."""
+    return jsonify(
+        lesion_check=lesion_check_json(check),
+        verdict=NOT_A_LESION,
+        message=NOT_A_LESION_MESSAGE,
+        model=_model_summary(),
+        image=_image_summary(decoded),
+        timing_ms=timing_ms,
+        disclaimer=disclaimer(classifier().metadata),
+    )
+
+
+def _gate_info(with_file: bool) -> dict[str, Any]:
+    gate = lesion_gate()
+    info: dict[str, Any] = {
+        "loaded": gate is not None,
+        "threshold": gate.threshold if gate else None,
+        "interpreters": gate.pool_size if gate else None,
+    }
+    if with_file:
+        info["image_size"] = gate.image_size if gate else None
+        info["file"] = (
+            {"name": gate.file_name, "sha256": gate.file_sha256, "size_bytes": gate.file_size}
+            if gate
+            else None
+        )
+    return info
+
+
 @bp.post("/classify")
 def classify() -> ResponseReturnValue:
-    """Screen one image: every class's calibrated probability, P(malignant) and triage."""
+    """Screen one image: every class's calibrated probability, P(malignant) and triage.
+
+    With a lesion gate loaded, a photo that does not look like a skin lesion gets the
+    ``not_a_lesion`` verdict instead (still 200, with no scores, top class or triage).
+    """
     start = time.perf_counter()
     decoded, decode_ms = _decoded_upload()
+    check, gate_ms = _gate_check(decoded)
+    if check is not None and not check.is_lesion:
+        timing = {"decode": round(decode_ms, 2), "gate": gate_ms, "total": _ms_since(start)}
+        return _not_a_lesion(check, decoded, timing)
     model = classifier()
     infer_start = time.perf_counter()
     try:
@@ -80,14 +146,16 @@ def classify() -> ResponseReturnValue:
         raise _busy() from None
     inference_ms = (time.perf_counter() - infer_start) * 1000.0
     result = screen(raw, model.metadata, settings().unsure_below)
-    body = result.as_json(model.metadata, settings().unsure_below)
+    body: dict[str, Any] = {"lesion_check": lesion_check_json(check), "verdict": CLASSIFIED}
+    body.update(result.as_json(model.metadata, settings().unsure_below))
     body.update(
         model=_model_summary(),
         image=_image_summary(decoded),
         timing_ms={
             "decode": round(decode_ms, 2),
+            "gate": gate_ms,
             "inference": round(inference_ms, 2),
-            "total": round((time.perf_counter() - start) * 1000.0, 2),
+            "total": _ms_since(start),
         },
         disclaimer=disclaimer(model.metadata),
     )
@@ -96,9 +164,16 @@ def classify() -> ResponseReturnValue:
 
 @bp.post("/explain")
 def explain() -> ResponseReturnValue:
-    """Occlusion sensitivity: where covering the image lowers the top class's probability."""
+    """Occlusion sensitivity: where covering the image lowers the top class's probability.
+
+    A photo the lesion gate rejects gets the same 200 ``not_a_lesion`` answer as classify.
+    """
     start = time.perf_counter()
-    decoded, _ = _decoded_upload()
+    decoded, decode_ms = _decoded_upload()
+    check, gate_ms = _gate_check(decoded)
+    if check is not None and not check.is_lesion:
+        timing = {"decode": round(decode_ms, 2), "gate": gate_ms, "total": _ms_since(start)}
+        return _not_a_lesion(check, decoded, timing)
     model = classifier()
     try:
         result = occlusion.occlusion_map(
@@ -109,6 +184,8 @@ def explain() -> ResponseReturnValue:
     meta = model.metadata
     png = occlusion.heatmap_png(result.drops)
     return jsonify(
+        lesion_check=lesion_check_json(check),
+        verdict=CLASSIFIED,
         method="occlusion",
         target={
             "code": meta.labels[result.target],
@@ -122,7 +199,7 @@ def explain() -> ResponseReturnValue:
         batched=result.batched,
         model=_model_summary(),
         image=_image_summary(decoded),
-        timing_ms={"total": round((time.perf_counter() - start) * 1000.0, 2)},
+        timing_ms={"gate": gate_ms, "total": _ms_since(start)},
         disclaimer=disclaimer(meta),
     )
 
@@ -143,6 +220,7 @@ def model_info() -> ResponseReturnValue:
         calibration={"temperature": meta.temperature},
         triage={"malignant_threshold": meta.malignant_threshold},
         unsure_below=settings().unsure_below,
+        lesion_gate=_gate_info(with_file=True),
         file={"name": meta.file_name, "sha256": meta.file_sha256, "size_bytes": meta.file_size},
         model_card=meta.card,
         disclaimer=disclaimer(meta),
@@ -161,5 +239,6 @@ def healthz() -> ResponseReturnValue:
         status="ok",
         model=_model_summary(),
         interpreters=classifier().pool_size,
+        lesion_gate=_gate_info(with_file=False),
         rss_bytes=process_rss_bytes(),
     )

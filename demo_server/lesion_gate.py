@@ -7,16 +7,20 @@ and input size. No TensorFlow and nothing from train/ or export/ is imported her
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import queue
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
+
+from demo_server.model import PoolBusy
 
 GATE_JSON = "lesion_gate.json"
 
@@ -44,12 +48,25 @@ def _read_json(model: bytes) -> dict:
 class LesionGate:
     """A small pool of LiteRT interpreters (one is not thread-safe) over the gate model."""
 
-    def __init__(self, model: bytes, interpreters: int = 2, threads: int = 1) -> None:
+    def __init__(
+        self,
+        model: bytes,
+        interpreters: int = 2,
+        threads: int = 1,
+        pool_timeout_s: float | None = None,
+        file_name: str = "lesion_gate.tflite",
+    ) -> None:
+        """`pool_timeout_s`: how long a check waits for a free interpreter before PoolBusy."""
         if interpreters < 1:
             raise ValueError("need at least one interpreter")
         info = _read_json(model)
         self.threshold: float = info["threshold"]
         self.image_size: int = info["image_size"]
+        self.pool_size = interpreters
+        self.file_name = file_name
+        self.file_sha256 = hashlib.sha256(model).hexdigest()
+        self.file_size = len(model)
+        self._pool_timeout_s = pool_timeout_s
         self._pool: queue.Queue[Interpreter] = queue.Queue()
         for _ in range(interpreters):
             try:
@@ -63,16 +80,19 @@ class LesionGate:
             raise GateError(f"input shape {shape} does not match image_size {self.image_size}")
 
     @classmethod
-    def from_file(cls, path: Path, **kwargs: int) -> LesionGate:
+    def from_file(cls, path: Path, **kwargs: Any) -> LesionGate:
         try:
             model = Path(path).read_bytes()
         except OSError as error:
             raise GateError(f"cannot read gate file {path}: {error.strerror}") from None
-        return cls(model, **kwargs)
+        return cls(model, file_name=Path(path).name, **kwargs)
 
     def distance(self, pixels: np.ndarray) -> float:
         """Squared distance for one image_size x image_size x 3 uint8 image."""
-        interpreter = self._pool.get()
+        try:
+            interpreter = self._pool.get(timeout=self._pool_timeout_s)
+        except queue.Empty:
+            raise PoolBusy() from None
         try:
             inp = interpreter.get_input_details()[0]
             out = interpreter.get_output_details()[0]

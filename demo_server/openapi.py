@@ -6,10 +6,13 @@ from typing import Any
 
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
+from demo_server.screening import CLASSIFIED, NOT_A_LESION, NOT_A_LESION_MESSAGE
 
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
+_NULLABLE_NUM = {"type": ["number", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
 
 
 def _obj(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -19,6 +22,22 @@ def _obj(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_LESION_CHECK = {
+    **_nullable(_ref("LesionCheck")),
+    "description": "The lesion gate's verdict; null when the server runs without a gate.",
+}
+_CLASSIFIED = {
+    "const": CLASSIFIED,
+    "description": f"`{CLASSIFIED}`, or `{NOT_A_LESION}` (see NotALesion) when the lesion gate "
+    "rejects the photo.",
+}
+_GATE_MS = {**_NULLABLE_NUM, "description": "Time in the lesion gate; null without a gate."}
 
 
 SCHEMAS: dict[str, Any] = {
@@ -49,8 +68,35 @@ SCHEMAS: dict[str, Any] = {
             "malignant": {"type": "boolean"},
         }
     ),
+    "LesionCheck": _obj(
+        {
+            "is_lesion": {
+                "type": "boolean",
+                "description": "False when distance is above threshold: not a skin-lesion photo.",
+            },
+            "distance": {
+                **_NUM,
+                "description": "Squared Mahalanobis distance of the photo's features from "
+                "those of lesion photos.",
+            },
+            "threshold": _NUM,
+        }
+    ),
+    "NotALesion": _obj(
+        {
+            "lesion_check": {"allOf": [_ref("LesionCheck"), _obj({"is_lesion": {"const": False}})]},
+            "verdict": {"const": NOT_A_LESION},
+            "message": {**_STR, "description": f"For a person, e.g. {NOT_A_LESION_MESSAGE!r}"},
+            "model": _ref("ModelSummary"),
+            "image": _ref("ImageSummary"),
+            "timing_ms": _obj({"decode": _NUM, "gate": _NUM, "total": _NUM}),
+            "disclaimer": _STR,
+        }
+    ),
     "Classification": _obj(
         {
+            "lesion_check": _LESION_CHECK,
+            "verdict": _CLASSIFIED,
             "scores": {
                 "type": "array",
                 "items": _ref("Score"),
@@ -74,12 +120,14 @@ SCHEMAS: dict[str, Any] = {
             "calibration": _obj({"temperature": _NUM}),
             "model": _ref("ModelSummary"),
             "image": _ref("ImageSummary"),
-            "timing_ms": _obj({"decode": _NUM, "inference": _NUM, "total": _NUM}),
+            "timing_ms": _obj({"decode": _NUM, "gate": _GATE_MS, "inference": _NUM, "total": _NUM}),
             "disclaimer": _STR,
         }
     ),
     "Explanation": _obj(
         {
+            "lesion_check": _LESION_CHECK,
+            "verdict": _CLASSIFIED,
             "method": {"const": "occlusion"},
             "target": _obj({"code": _STR, "display_name": _STR, "probability": _NUM}),
             "grid_size": _INT,
@@ -97,7 +145,7 @@ SCHEMAS: dict[str, Any] = {
             "batched": {"type": "boolean"},
             "model": _ref("ModelSummary"),
             "image": _ref("ImageSummary"),
-            "timing_ms": _obj({"total": _NUM}),
+            "timing_ms": _obj({"gate": _GATE_MS, "total": _NUM}),
             "disclaimer": _STR,
         }
     ),
@@ -123,9 +171,23 @@ SCHEMAS: dict[str, Any] = {
             "calibration": _obj({"temperature": _NUM}),
             "triage": _obj({"malignant_threshold": _NUM}),
             "unsure_below": _NUM,
+            "lesion_gate": _ref("LesionGateInfo"),
             "file": _obj({"name": _STR, "sha256": _STR, "size_bytes": _INT}),
             "model_card": {"type": "object", "description": "model_card.json, as packed."},
             "disclaimer": _STR,
+        }
+    ),
+    "LesionGateInfo": _obj(
+        {
+            "loaded": {
+                "type": "boolean",
+                "description": "Whether photos are checked for looking like a skin lesion "
+                "before they are classified.",
+            },
+            "threshold": _NULLABLE_NUM,
+            "interpreters": _NULLABLE_INT,
+            "image_size": _NULLABLE_INT,
+            "file": _nullable(_obj({"name": _STR, "sha256": _STR, "size_bytes": _INT})),
         }
     ),
     "Health": _obj(
@@ -133,14 +195,22 @@ SCHEMAS: dict[str, Any] = {
             "status": {"const": "ok"},
             "model": _ref("ModelSummary"),
             "interpreters": _INT,
+            "lesion_gate": _obj(
+                {
+                    "loaded": {"type": "boolean"},
+                    "threshold": _NULLABLE_NUM,
+                    "interpreters": _NULLABLE_INT,
+                }
+            ),
             "rss_bytes": {"type": ["integer", "null"]},
         }
     ),
 }
 
 
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+def _json(schema: str | dict[str, Any], description: str) -> dict[str, Any]:
+    body = _ref(schema) if isinstance(schema, str) else schema
+    return {"description": description, "content": {"application/json": {"schema": body}}}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -156,6 +226,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _upload_operation(summary: str, schema: str, config: ServerConfig) -> dict[str, Any]:
+    """An upload route: 200 is `schema`, or NotALesion when the lesion gate rejects the photo."""
     # JSON Schema cannot say "a decodable image": the media types say which files are accepted
     # (the format is sniffed from the bytes; anything else is a 415 or 422).
     file = {
@@ -176,10 +247,19 @@ def _upload_operation(summary: str, schema: str, config: ServerConfig) -> dict[s
         "description": (
             f"The image as multipart field `image` or as the raw body; at most "
             f"{config.max_request_bytes:,} bytes and {config.max_pixels:,} pixels. EXIF "
-            "orientation is honoured; alpha is composited on white. The image is never stored."
+            "orientation is honoured; alpha is composited on white. The image is never stored. "
+            "When the server has a lesion gate (see `lesion_gate` in /api/v1/model), a photo "
+            f"that does not look like a skin lesion gets verdict `{NOT_A_LESION}` (still 200) "
+            "with a message and no result."
         ),
         "requestBody": {"required": True, "content": content},
-        "responses": {"200": _json(schema, "OK"), **_errors(400, 413, 415, 422, 500, 503)},
+        "responses": {
+            "200": _json(
+                {"oneOf": [_ref(schema), _ref("NotALesion")]},
+                f"OK: `verdict` is `{CLASSIFIED}` ({schema}) or `{NOT_A_LESION}` (NotALesion).",
+            ),
+            **_errors(400, 413, 415, 422, 500, 503),
+        },
     }
 
 

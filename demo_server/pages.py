@@ -10,8 +10,9 @@ from flask import Blueprint, abort, render_template, send_from_directory
 from flask.typing import ResponseReturnValue
 
 from demo_server.extensions import current_classifier as _classifier
+from demo_server.extensions import current_lesion_gate as _lesion_gate
 from demo_server.extensions import current_settings as _settings
-from demo_server.screening import TRIAGE_MESSAGES, disclaimer
+from demo_server.screening import NOT_A_LESION_MESSAGE, TRIAGE_MESSAGES, disclaimer
 
 bp = Blueprint("pages", __name__)
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -53,6 +54,7 @@ def index() -> ResponseReturnValue:
         meta=meta,
         samples=list_samples(folder, dict(zip(meta.labels, meta.display_names, strict=True))),
         has_attribution=(folder / ATTRIBUTION).is_file(),
+        not_a_lesion_message=NOT_A_LESION_MESSAGE,
         disclaimer=disclaimer(meta),
     )
 
@@ -66,6 +68,8 @@ def model_card() -> ResponseReturnValue:
         card=meta.card,
         unsure_below=_settings().unsure_below,
         triage_messages=TRIAGE_MESSAGES,
+        gate=_lesion_gate(),
+        not_a_lesion_message=NOT_A_LESION_MESSAGE,
         disclaimer=disclaimer(meta),
     )
 

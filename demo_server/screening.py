@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from demo_server.lesion_gate import GateResult
 from demo_server.model import ModelMetadata
 
 DEFAULT_DISCLAIMER = (
@@ -28,6 +29,12 @@ UNSURE_MESSAGE = (
     "well-lit photo, and if in doubt have a dermatologist look at it."
 )
 PROBABILITY_FLOOR = 1e-6
+CLASSIFIED = "classified"
+NOT_A_LESION = "not_a_lesion"
+NOT_A_LESION_MESSAGE = (
+    "This does not look like a skin-lesion photo. "
+    "Take a sharp, close, well-lit photo of one skin spot."
+)
 
 
 def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -90,6 +97,17 @@ def screen(raw: np.ndarray, meta: ModelMetadata, unsure_below: float) -> Screeni
         triage=REFER if p_malignant >= meta.malignant_threshold else WATCH,
         unsure=bool(calibrated[top] < unsure_below),
     )
+
+
+def lesion_check_json(result: GateResult | None) -> dict[str, Any] | None:
+    """The gate's verdict for the response (None when the server runs without a gate)."""
+    if result is None:
+        return None
+    return {
+        "is_lesion": bool(result.is_lesion),
+        "distance": round(float(result.distance), 3),
+        "threshold": float(result.threshold),
+    }
 
 
 def disclaimer(meta: ModelMetadata) -> str:

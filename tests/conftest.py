@@ -113,7 +113,7 @@ def demo_samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def app(demo_model_path: Path, demo_samples_dir: Path):
-    """The demo server app over the tiny model (Flask-tutorial style)."""
+    """The demo server app over the tiny model, without the lesion gate (Flask-tutorial style)."""
     from demo_server import create_app
 
     return create_app(
@@ -122,6 +122,7 @@ def app(demo_model_path: Path, demo_samples_dir: Path):
             "MODEL_PATH": demo_model_path,
             "SAMPLES_DIR": demo_samples_dir,
             "INTERPRETERS": 2,
+            "LESION_GATE_PATH": None,  # no gate: these tests must not depend on models/
         }
     )
 

@@ -17,6 +17,8 @@ from demo_server.config import ServerConfig
 from demo_server.extensions import CLASSIFIER
 from demo_server.openapi import openapi_document
 
+NO_GATE = {"LESION_GATE_PATH": None}  # these tests must not depend on models/lesion_gate.tflite
+
 
 def jpeg_bytes(width: int = 120, height: int = 90, color=(180, 110, 90)) -> bytes:
     out = io.BytesIO()
@@ -82,6 +84,9 @@ def test_classify_multipart_returns_every_class_and_screening(client, openapi):
     assert body["image"] == {"format": "JPEG", "mode": "RGB", "width": 120, "height": 90}
     assert body["timing_ms"]["total"] >= body["timing_ms"]["inference"] > 0
     assert response.headers["Cache-Control"] == "no-store"
+    # Without a lesion gate every image is classified.
+    assert body["verdict"] == "classified" and body["lesion_check"] is None
+    assert body["timing_ms"]["gate"] is None
 
 
 def test_classify_raw_body_gives_the_same_scores_as_multipart(client):
@@ -95,7 +100,9 @@ def test_classify_raw_body_gives_the_same_scores_as_multipart(client):
 def test_unsure_threshold_is_configurable(demo_model_path, demo_samples_dir):
     from demo_server import create_app
 
-    app = create_app({"MODEL_PATH": demo_model_path, "UNSURE_BELOW": 0.01, "INTERPRETERS": 1})
+    app = create_app(
+        {"MODEL_PATH": demo_model_path, "UNSURE_BELOW": 0.01, "INTERPRETERS": 1, **NO_GATE}
+    )
     body = upload(app.test_client(), jpeg_bytes()).get_json()
     assert body["unsure"] is False and body["unsure_message"] is None
     assert body["unsure_below"] == 0.01
@@ -116,6 +123,7 @@ def test_explain_returns_grid_and_png_overlay(client, openapi):
     assert body["grid_size"] == 7 and len(body["grid"]) == 7
     assert all(len(row) == 7 for row in body["grid"])
     assert body["batched"] is True
+    assert body["verdict"] == "classified" and body["lesion_check"] is None
     classify = upload(client, out.getvalue()).get_json()
     assert body["target"]["code"] == classify["top"]["code"]
     prefix = "data:image/png;base64,"
@@ -141,6 +149,13 @@ def test_model_endpoint_reports_card_and_input(client, openapi):
     assert body["calibration"] == {"temperature": 1.5}
     assert body["triage"] == {"malignant_threshold": 0.3}
     assert body["model_card"]["intended_use"] == "Testing the demo server only."
+    assert body["lesion_gate"] == {
+        "loaded": False,
+        "threshold": None,
+        "interpreters": None,
+        "image_size": None,
+        "file": None,
+    }
     assert [label["malignant"] for label in body["labels"]] == [
         True, True, False, False, True, False, False
     ]  # fmt: skip
@@ -150,6 +165,7 @@ def test_healthz_reports_memory(client, openapi):
     body = client.get("/healthz").get_json()
     validate(openapi, "Health", body)
     assert body["status"] == "ok" and body["interpreters"] == 2
+    assert body["lesion_gate"] == {"loaded": False, "threshold": None, "interpreters": None}
     assert body["rss_bytes"] > 1_000_000
 
 
@@ -221,7 +237,7 @@ def test_request_over_size_limit(demo_model_path):
     from demo_server import create_app
 
     app = create_app(
-        {"MODEL_PATH": demo_model_path, "MAX_CONTENT_LENGTH": 50_000, "INTERPRETERS": 1}
+        {"MODEL_PATH": demo_model_path, "MAX_CONTENT_LENGTH": 50_000, "INTERPRETERS": 1, **NO_GATE}
     )
     client = app.test_client()
     big = b"\xff" * 60_000
@@ -235,7 +251,9 @@ def test_request_over_size_limit(demo_model_path):
 def test_pixel_count_over_limit(demo_model_path):
     from demo_server import create_app
 
-    app = create_app({"MODEL_PATH": demo_model_path, "MAX_PIXELS": 10_000, "INTERPRETERS": 1})
+    app = create_app(
+        {"MODEL_PATH": demo_model_path, "MAX_PIXELS": 10_000, "INTERPRETERS": 1, **NO_GATE}
+    )
     response = upload(app.test_client(), png_bytes(101, 100))
     assert "10,100" in assert_error(response, 413, "too_many_pixels")["message"]
 
@@ -277,7 +295,9 @@ def test_unexpected_error_is_generic_500_without_details(app, monkeypatch):
 def test_pool_exhausted_is_503(demo_model_path):
     from demo_server import create_app
 
-    app = create_app({"MODEL_PATH": demo_model_path, "INTERPRETERS": 1, "POOL_TIMEOUT_S": 0.01})
+    app = create_app(
+        {"MODEL_PATH": demo_model_path, "INTERPRETERS": 1, "POOL_TIMEOUT_S": 0.01, **NO_GATE}
+    )
     classifier = app.extensions[CLASSIFIER]
     with classifier._lease():
         assert_error(upload(app.test_client(), jpeg_bytes()), 503, "busy")
@@ -303,6 +323,9 @@ def test_index_page(client):
     assert "/samples/mel_1.jpg" in html and "/samples/nv_1.jpg" in html
     assert "/samples/ATTRIBUTION.md" in html
     assert "notes.txt" not in html
+    # The "not a skin-lesion photo" state is in the page, hidden until the API says so.
+    assert re.search(r'<div id="not-lesion"[^>]*\bhidden\b', html)
+    assert "This does not look like a skin-lesion photo." in html
     assert (
         "<script>" not in html and "onclick" not in html and "http" not in html.split("</head>")[0]
     )
@@ -311,7 +334,9 @@ def test_index_page(client):
 def test_index_without_samples(demo_model_path, tmp_path):
     from demo_server import create_app
 
-    app = create_app({"MODEL_PATH": demo_model_path, "SAMPLES_DIR": tmp_path / "missing"})
+    app = create_app(
+        {"MODEL_PATH": demo_model_path, "SAMPLES_DIR": tmp_path / "missing", **NO_GATE}
+    )
     html = app.test_client().get("/").get_data(as_text=True)
     assert "try a sample" not in html
 
@@ -330,6 +355,7 @@ def test_model_page_shows_the_card(client):
         "30%",
     ):
         assert text in html, text
+    assert "runs without the photo check" in html
 
 
 def test_samples_are_served_only_from_their_folder(client):

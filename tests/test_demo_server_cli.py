@@ -74,6 +74,45 @@ def test_defaults_bind_loopback_and_the_repo_model():
     args = build_parser().parse_args([])
     assert args.host == "127.0.0.1" and args.port == 8000
     assert args.model == REPO / "models" / "skin_lesion_int8.tflite"
+    gate = REPO / "models" / "lesion_gate.tflite"
+    assert args.lesion_gate == (gate if gate.is_file() else None)
+
+
+def test_lesion_gate_options(tmp_path):
+    parser = build_parser()
+    assert parser.parse_args(["--no-lesion-gate"]).lesion_gate is None
+    assert parser.parse_args(["--lesion-gate", str(tmp_path / "g.tflite")]).lesion_gate == (
+        tmp_path / "g.tflite"
+    )
+
+
+@pytest.mark.parametrize(
+    ("gate_args", "message"),
+    [
+        (["--lesion-gate", "/nonexistent/gate.tflite"], "lesion gate file not found"),
+        (["--lesion-gate", "a.tflite", "--no-lesion-gate"], "not allowed with argument"),
+    ],
+)
+def test_bad_lesion_gate_arguments_are_usage_errors(gate_args, message, capsys, demo_model_path):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--model", str(demo_model_path), *gate_args])
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and message in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a model", "lesion_gate.json"), (None, "lesion_gate.json")],
+)
+def test_unusable_lesion_gate_is_a_usage_error(tmp_path, capsys, demo_model_path, content, message):
+    # A file that is no model at all, and a real .tflite that is not a gate (the classifier).
+    bad = tmp_path / "gate.tflite"
+    bad.write_bytes(content if content is not None else demo_model_path.read_bytes())
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--model", str(demo_model_path), "--lesion-gate", str(bad), "--port", "8123"])
+    err = capsys.readouterr().err
+    assert excinfo.value.code == 2 and "lesion gate" in err and message in err
 
 
 # --- a real waitress server -----------------------------------------------------------------
@@ -87,6 +126,7 @@ def live_server(demo_model_path, demo_samples_dir):
         samples_dir=demo_samples_dir,
         max_request_bytes=200_000,
         interpreters=4,
+        lesion_gate_path=None,
     )
     app = create_app(config.flask_config())
     server = waitress.create_server(
@@ -173,7 +213,16 @@ def test_is_loopback():
 def test_python_dash_m_demo_server_serves(demo_model_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "demo_server", "--model", str(demo_model_path), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "demo_server",
+            "--model",
+            str(demo_model_path),
+            "--port",
+            str(port),
+            "--no-lesion-gate",
+        ],  # fmt: skip
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,

@@ -42,7 +42,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server_url(demo_model_path, demo_samples_dir):
-    app = create_app({"MODEL_PATH": demo_model_path, "SAMPLES_DIR": demo_samples_dir})
+    app = create_app(
+        {"MODEL_PATH": demo_model_path, "SAMPLES_DIR": demo_samples_dir, "LESION_GATE_PATH": None}
+    )
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -37,7 +37,8 @@ SEEDS = {fmt: _encoded(fmt) for fmt in ("JPEG", "PNG", "WEBP")}
 def fuzz_client(demo_model_path):
     from demo_server import create_app
 
-    return create_app({"MODEL_PATH": demo_model_path, "INTERPRETERS": 1}).test_client()
+    app = create_app({"MODEL_PATH": demo_model_path, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
+    return app.test_client()
 
 
 def _post(client, data: bytes, multipart: bool):

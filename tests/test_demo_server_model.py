@@ -193,7 +193,7 @@ def test_occlusion_batched_equals_one_by_one(demo_model_path):
 def test_shipped_model_classifies_and_explains_fast():
     from demo_server import create_app
 
-    app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1})
+    app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
     meta = app.extensions[CLASSIFIER].metadata
     assert len(meta.labels) == 7 and set(meta.malignant_labels) <= set(meta.labels)
     samples = sorted((REPO / "sample_images").glob("*.jp*g"))
@@ -220,7 +220,8 @@ def test_demo_server_never_imports_tensorflow(demo_model_path, demo_samples_dir)
     code = (
         "import sys, io\n"
         "import demo_server, demo_server.__main__, demo_server.loadtest\n"
-        f"app = demo_server.create_app({{'MODEL_PATH': {str(demo_model_path)!r}}})\n"
+        f"app = demo_server.create_app({{'MODEL_PATH': {str(demo_model_path)!r}, "
+        "'LESION_GATE_PATH': None})\n"
         "c = app.test_client()\n"
         "from PIL import Image\n"
         "b = io.BytesIO(); Image.new('RGB', (50, 50)).save(b, 'PNG')\n"

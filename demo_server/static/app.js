@@ -88,7 +88,34 @@ function renderScores(scores) {
   }
 }
 
+function renderTiming(result) {
+  $("timing").textContent =
+    "Model " + result.model.name + " " + result.model.version + " · " +
+    Math.round(result.timing_ms.total) + " ms on the server";
+}
+
+function showResult() {
+  $("result").hidden = false;
+  $("result").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+// The lesion gate turned the photo away: say so, and show no classes, percentages or triage.
+function renderNotALesion(result) {
+  $("not-lesion-message").textContent = result.message;
+  $("not-lesion").hidden = false;
+  $("diagnosis").hidden = true;
+  renderTiming(result);
+  showResult();
+  setStatus("Done — this does not look like a skin-lesion photo.");
+}
+
 function render(result) {
+  if (result.verdict === "not_a_lesion") {
+    renderNotALesion(result);
+    return;
+  }
+  $("not-lesion").hidden = true;
+  $("diagnosis").hidden = false;
   const refer = result.triage.level === "see_dermatologist";
   $("triage").className = "card triage " + (refer ? "refer" : "watch");
   $("triage-message").textContent = result.triage.message;
@@ -96,11 +123,8 @@ function render(result) {
   $("unsure").hidden = !result.unsure;
   $("unsure-message").textContent = result.unsure_message || "";
   renderScores(result.scores);
-  $("timing").textContent =
-    "Model " + result.model.name + " " + result.model.version + " · " +
-    Math.round(result.timing_ms.total) + " ms on the server";
-  $("result").hidden = false;
-  $("result").scrollIntoView({ behavior: "smooth", block: "start" });
+  renderTiming(result);
+  showResult();
   setStatus(result.unsure ? "Done — the model is unsure." : "Done.");
 }
 
@@ -128,6 +152,10 @@ async function explain() {
   setStatus("Looking where the model looked…");
   try {
     const result = await post("api/v1/explain", current);
+    if (result.verdict === "not_a_lesion") {
+      renderNotALesion(result);
+      return;
+    }
     const found = result.max_drop >= VISIBLE_DROP;
     $("heatmap").src = result.heatmap_png;
     $("heatmap").hidden = !found;
