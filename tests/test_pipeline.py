@@ -259,10 +259,18 @@ def test_evaluate_can_record_test_metrics_in_the_run_card(tiny_run: Path, tmp_pa
 def test_demo_server_serves_the_exported_model(exported: Path):
     from demo_server import create_app
 
-    app = create_app({"TESTING": True, "MODEL_PATH": exported / "skin_lesion_int8.tflite"})
+    model = exported / "skin_lesion_int8.tflite"
+    app = create_app({"TESTING": True, "MODEL_PATH": model, "LESION_GATE_PATH": None})
     client = app.test_client()
     with open(SAMPLES / "nv_dermoscopic_ISIC_0030871.jpg", "rb") as f:
         response = client.post("/api/v1/classify", data={"image": (f, "nv.jpg")})
     assert response.status_code == 200
     body = response.get_json()
-    assert body["top"]["code"] in LABELS if isinstance(body["top"], dict) else body["top"] in LABELS
+    assert [s["code"] for s in body["scores"]] and {s["code"] for s in body["scores"]} == set(
+        LABELS
+    )
+    assert body["top"]["code"] == body["scores"][0]["code"]
+    assert (
+        body["model"]["name"]
+        == json.loads((exported.parent / "model_card.json").read_text())["name"]
+    )
