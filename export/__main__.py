@@ -1,6 +1,6 @@
 """Export a trained run to self-describing .tflite files and verify them.
 
-    python -m export runs/NAME --out models/ [--variants int8,float32] [--calibration-images 300]
+    python -m export runs/NAME --out models/ [--variants int8,float32] [--calibration-images 1000]
 
 For each variant: convert, pack the metadata (labels, display names, normalisation, model card),
 run it with the LiteRT interpreter on the run's own val and test splits, compare with the Keras
@@ -43,8 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--calibration-images",
         type=int,
-        default=300,
-        help="representative images from the train split for int8 calibration",
+        default=1000,
+        help="representative images from the train split for int8 calibration (300 cost "
+        "EfficientNet-Lite0 1.5-1.8 points of balanced accuracy; 1000 stay within 1 point)",
     )
     parser.add_argument(
         "--max-loss-points",
