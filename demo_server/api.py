@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -93,17 +94,39 @@ def _gate_check(decoded: DecodedImage) -> tuple[GateResult | None, float | None]
     return result, _ms_since(start)
 
 
-def _not_a_lesion(
-    check: GateResult, decoded: DecodedImage, timing_ms: dict[str, float | None]
-) -> Response:
+@dataclass(frozen=True)
+class _Upload:
+    """A decoded upload and the lesion gate's verdict on it (None without a gate)."""
+
+    decoded: DecodedImage
+    check: GateResult | None
+    decode_ms: float
+    gate_ms: float | None
+
+    @property
+    def rejected(self) -> bool:
+        return self.check is not None and not self.check.is_lesion
+
+
+def _screened_upload() -> _Upload:
+    decoded, decode_ms = _decoded_upload()
+    check, gate_ms = _gate_check(decoded)
+    return _Upload(decoded, check, decode_ms, gate_ms)
+
+
+def _not_a_lesion(upload: _Upload, start: float) -> Response:
     """The answer for a photo the gate rejects: no scores, no top class, no triage."""
     return jsonify(
-        lesion_check=lesion_check_json(check),
+        lesion_check=lesion_check_json(upload.check),
         verdict=NOT_A_LESION,
         message=NOT_A_LESION_MESSAGE,
         model=_model_summary(),
-        image=_image_summary(decoded),
-        timing_ms=timing_ms,
+        image=_image_summary(upload.decoded),
+        timing_ms={
+            "decode": round(upload.decode_ms, 2),
+            "gate": upload.gate_ms,
+            "total": _ms_since(start),
+        },
         disclaimer=disclaimer(classifier().metadata),
     )
 
@@ -133,11 +156,10 @@ def classify() -> ResponseReturnValue:
     ``not_a_lesion`` verdict instead (still 200, with no scores, top class or triage).
     """
     start = time.perf_counter()
-    decoded, decode_ms = _decoded_upload()
-    check, gate_ms = _gate_check(decoded)
-    if check is not None and not check.is_lesion:
-        timing = {"decode": round(decode_ms, 2), "gate": gate_ms, "total": _ms_since(start)}
-        return _not_a_lesion(check, decoded, timing)
+    upload = _screened_upload()
+    if upload.rejected:
+        return _not_a_lesion(upload, start)
+    decoded, check = upload.decoded, upload.check
     model = classifier()
     infer_start = time.perf_counter()
     try:
@@ -152,8 +174,8 @@ def classify() -> ResponseReturnValue:
         model=_model_summary(),
         image=_image_summary(decoded),
         timing_ms={
-            "decode": round(decode_ms, 2),
-            "gate": gate_ms,
+            "decode": round(upload.decode_ms, 2),
+            "gate": upload.gate_ms,
             "inference": round(inference_ms, 2),
             "total": _ms_since(start),
         },
@@ -169,11 +191,10 @@ def explain() -> ResponseReturnValue:
     A photo the lesion gate rejects gets the same 200 ``not_a_lesion`` answer as classify.
     """
     start = time.perf_counter()
-    decoded, decode_ms = _decoded_upload()
-    check, gate_ms = _gate_check(decoded)
-    if check is not None and not check.is_lesion:
-        timing = {"decode": round(decode_ms, 2), "gate": gate_ms, "total": _ms_since(start)}
-        return _not_a_lesion(check, decoded, timing)
+    upload = _screened_upload()
+    if upload.rejected:
+        return _not_a_lesion(upload, start)
+    decoded, check = upload.decoded, upload.check
     model = classifier()
     try:
         result = occlusion.occlusion_map(
@@ -199,7 +220,7 @@ def explain() -> ResponseReturnValue:
         batched=result.batched,
         model=_model_summary(),
         image=_image_summary(decoded),
-        timing_ms={"gate": gate_ms, "total": _ms_since(start)},
+        timing_ms={"gate": upload.gate_ms, "total": _ms_since(start)},
         disclaimer=disclaimer(meta),
     )
 
