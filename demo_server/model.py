@@ -5,14 +5,11 @@ Nothing here may import TensorFlow: the file and its associated files are the wh
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import queue
 import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,32 +18,31 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from demo_server.litert import (
+    InterpreterPool,
+    PoolBusy,
+    TensorSpec,
+    dequantize_output,
+    quantize_input,
+    read_model_file,
+)
+
 DEFAULT_MALIGNANT = ("akiec", "bcc", "mel")
+# Re-exported so callers need not know which module pools interpreters.
+__all__ = [
+    "Classifier",
+    "ModelError",
+    "ModelMetadata",
+    "PoolBusy",
+    "TensorSpec",
+    "dequantize_output",
+    "quantize_input",
+    "read_metadata",
+]
 
 
 class ModelError(Exception):
     """The model file cannot be used (missing, not a TFLite model, or its metadata is wrong)."""
-
-
-class PoolBusy(Exception):
-    """Every interpreter stayed busy for longer than the pool's timeout."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Shape, dtype and (scale, zero point) of one model input or output."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    scale: float
-    zero_point: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "shape": list(self.shape),
-            "dtype": self.dtype.name,
-            "quantization": {"scale": self.scale, "zero_point": self.zero_point},
-        }
 
 
 @dataclass(frozen=True)
@@ -89,17 +85,9 @@ def _lines(data: bytes) -> tuple[str, ...]:
     return tuple(line.strip() for line in data.decode("utf-8").splitlines() if line.strip())
 
 
-def _tensor_spec(detail: dict[str, Any]) -> TensorSpec:
-    scale, zero_point = detail.get("quantization", (0.0, 0))
-    return TensorSpec(
-        shape=tuple(int(d) for d in detail["shape"]),
-        dtype=np.dtype(detail["dtype"]),
-        scale=float(scale),
-        zero_point=int(zero_point),
-    )
-
-
-def read_metadata(model_bytes: bytes, interpreter: Interpreter, file_name: str) -> ModelMetadata:
+def read_metadata(
+    model_bytes: bytes, input_spec: TensorSpec, output_spec: TensorSpec, file_name: str
+) -> ModelMetadata:
     """Combine the associated files with the interpreter's tensor details, checking they agree."""
     files = read_associated_files(model_bytes)
     if "labels.txt" not in files:
@@ -113,8 +101,6 @@ def read_metadata(model_bytes: bytes, interpreter: Interpreter, file_name: str) 
         display_names = _lines(files["labels_en.txt"])
     else:
         display_names = tuple(card.get("display_names") or labels)
-    input_spec = _tensor_spec(interpreter.get_input_details()[0])
-    output_spec = _tensor_spec(interpreter.get_output_details()[0])
     if len(input_spec.shape) != 4 or input_spec.shape[3] != 3:
         raise ModelError(f"expected an input of shape 1xHxWx3, got {list(input_spec.shape)}")
     if output_spec.shape[-1] != len(labels) or len(display_names) != len(labels):
@@ -139,42 +125,6 @@ def read_metadata(model_bytes: bytes, interpreter: Interpreter, file_name: str) 
     )
 
 
-def _new_interpreter(model_bytes: bytes, num_threads: int) -> Interpreter:
-    try:
-        interpreter = Interpreter(model_content=model_bytes, num_threads=num_threads)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"LiteRT cannot load the model: {exc}") from None
-    return interpreter
-
-
-def quantize_input(pixels: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Raw 0-255 RGB pixels to the input tensor's dtype, honouring its quantization."""
-    if spec.dtype.kind == "f":
-        return pixels.astype(spec.dtype)
-    return _input_table(spec)[pixels]
-
-
-def _input_table(spec: TensorSpec) -> np.ndarray:
-    """The quantized value of each pixel value 0-255 (a lookup is faster than the arithmetic)."""
-    scale, zero_point = spec.scale, spec.zero_point
-    if scale == 0.0:  # unquantized integer input: uint8 is raw pixels, int8 is pixel - 128
-        scale, zero_point = 1.0, (-128 if spec.dtype == np.int8 else 0)
-    info = np.iinfo(spec.dtype)
-    values = np.round(np.arange(256, dtype=np.float64) / scale + zero_point)
-    return np.clip(values, info.min, info.max).astype(spec.dtype)
-
-
-def dequantize_output(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Output tensor to float probabilities (integer softmax outputs step in 1/256)."""
-    if spec.dtype.kind == "f":
-        return values.astype(np.float64)
-    scale, zero_point = spec.scale, spec.zero_point
-    if scale == 0.0:
-        scale, zero_point = 1.0 / 256.0, (-128 if spec.dtype == np.int8 else 0)
-    return (values.astype(np.float64) - zero_point) * scale
-
-
 class Classifier:
     """A pool of LiteRT interpreters over one model (an interpreter is not thread-safe)."""
 
@@ -187,16 +137,9 @@ class Classifier:
         batch_size: int = 0,
     ) -> None:
         """`batch_size` > 0 prepares the batch interpreter now, so the first explain is fast."""
-        if interpreters < 1:
-            raise ValueError("need at least one interpreter")
         self._model_bytes = model_bytes
-        self._pool: queue.Queue[Interpreter] = queue.Queue()
-        self._pool_timeout_s = pool_timeout_s
-        first = _new_interpreter(model_bytes, num_threads=1)
-        self.metadata = read_metadata(model_bytes, first, file_name)
-        self._pool.put(first)
-        for _ in range(interpreters - 1):
-            self._pool.put(_new_interpreter(model_bytes, num_threads=1))
+        self._pool = InterpreterPool(model_bytes, interpreters, pool_timeout_s, ModelError)
+        self.metadata = read_metadata(model_bytes, self._pool.input, self._pool.output, file_name)
         self.pool_size = interpreters
         self._batch_lock = threading.Lock()
         self._batch_interpreter: Interpreter | None = None
@@ -209,22 +152,8 @@ class Classifier:
     @classmethod
     def from_file(cls, path: Path, **kwargs: Any) -> Classifier:
         """Load a .tflite file; raises ModelError with a readable reason if it is unusable."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+        data = read_model_file(path, ModelError, "model")
         return cls(data, file_name=Path(path).name, **kwargs)
-
-    @contextlib.contextmanager
-    def _lease(self) -> Iterator[Interpreter]:
-        try:
-            interpreter = self._pool.get(timeout=self._pool_timeout_s)
-        except queue.Empty:
-            raise PoolBusy() from None
-        try:
-            yield interpreter
-        finally:
-            self._pool.put(interpreter)
 
     def to_pixels(self, image: Image.Image) -> np.ndarray:
         """Stretch an RGB image to the model's H x W with bilinear resampling (the contract)."""
@@ -233,15 +162,8 @@ class Classifier:
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) probabilities for one H x W x 3 uint8 image."""
-        meta = self.metadata
-        with self._lease() as interpreter:
-            interpreter.set_tensor(
-                interpreter.get_input_details()[0]["index"],
-                quantize_input(pixels[np.newaxis], meta.input),
-            )
-            interpreter.invoke()
-            raw = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-        return dequantize_output(raw.reshape(-1), meta.output)
+        raw = self._pool.run(quantize_input(pixels[np.newaxis], self.metadata.input))
+        return dequantize_output(raw.reshape(-1), self.metadata.output)
 
     def predict_batch(self, batch: np.ndarray) -> tuple[np.ndarray, bool]:
         """Probabilities for N images; batched in one invoke when the model allows resizing.

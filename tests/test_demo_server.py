@@ -299,7 +299,7 @@ def test_pool_exhausted_is_503(demo_model_path):
         {"MODEL_PATH": demo_model_path, "INTERPRETERS": 1, "POOL_TIMEOUT_S": 0.01, **NO_GATE}
     )
     classifier = app.extensions[CLASSIFIER]
-    with classifier._lease():
+    with classifier._pool.lease():
         assert_error(upload(app.test_client(), jpeg_bytes()), 503, "busy")
     assert upload(app.test_client(), jpeg_bytes()).status_code == 200
 

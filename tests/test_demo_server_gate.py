@@ -181,12 +181,9 @@ def test_gate_pool_exhausted_is_503(demo_model_path):
     )
     gate = app.extensions[LESION_GATE]
     assert gate.pool_size == 1
-    held = gate._pool.get()
-    try:
+    with gate._pool.lease():
         response = post(app.test_client(), "/api/v1/classify", white_jpeg(), True)
         assert response.status_code == 503 and response.get_json()["error"]["code"] == "busy"
-    finally:
-        gate._pool.put(held)
     assert post(app.test_client(), "/api/v1/classify", white_jpeg(), True).status_code == 200
 
 
