@@ -89,6 +89,17 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run: Path, tmp_path: Pat
     assert json.loads((run / "model_card.json").read_text())["training"]["epochs"] == 2
 
 
+def test_split_from_reuses_another_runs_split(tiny_run: Path, tmp_path: Path):
+    from train.__main__ import main
+    from train.split import read_split
+
+    run = tmp_path / "same_split"
+    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --epochs 1 --image-size 32"
+    assert main(argv.split()) == 0
+    assert read_split(run / "split.csv") == read_split(tiny_run / "split.csv")
+    assert (run / "model.keras").is_file()
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -97,6 +108,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run: Path, tmp_path: Pat
         (["--data", "d", "--out", "x", "--backbone", "resnet"], "--backbone must be one of"),
         (["--data", "d", "--out", "x", "--image-size", "8"], "--image-size must be between"),
         (["--out", "nowhere", "--resume"], "not found; is nowhere a run folder"),
+        (["--split-from", "nope.csv", "--out", "x"], "--split-from nope.csv: no such file"),
     ],
 )
 def test_train_cli_usage_errors(argv, message, capsys):

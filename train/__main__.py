@@ -38,6 +38,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
     )
     parser.add_argument("--out", type=Path, required=True, help="run folder to create or resume")
     parser.add_argument(
+        "--split-from",
+        type=Path,
+        metavar="CSV",
+        help="reuse another run's split.csv instead of --data (to compare recipes on the same "
+        "images)",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
     parser.add_argument("--backbone", default=defaults.backbone)
@@ -82,7 +89,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         if not saved.is_file():
             parser.error(f"--resume: {saved} not found; is {args.out} a run folder?")
         return args, HParams(**json.loads(saved.read_text()))
-    if not args.data:
+    if args.split_from is not None:
+        if args.data:
+            parser.error("give either --data or --split-from, not both")
+        if not args.split_from.is_file():
+            parser.error(f"--split-from {args.split_from}: no such file")
+    elif not args.data:
         parser.error("give at least one --data folder")
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{args.out} exists and is not empty; use --resume or another --out")
@@ -102,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     split_csv = run_dir / SPLIT_CSV
     if args.resume:
         splits = read_split(split_csv)
+    elif args.split_from is not None:
+        splits = read_split(args.split_from)
+        write_split(split_csv, splits)
+        (run_dir / HPARAMS_JSON).write_text(json.dumps(hp.to_dict(), indent=2) + "\n")
     else:
         records = []
         for folder in args.data:
