@@ -254,6 +254,16 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
     assert "| balanced accuracy |" in report and "| mel |" in report
 
 
+def test_evaluate_by_folder_separates_photos_from_cutouts(tiny_run: Path, tmp_path: Path):
+    from train.evaluate import main
+
+    assert main([str(tiny_run), "--split", "val", "--by-folder", "--out", str(tmp_path)]) == 0
+    scopes = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert {"folder ham10000", "folder pad_ufes20"} <= set(scopes)
+    assert scopes["folder ham10000"]["n"] == scopes["dermoscopic"]["n"]
+    assert (tmp_path / "confusion_folder_pad_ufes20.png").is_file()
+
+
 def test_evaluate_can_record_test_metrics_in_the_run_card(tiny_run: Path, tmp_path: Path):
     import shutil
 

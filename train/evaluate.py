@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="record these metrics in the run's model_card.json (Keras model only), so the "
         "exported files carry them",
     )
+    parser.add_argument(
+        "--by-folder",
+        action="store_true",
+        help="also report each data-set folder (e.g. PAD photos and their cut-outs) separately",
+    )
     args = parser.parse_args(argv)
     if args.update_card and args.model is not None:
         parser.error("--update-card records the run's own Keras model; drop --model")
@@ -57,6 +62,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.model is None and not (args.run / "model.keras").is_file():
         parser.error(f"{args.run / 'model.keras'} not found and no --model given")
     return args
+
+
+def image_folder(path: Path) -> str:
+    """The data-set folder an image came from (the folder holding `images/` or the class dirs)."""
+    parent = path.parent
+    return (
+        parent.parent.name
+        if parent.name.lower().startswith(("images", "ham10000_images"))
+        else parent.name
+    )
 
 
 def card_of(args: argparse.Namespace) -> dict:
@@ -89,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     temperature = card["calibration"]["temperature"]
     threshold = card["triage"]["malignant_threshold"]
     probs = metrics.apply_temperature(raw, temperature)
-    report = metrics.report_by_domain(y, probs, domains, threshold)
-    for scope in report:
-        mask = np.ones(len(y), bool) if scope == "overall" else domains == scope
+    scopes = {"overall": np.ones(len(y), bool)}
+    scopes.update({d: domains == d for d in sorted(set(domains.tolist()))})
+    if args.by_folder:
+        folders = np.array([image_folder(r.path) for r in records])
+        scopes.update({f"folder {f}": folders == f for f in sorted(set(folders.tolist()))})
+    report = {}
+    for scope, mask in scopes.items():
+        report[scope] = metrics.classification_report(y[mask], probs[mask], threshold)
         report[scope]["ece_uncalibrated"] = metrics.expected_calibration_error(y[mask], raw[mask])
 
     out = args.out or args.run / f"eval-{args.split}-{name}"
@@ -111,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from train.plots import plot_confusion, plot_reliability, plot_roc
 
-    for scope in report:
-        mask = np.ones(len(y), bool) if scope == "overall" else domains == scope
+    for scope, mask in scopes.items():
         title = f"{name}, {args.split} split, {scope}"
-        plot_confusion(y[mask], probs[mask], title, out / f"confusion_{scope}.png")
-        plot_roc(y[mask], probs[mask], title, out / f"roc_{scope}.png")
-        plot_reliability(y[mask], probs[mask], title, out / f"reliability_{scope}.png")
+        stem = scope.replace(" ", "_")
+        plot_confusion(y[mask], probs[mask], title, out / f"confusion_{stem}.png")
+        plot_roc(y[mask], probs[mask], title, out / f"roc_{stem}.png")
+        plot_reliability(y[mask], probs[mask], title, out / f"reliability_{stem}.png")
         print(f"{scope}: {metrics.summary_line(report[scope])}")
     print(f"wrote {out}/metrics.json, report.md and plots")
     return 0
