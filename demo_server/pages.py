@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, abort, render_template, send_from_directory
 from flask.typing import ResponseReturnValue
@@ -59,6 +60,24 @@ def index() -> ResponseReturnValue:
     )
 
 
+def metric_summaries(metrics: Any) -> dict[str, dict[str, dict]]:
+    """Split -> scope -> report, for the reports in the card's metrics that have the standard
+    shape (overall and per-domain summaries); anything else is shown only in the details."""
+    if not isinstance(metrics, Mapping):
+        return {}
+    summaries = {}
+    for split, scopes in metrics.items():
+        if isinstance(scopes, Mapping):
+            rows = {
+                scope: report
+                for scope, report in scopes.items()
+                if isinstance(report, Mapping) and "balanced_accuracy" in report
+            }
+            if rows:
+                summaries[str(split)] = rows
+    return summaries
+
+
 @bp.get("/model")
 def model_card() -> ResponseReturnValue:
     meta = _classifier().metadata
@@ -66,6 +85,7 @@ def model_card() -> ResponseReturnValue:
         "model.html",
         meta=meta,
         card=meta.card,
+        metric_summaries=metric_summaries(meta.card.get("metrics")),
         unsure_below=_settings().unsure_below,
         triage_messages=TRIAGE_MESSAGES,
         gate=_lesion_gate(),

@@ -190,7 +190,7 @@ def test_occlusion_batched_equals_one_by_one(demo_model_path):
     not SHIPPED_MODEL.is_file(),
     reason=f"the shipped model {SHIPPED_MODEL.relative_to(REPO)} is not in the repo yet",
 )
-def test_shipped_model_classifies_and_explains_fast():
+def test_shipped_model_classifies_and_explains():
     from demo_server import create_app
 
     app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
@@ -242,3 +242,26 @@ def test_demo_server_never_imports_tensorflow(demo_model_path, demo_samples_dir,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_model_page_summarises_the_shipped_models_metrics():
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip(f"the shipped model {SHIPPED_MODEL} is not in the repo")
+    from demo_server import create_app
+
+    app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
+    card = app.extensions[CLASSIFIER].metadata.card
+    page = app.test_client().get("/model").get_data(as_text=True)
+    for split in card["metrics"]:
+        assert f"<h3>{split} split</h3>" in page
+        bacc = card["metrics"][split]["phone"]["balanced_accuracy"]
+        assert f"<td>{bacc:.3f}</td>" in page
+
+
+def test_metric_summaries_keep_only_standard_reports():
+    from demo_server.pages import metric_summaries
+
+    standard = {"n": 3, "balanced_accuracy": 0.5}
+    metrics = {"val": {"overall": standard, "notes": "x"}, "balanced_accuracy": 0.51, "odd": {}}
+    assert metric_summaries(metrics) == {"val": {"overall": standard}}
+    assert metric_summaries(None) == {}
