@@ -85,6 +85,12 @@ def build_demo_model(path: Path, io_type: str = "uint8", size: int = DEMO_SIZE) 
 
 
 @pytest.fixture(scope="session")
+def tiny_converter():
+    """`convert_for_io` for test modules (no `from conftest import`)."""
+    return convert_for_io
+
+
+@pytest.fixture(scope="session")
 def demo_model_builder():
     """`build_demo_model` for tests that need other variants (no `from conftest import`)."""
     return build_demo_model

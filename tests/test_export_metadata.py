@@ -32,17 +32,6 @@ def _tiny_keras_model():
     )
 
 
-def _convert(keras_model, io_type: str) -> bytes:
-    """float32 model, or a full-integer model with `io_type` ("uint8"/"int8") input and output."""
-    from export.convert import QuantizationConfig, convert
-
-    variant = {"float32": "float32", "uint8": "int8", "int8": "int8_io"}[io_type]
-    images = np.random.default_rng(0).uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.uint8)
-    return convert(
-        keras_model, QuantizationConfig(variant, None if variant == "float32" else images)
-    )
-
-
 @pytest.fixture(scope="module")
 def info() -> metadata.ModelInfo:
     return metadata.ModelInfo(
@@ -68,13 +57,13 @@ def info() -> metadata.ModelInfo:
 
 
 @pytest.fixture(scope="module")
-def models(info) -> dict[str, tuple[bytes, bytes]]:
+def models(info, tiny_converter) -> dict[str, tuple[bytes, bytes]]:
     """Plain and populated bytes of the float32 model and the uint8- and int8-in/out variants."""
     import keras
 
     keras.utils.set_random_seed(0)
     keras_model = _tiny_keras_model()
-    plain = {kind: _convert(keras_model, kind) for kind in ("float32", "uint8", "int8")}
+    plain = {kind: tiny_converter(keras_model, kind, SIZE) for kind in ("float32", "uint8", "int8")}
     return {kind: (raw, metadata.write_metadata(raw, info)) for kind, raw in plain.items()}
 
 
