@@ -17,11 +17,9 @@ float16 but runs ten times slower on CPU (52 against 5 ms at 128 px).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ from PIL import Image
 
 from export.calibration import representative_records
 from export.convert import VARIANTS, QuantizationConfig, convert
+from export.metadata import append_files
 from train.datasets import Skipped
 from train.images import decode_records
 from train.lesion_gate import (
@@ -40,6 +39,7 @@ from train.lesion_gate import (
     false_rejections,
 )
 from train.non_skin_images import non_skin_images
+from train.predict import predict_tflite
 from train.split import SPLIT_CSV, read_split
 
 GATE_TFLITE = "lesion_gate.tflite"
@@ -50,19 +50,7 @@ DEFAULT_VARIANT = "float16"
 
 
 def _distances(model: bytes, pixels: np.ndarray, threads: int = BENCH_THREADS) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-
-    from train.predict import dequantize, quantize
-
-    interpreter = Interpreter(model_content=model, num_threads=threads)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    result = np.empty(len(pixels), np.float64)
-    for i, image in enumerate(pixels):
-        interpreter.set_tensor(inp["index"], quantize(image[None].astype(np.float32), inp))
-        interpreter.invoke()
-        result[i] = dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1)[0]
-    return result
+    return predict_tflite(model, pixels, threads)[:, 0]
 
 
 def _milliseconds_per_image(model: bytes, image: np.ndarray, repeats: int = 30) -> float:
@@ -74,11 +62,7 @@ def _milliseconds_per_image(model: bytes, image: np.ndarray, repeats: int = 30) 
 
 def pack(model: bytes, info: dict) -> bytes:
     """Append the JSON as an uncompressed zip member, like the classifier's associated files."""
-    out = io.BytesIO(model)
-    out.seek(0, io.SEEK_END)
-    with zipfile.ZipFile(out, mode="a", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(GATE_JSON, json.dumps(info, indent=2))
-    return out.getvalue()
+    return append_files(model, {GATE_JSON: json.dumps(info, indent=2).encode("utf-8")})
 
 
 def _lesion_split(records: list, size: int) -> tuple[np.ndarray, np.ndarray]:

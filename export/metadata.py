@@ -104,7 +104,7 @@ def write_metadata(tflite_model: bytes, info: ModelInfo) -> bytes:
     input_type = _check_signature(model, info)
     files = _associated_files(info)
     metadata = _metadata_flatbuffer(info, input_type)
-    return _zip_append(_repack_with_metadata(model, metadata), files)
+    return append_files(_repack_with_metadata(model, metadata), files)
 
 
 def read_associated_files(tflite_model: bytes) -> dict[str, bytes]:
@@ -285,8 +285,9 @@ def _repack_with_metadata(model: _tfl.ModelT, metadata: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-def _zip_append(flatbuffer: bytes, files: dict[str, bytes]) -> bytes:
-    """Append `files` as an uncompressed zip: MediaPipe maps entries in place, no inflating."""
+def append_files(flatbuffer: bytes, files: dict[str, bytes]) -> bytes:
+    """Append `files` as an uncompressed zip: MediaPipe maps entries in place, no inflating, and
+    LiteRT ignores bytes after the flatbuffer."""
     out = io.BytesIO(flatbuffer)
     out.seek(0, io.SEEK_END)
     with zipfile.ZipFile(out, mode="a", compression=zipfile.ZIP_STORED) as archive:

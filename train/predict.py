@@ -17,11 +17,15 @@ def predict_keras(model, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray
     return np.asarray(model.predict(inference_dataset(pixels, batch_size), verbose=0))
 
 
-def predict_tflite(model_path: str | Path, pixels: np.ndarray, threads: int = 2) -> np.ndarray:
-    """Probabilities from a .tflite, whatever its input/output types (float, uint8 or int8)."""
+def predict_tflite(model: str | Path | bytes, pixels: np.ndarray, threads: int = 2) -> np.ndarray:
+    """Outputs of a .tflite (a path or its bytes) for each image, dequantized to float, whatever
+    its input/output types (float, uint8 or int8)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
+    if isinstance(model, bytes):
+        interpreter = Interpreter(model_content=model, num_threads=threads)
+    else:
+        interpreter = Interpreter(model_path=str(model), num_threads=threads)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
