@@ -89,15 +89,82 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run: Path, tmp_path: Pat
     assert json.loads((run / "model_card.json").read_text())["training"]["epochs"] == 2
 
 
-def test_split_from_reuses_another_runs_split(tiny_run: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def same_split_run(tiny_run: Path, tmp_path_factory) -> Path:
+    """A second tiny run on the first one's split, with another seed."""
     from train.__main__ import main
+
+    run = tmp_path_factory.mktemp("runs") / "same_split"
+    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --epochs 1 --image-size 64 --seed 7"
+    assert main(argv.split()) == 0
+    return run
+
+
+def test_split_from_reuses_another_runs_split(tiny_run: Path, same_split_run: Path):
     from train.split import read_split
 
-    run = tmp_path / "same_split"
-    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --epochs 1 --image-size 32"
-    assert main(argv.split()) == 0
-    assert read_split(run / "split.csv") == read_split(tiny_run / "split.csv")
-    assert (run / "model.keras").is_file()
+    assert read_split(same_split_run / "split.csv") == read_split(tiny_run / "split.csv")
+    assert (same_split_run / "model.keras").is_file()
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tiny_run: Path, same_split_run: Path, tmp_path_factory) -> Path:
+    from train.ensemble import main
+
+    out = tmp_path_factory.mktemp("runs") / "ensemble"
+    assert main([str(tiny_run), str(same_split_run), "--out", str(out)]) == 0
+    return out
+
+
+def test_ensemble_averages_its_members_and_is_calibrated_on_val(
+    tiny_run: Path, same_split_run: Path, ensemble_run: Path
+):
+    import keras
+
+    out = ensemble_run
+    ensemble = keras.models.load_model(out / "model.keras")
+    members = [keras.models.load_model(r / "model.keras") for r in (tiny_run, same_split_run)]
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    expected = np.mean([m.predict(pixels, verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(ensemble.predict(pixels, verbose=0), expected, atol=1e-5)
+    card = json.loads((out / "model_card.json").read_text())
+    assert [m["run"] for m in card["hparams"]["members"]] == ["tiny", "same_split"]
+    assert card["backbone"] == "tiny_cnn-ensemble-of-2"
+    assert card["preprocessing"].startswith("inside the model: x / 255;")
+    assert card["metrics"]["val"]["overall"]["n"] > 0
+    assert 0.0 < card["triage"]["malignant_threshold"] < 1.0
+    assert (out / "split.csv").read_bytes() == (tiny_run / "split.csv").read_bytes()
+
+
+def test_an_ensemble_exports_to_one_tflite_that_matches_keras(ensemble_run: Path):
+    import keras
+
+    from export.__main__ import main
+    from train.predict import predict_tflite
+
+    out = ensemble_run / "models"
+    assert main([str(ensemble_run), "--out", str(out), "--variants", "float32"]) == 0
+    pixels = np.random.default_rng(1).uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)
+    expected = keras.models.load_model(ensemble_run / "model.keras").predict(pixels, verbose=0)
+    got = predict_tflite(out / "skin_lesion_float32.tflite", pixels)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Path, capsys):
+    import shutil
+
+    from train.ensemble import main
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other, ignore=shutil.ignore_patterns("models", "eval-*"))
+    lines = (other / "split.csv").read_text().splitlines()
+    (other / "split.csv").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(SystemExit):
+        main([str(tiny_run), str(other), "--out", str(tmp_path / "e")])
+    assert "was trained on another split" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tiny_run), "--out", str(tmp_path / "e")])
+    assert "at least two run folders" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from train import metrics
     from train.backbones import get_spec
+    from train.calibrate import calibrate_on_val
     from train.images import decode_records
     from train.model import build_classifier, set_trainable_stage
     from train.model_card import build_model_card, write_model_card
@@ -240,17 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     # ---- the best epoch, calibrated on val, with a triage threshold chosen on val
     model.load_weights(checkpoints / "best.weights.h5")
     model.save(run_dir / "model.keras")
-    raw_val = predict_keras(model, x_val)
-    temperature = metrics.fit_temperature(y_val, raw_val)
-    val_probs = metrics.apply_temperature(raw_val, temperature)
     domains = np.array([r.domain for r in val_records])
-    threshold = min(
-        metrics.threshold_for_sensitivity(
-            y_val[domains == d], val_probs[domains == d], hp.target_sensitivity
-        )
-        for d in sorted(set(domains))
+    calibration = calibrate_on_val(
+        y_val, predict_keras(model, x_val), domains, hp.target_sensitivity
     )
-    val_report = metrics.report_by_domain(y_val, val_probs, domains, threshold)
     images_seen = len(y_train) * state["epoch"]
     card = build_model_card(
         backbone=spec.name,
@@ -259,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         hparams=hp.to_dict(),
         counts={split: counts(recs) for split, recs in splits.items()},
         skipped=len(skipped.items),
-        temperature=temperature,
-        threshold=threshold,
+        temperature=calibration.temperature,
+        threshold=calibration.threshold,
         target_sensitivity=hp.target_sensitivity,
-        val_metrics=val_report,
+        val_metrics=calibration.report,
         training={
             "epochs": state["epoch"],
             "train_seconds": round(state["train_seconds"], 1),
@@ -271,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     write_model_card(run_dir, card)
-    for domain, report in val_report.items():
+    for domain, report in calibration.report.items():
         print(f"val {domain}: {metrics.summary_line(report)}")
     print(f"wrote {run_dir / 'model.keras'} and {run_dir / 'model_card.json'}")
     return 0

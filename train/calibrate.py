@@ -1,0 +1,37 @@
+"""Temperature and triage threshold, fitted on the val split only (test stays untouched).
+
+Training and `train.ensemble` both finish a model this way, so every model card's calibration
+means the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from train import metrics
+
+
+@dataclass(frozen=True)
+class ValCalibration:
+    temperature: float
+    threshold: float  # on calibrated P(malignant)
+    report: dict  # calibrated val metrics at the threshold, overall and per domain
+
+
+def calibrate_on_val(
+    y_val: np.ndarray, raw_val: np.ndarray, domains: np.ndarray, target_sensitivity: float
+) -> ValCalibration:
+    """Fit the temperature, then the threshold that reaches the target malignant sensitivity
+    in every domain (the strictest of the per-domain thresholds)."""
+    temperature = metrics.fit_temperature(y_val, raw_val)
+    probs = metrics.apply_temperature(raw_val, temperature)
+    threshold = min(
+        metrics.threshold_for_sensitivity(
+            y_val[domains == d], probs[domains == d], target_sensitivity
+        )
+        for d in sorted(set(domains.tolist()))
+    )
+    report = metrics.report_by_domain(y_val, probs, domains, threshold)
+    return ValCalibration(temperature, threshold, report)
