@@ -174,6 +174,7 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         (["--data", "d", "--out", "x", "--epochs", "0"], "--epochs must be at least 1"),
         (["--data", "d", "--out", "x", "--backbone", "resnet"], "--backbone must be one of"),
         (["--data", "d", "--out", "x", "--image-size", "8"], "--image-size must be between"),
+        (["--data", "d", "--out", "x", "--balance", "oversample"], "argument --balance"),
         (["--out", "nowhere", "--resume"], "not found; is nowhere a run folder"),
         (["--split-from", "nope.csv", "--out", "x"], "--split-from nope.csv: no such file"),
     ],

@@ -23,6 +23,7 @@ from train.split import SPLIT_CSV, SplitFractions, grouped_split, read_split, wr
 from train.subset import take_per_class
 
 HPARAMS_JSON = "hparams.json"
+BALANCING = ("loss_weights", "sampling")
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
@@ -65,6 +66,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
     )
     parser.add_argument("--more-blocks", type=int, default=defaults.more_blocks)
     parser.add_argument("--more-learning-rate", type=float, default=defaults.more_learning_rate)
+    parser.add_argument(
+        "--balance",
+        choices=BALANCING,
+        default=defaults.balance,
+        help="give each (domain, class) stratum equal weight through the loss or by resampling",
+    )
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
@@ -162,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     y_train, y_val = label_indices(train_records), label_indices(val_records)
     w_train = balancing_weights(train_records, hp.max_class_weight)
-    train_ds = training_dataset(x_train, y_train, w_train, hp.batch_size, hp.augment, hp.seed)
+    train_ds = training_dataset(
+        x_train, y_train, w_train, hp.batch_size, hp.augment, hp.seed, hp.balance == "sampling"
+    )
     print(f"train {len(y_train)} images, val {len(y_val)} images", flush=True)
 
     # ---- model, under a distribution strategy (MirroredStrategy when several GPUs are visible)

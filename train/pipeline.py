@@ -36,10 +36,28 @@ def training_dataset(
     batch_size: int,
     augmented: bool,
     seed: int,
+    resample: bool = False,
 ) -> tf.data.Dataset:
+    """Shuffled, augmented batches of (image, one-hot label, loss weight).
+
+    Two ways to use the balancing weights: as loss weights (each image once per epoch), or with
+    `resample` as sampling probabilities (each epoch draws as many images, with replacement, and
+    every loss weight is 1), so a rare stratum is seen more often, in fresh augmentations,
+    instead of counting more. Measured here, resampling trains to a higher val balanced accuracy.
+    """
     size = pixels.shape[1]
-    ds = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
-    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if resample:
+        images, classes = tf.constant(pixels), tf.constant(labels)
+        logits = tf.math.log(tf.constant(weights / weights.sum(), tf.float32))[None]
+        # One random number per draw, different every epoch (a seeded op in map() would repeat).
+        draws = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).take(len(labels))
+        ds = draws.map(
+            lambda r: tf.random.stateless_categorical(logits, 1, tf.stack([r, seed]))[0, 0]
+        )
+        ds = ds.map(lambda i: (tf.gather(images, i), tf.gather(classes, i), tf.constant(1.0)))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
 
     def prepare(image, label, weight):
         image = tf.cast(image, tf.float32)
