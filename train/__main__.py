@@ -250,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- the best epoch, calibrated on val, with a triage threshold chosen on val
     model.load_weights(checkpoints / "best.weights.h5")
     model.save(run_dir / "model.keras")
-    domains = np.array([r.domain for r in val_records])
-    calibration = calibrate_on_val(
-        y_val, predict_keras(model, x_val), domains, hp.target_sensitivity
-    )
+    calibration = calibrate_on_val(val_records, predict_keras(model, x_val), hp.target_sensitivity)
     images_seen = len(y_train) * state["epoch"]
     card = build_model_card(
         backbone=spec.name,

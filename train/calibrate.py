@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from train import metrics
+from train.datasets import Record
+from train.pipeline import label_indices
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,12 @@ class ValCalibration:
 
 
 def calibrate_on_val(
-    y_val: np.ndarray, raw_val: np.ndarray, domains: np.ndarray, target_sensitivity: float
+    val_records: list[Record], raw_val: np.ndarray, target_sensitivity: float
 ) -> ValCalibration:
     """Fit the temperature, then the threshold that reaches the target malignant sensitivity
     in every domain (the strictest of the per-domain thresholds)."""
+    y_val = label_indices(val_records)
+    domains = np.array([r.domain for r in val_records])
     temperature = metrics.fit_temperature(y_val, raw_val)
     probs = metrics.apply_temperature(raw_val, temperature)
     threshold = min(

@@ -16,8 +16,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from train.datasets import Skipped
 from train.model_card import build_model_card, read_model_card, write_model_card
 from train.split import SPLIT_CSV, read_split
@@ -80,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     from train import metrics
     from train.calibrate import calibrate_on_val
     from train.images import decode_records
-    from train.pipeline import label_indices
     from train.predict import predict_keras
 
     cards = [read_model_card(run) for run in args.runs]
@@ -91,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     skipped = Skipped()
     x_val, val_records = decode_records(read_split(args.runs[0] / SPLIT_CSV)["val"], size, skipped)
     skipped.warn()
-    y_val = label_indices(val_records)
-    domains = np.array([r.domain for r in val_records])
     target = cards[0]["triage"]["target_sensitivity"]
-    calibration = calibrate_on_val(y_val, predict_keras(model, x_val), domains, target)
+    calibration = calibrate_on_val(val_records, predict_keras(model, x_val), target)
 
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.keras")
