@@ -1,7 +1,8 @@
 """The "not a skin-lesion photo" gate as the server runs it: one .tflite, one number, one threshold.
 
-The file is the whole contract: the model outputs a squared Mahalanobis distance from lesion
-photos, and `lesion_gate.json` (a zip member appended after the flatbuffer) holds the threshold
+The file is the whole contract: the model outputs one outlier score (the largest, over several
+feature layers, of the squared Mahalanobis distance from lesion photos divided by that layer's
+own limit), and `lesion_gate.json` (a zip member appended after the flatbuffer) holds the threshold
 and input size. No TensorFlow and nothing from train/ or export/ is imported here.
 """
 
@@ -78,7 +79,7 @@ class LesionGate:
         return cls(model, file_name=Path(path).name, **kwargs)
 
     def distance(self, pixels: np.ndarray) -> float:
-        """Squared distance for one image_size x image_size x 3 uint8 image."""
+        """Outlier score for one image_size x image_size x 3 uint8 image."""
         raw = self._pool.run(quantize_input(pixels[np.newaxis], self._pool.input))
         return float(dequantize_output(raw.reshape(-1)[:1], self._pool.output)[0])
 

@@ -76,8 +76,9 @@ SCHEMAS: dict[str, Any] = {
             },
             "distance": {
                 **_NUM,
-                "description": "Squared Mahalanobis distance of the photo's features from "
-                "those of lesion photos.",
+                "description": "Outlier score: the largest, over several feature layers, of "
+                "the squared Mahalanobis distance from lesion photos divided by that layer's "
+                "own limit.",
             },
             "threshold": _NUM,
         }

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from train.non_skin_images import non_skin_images
+from train.non_skin_images import development_images, non_skin_images
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 MUST_REJECT = ("skimage.chelsea", "skimage.coffee", "white", "black", "document")
@@ -20,7 +20,7 @@ MUST_REJECT = ("skimage.chelsea", "skimage.coffee", "white", "black", "document"
 def gate_run(data_dir: Path, tmp_path_factory) -> Path:
     """A run folder with a small grouped split and a gate fitted on ~300 train images."""
     from train.datasets import Skipped, load_dataset, merge_identical_images
-    from train.lesion_gate import GATE_JSON, GATE_KERAS, fit_lesion_gate
+    from train.lesion_gate import GATE_JSON, GATE_KERAS, GateConfig, fit_lesion_gate
     from train.split import SPLIT_CSV, SplitFractions, grouped_split, write_split
     from train.subset import take_per_class
 
@@ -31,7 +31,7 @@ def gate_run(data_dir: Path, tmp_path_factory) -> Path:
         records += load_dataset(data_dir / name, Skipped())
     records = take_per_class(merge_identical_images(records), 40, seed=0)
     write_split(run / SPLIT_CSV, grouped_split(records, SplitFractions(), seed=0))
-    model, info = fit_lesion_gate(run / SPLIT_CSV, image_size=128, max_images=300)
+    model, info = fit_lesion_gate(run / SPLIT_CSV, GateConfig(image_size=128, max_images=300))
     model.save(run / GATE_KERAS)
     (run / GATE_JSON).write_text(json.dumps(info))
     return run
@@ -61,6 +61,21 @@ def test_sample_lesion_photos_are_accepted(gate):
 
 
 @pytest.mark.data
+def test_cutouts_are_told_apart_from_photos(data_dir: Path):
+    """The gate is fitted on camera photos only; PAD-UFES-20's cut-outs are recognised."""
+    import numpy as np
+
+    from train.images import decode_image
+    from train.lesion_gate import is_cutout
+
+    photos = sorted(SAMPLES.glob("*.jpg"))
+    cutouts = sorted((data_dir / "pad_ufes20_cutouts" / "images").glob("*.jpg"))[:20]
+    assert len(photos) >= 10 and len(cutouts) == 20
+    pixels = np.stack([decode_image(path, 128) for path in photos + cutouts])
+    assert is_cutout(pixels).tolist() == [False] * len(photos) + [True] * len(cutouts)
+
+
+@pytest.mark.data
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MUST_REJECT)
 def test_non_skin_images_are_rejected(gate, name: str):
@@ -72,16 +87,21 @@ def test_non_skin_images_are_rejected(gate, name: str):
 @pytest.mark.data
 @pytest.mark.slow
 def test_json_round_trip(gate_file: Path, gate):
+    from train.lesion_gate import DISTANCE, HEAD, MIDDLE_LAYERS
+
     data = gate_file.read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.getinfo("lesion_gate.json").compress_type == zipfile.ZIP_STORED
         info = json.loads(archive.read("lesion_gate.json"))
-    assert info["output"] == "squared Mahalanobis distance"
+    assert info["output"] == DISTANCE
     assert {"threshold", "image_size", "components", "measured"} <= set(info)
     assert gate.threshold == pytest.approx(info["threshold"])
     assert gate.image_size == info["image_size"] == 128
     report = json.loads((gate_file.parent / "lesion_gate_report.json").read_text())
     assert len(report["measured"]["non_skin"]) == len(non_skin_images())
+    assert len(report["measured"]["development"]) == len(development_images())
+    fitted = json.loads((gate_file.parents[1] / "lesion_gate.json").read_text())
+    assert list(fitted["layer_thresholds"]) == [*MIDDLE_LAYERS, HEAD]
 
 
 @pytest.mark.data
@@ -128,3 +148,45 @@ def test_synthetic_frames_are_deterministic():
     assert list(first) == list(second)
     assert all(im.tobytes() == second[name].tobytes() for name, im in first.items())
     assert all(im.mode == "RGB" for im in first.values())
+
+
+def test_gate_model_is_the_largest_scaled_layer_distance():
+    """The Keras graph computes what the numpy detectors define, for every layer."""
+    import keras
+    import numpy as np
+
+    from train.lesion_gate import Detector, build_gate, fit_detector
+
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((6,))
+    features = keras.Model(
+        inputs, [keras.layers.Dense(4)(inputs), keras.layers.Dense(5, activation="relu")(inputs)]
+    )
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    outputs = [np.asarray(o, np.float64) for o in features.predict(x, verbose=0)]
+    detectors = [
+        Detector(d.layer, d.whitening, d.mean, scale)
+        for d, scale in zip(
+            (fit_detector("a", outputs[0], 4, 0.1), fit_detector("b", outputs[1], 3, 0.0)),
+            (2.0, 7.0),
+            strict=True,
+        )
+    ]
+    distances = [d.distances(o) for d, o in zip(detectors, outputs, strict=True)]
+    got = build_gate(features, detectors).predict(x, verbose=0)[:, 0]
+    np.testing.assert_allclose(got, np.maximum(*distances), rtol=1e-4)
+    assert len(set(np.argmax(distances, axis=0))) == 2  # each layer decides for some images
+
+
+def test_development_and_evaluation_sets_do_not_overlap():
+    """Gate designs are compared on one set and measured on the other: no shared picture."""
+    import numpy as np
+
+    def thumbnails(images: dict) -> list[np.ndarray]:
+        return [np.asarray(im.resize((16, 16)), np.float64) for im in images.values()]
+
+    development, evaluation = development_images(), non_skin_images()
+    assert not set(development) & set(evaluation)
+    assert all(im.mode == "RGB" and min(im.size) >= 16 for im in development.values())
+    for a in thumbnails(development):
+        assert min(np.abs(a - b).mean() for b in thumbnails(evaluation)) > 2.0

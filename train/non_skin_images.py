@@ -1,10 +1,15 @@
-"""The fixed set of images that are not skin-lesion photos, for measuring the lesion gate.
+"""Images that are not skin-lesion photos: an evaluation set and a separate development set.
 
-No negative training data exists: the gate is fitted on lesions only, so this set is only ever
-used to measure it (export report) and in tests. It mixes real photos of other things
-(scikit-image's bundled samples, no download needed) with frames a phone camera produces by
-accident or a user uploads by mistake: blank, black, grey or single-colour frames, noise,
-gradients and a text document.
+No negative training data exists: the gate is fitted on lesions only. `non_skin_images()` is
+the evaluation set, only ever used to measure the gate (export report) and in tests. It mixes
+real photos of other things (scikit-image's bundled samples, no download needed) with frames a
+phone camera produces by accident or a user uploads by mistake: blank, black, grey or
+single-colour frames, noise, gradients and a text document.
+
+`development_images()` is where gate designs are compared, so that the evaluation set is not
+tuned on: other pictures bundled with scikit-image and matplotlib (microscopy, a fundus crop, an
+MRI slice, faces, terrain, a photo, packaging, a logo) and other synthetic frames (another seed,
+other patterns). No image is in both sets.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ SKIMAGE_SAMPLES = (
     "text",
 )
 
+# Bundled with scikit-image but not in the evaluation set; `lfw_subset` is 200 small faces.
+DEVELOPMENT_SKIMAGE = ("cell", "microaneurysms", "shepp_logan_phantom")
+DEVELOPMENT_FACES = (0, 50, 100, 150)
+# matplotlib's sample data (mpl-data/sample_data)
+DEVELOPMENT_MATPLOTLIB = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png")
+
 _SYNTHETIC_SIZE = 320
 _RANDOM_COLOURS = 6
 
@@ -48,6 +59,59 @@ def non_skin_images() -> dict[str, Image.Image]:
     return images
 
 
+def development_images() -> dict[str, Image.Image]:
+    """Name -> RGB image of the development set (disjoint from `non_skin_images()`)."""
+    import gzip
+
+    import skimage.data
+    from matplotlib import cbook
+
+    images = {
+        f"skimage.{name}": _from_float(getattr(skimage.data, name)(), rescale=True)
+        for name in DEVELOPMENT_SKIMAGE
+    }
+    images["skimage.stereo_motorcycle"] = Image.fromarray(skimage.data.stereo_motorcycle()[0])
+    faces = skimage.data.lfw_subset()
+    images.update(
+        {f"skimage.lfw_subset_{i}": _from_float(faces[i], rescale=True) for i in DEVELOPMENT_FACES}
+    )
+    for name in DEVELOPMENT_MATPLOTLIB:
+        with Image.open(cbook.get_sample_data(name, asfileobj=False)) as image:
+            images[f"matplotlib.{name}"] = _on_white(image)
+    with gzip.open(cbook.get_sample_data("s1045.ima.gz", asfileobj=False)) as f:
+        mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256)
+    images["matplotlib.mri_slice"] = _from_float(mri, rescale=True)
+    topography = np.load(cbook.get_sample_data("topobathy.npz", asfileobj=False))["topo"]
+    images["matplotlib.topography"] = _from_float(topography, rescale=True)
+    images.update(_other_frames())
+    return images
+
+
+def _other_frames(size: int = _SYNTHETIC_SIZE, seed: int = 12345) -> dict[str, Image.Image]:
+    """Synthetic development frames: patterns absent from `synthetic_frames`, another seed."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    circles = np.full((size, size, 3), 240, np.uint8)
+    for _ in range(12):
+        (cy, cx), radius = rng.integers(0, size, 2), rng.integers(10, 60)
+        circles[(yy - cy) ** 2 + (xx - cx) ** 2 < radius**2] = rng.integers(0, 256, 3)
+    coarse_noise = Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    return {
+        "stripes": _from_float((xx // 16) % 2 * 255.0),
+        "circles": Image.fromarray(circles),
+        "blurred_noise": coarse_noise.resize((size, size), Image.BICUBIC),
+        "skin_tone_frame": _solid((224, 172, 140), size),
+        "dark_noisy_frame": _from_float(rng.normal(12, 6, (size, size, 3))),
+        "overexposed_frame": _from_float(rng.normal(250, 4, (size, size, 3))),
+    }
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
 def _skimage_sample(name: str) -> Image.Image:
     import skimage.data
 
@@ -55,9 +119,7 @@ def _skimage_sample(name: str) -> Image.Image:
     if pixels.dtype == bool:
         pixels = pixels.astype(np.uint8) * 255
     if pixels.ndim == 3 and pixels.shape[2] == 4:  # logo: composite on white, like uploads
-        rgba = Image.fromarray(pixels, "RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        return _on_white(Image.fromarray(pixels, "RGBA"))
     return Image.fromarray(pixels).convert("RGB")
 
 
@@ -89,7 +151,11 @@ def _solid(colour: tuple[int, ...], size: int) -> Image.Image:
     return Image.new("RGB", (size, size), colour)
 
 
-def _from_float(values: np.ndarray) -> Image.Image:
+def _from_float(values: np.ndarray, rescale: bool = False) -> Image.Image:
+    """RGB image of 0-255 values, or of any range stretched to 0-255 (`rescale`)."""
+    values = np.asarray(values, np.float64)
+    if rescale:
+        values = 255 * (values - values.min()) / max(np.ptp(values), 1e-12)
     pixels = np.clip(np.round(values), 0, 255).astype(np.uint8)
     return Image.fromarray(pixels).convert("RGB")
 
