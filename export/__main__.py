@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1.0,
         help="most balanced accuracy (points) a variant may lose in any domain",
     )
+    parser.add_argument(
+        "--float-ops",
+        type=int,
+        default=QuantizationConfig.float_ops,
+        help="int8_mixed: how many of the operators int8 damages most stay in float",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -63,11 +69,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"{args.run / needed} not found; is {args.run} a finished run folder?")
     if args.calibration_images < 1:
         parser.error("--calibration-images must be at least 1")
+    if args.float_ops < 1:
+        parser.error("--float-ops must be at least 1")
     return args
 
 
-def model_info(card: dict, variant: str, calibration_images: int) -> ModelInfo:
-    exported = {**card, "export": {"variant": variant, "calibration_images": calibration_images}}
+def model_info(card: dict, config: QuantizationConfig) -> ModelInfo:
+    export = {"variant": config.variant}
+    if config.needs_calibration:
+        export["calibration_images"] = len(config.representative)
+    if config.variant == "int8_mixed":
+        export["float_ops"] = config.float_ops
+    exported = {**card, "export": export}
     return ModelInfo(
         name=card["name"],
         version=card["version"],
@@ -111,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[Verification]] = {split: [] for split in evaluation}
     failures = []
     for variant in args.variants:
-        config = QuantizationConfig(variant, calibration if variant.startswith("int8") else None)
-        flatbuffer = write_metadata(
-            convert(model, config), model_info(card, variant, len(calibration))
+        config = QuantizationConfig(
+            variant, calibration if variant.startswith("int8") else None, args.float_ops
         )
+        flatbuffer = write_metadata(convert(model, config), model_info(card, config))
         path = args.out / f"{MODEL_FILE_STEM}_{variant}.tflite"
         path.write_bytes(flatbuffer)
         print(f"wrote {path} ({len(flatbuffer) / 1024:.0f} KB)")

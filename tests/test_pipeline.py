@@ -51,7 +51,7 @@ def exported(tiny_run: Path) -> Path:
     out = tiny_run / "models"
     # An untrained one-epoch model may lose accuracy to int8; the gate itself is tested below.
     variants = ",".join(VARIANTS)
-    argv = f"{tiny_run} --out {out} --calibration-images 24 --variants {variants}"
+    argv = f"{tiny_run} --out {out} --calibration-images 24 --float-ops 2 --variants {variants}"
     assert main([*argv.split(), "--max-loss-points", "100"]) == 0
     return out
 
@@ -262,6 +262,30 @@ def test_int8_io_variant_is_for_npus_not_mediapipe(exported: Path):
     assert probs.shape == (1, len(LABELS)) and probs.sum() == pytest.approx(1.0, abs=0.05)
 
 
+def test_int8_mixed_keeps_the_most_damaged_ops_in_float(exported: Path):
+    """Float islands (DEQUANTIZE ... QUANTIZE) inside; uint8 at the ends, or float32 where the
+    operator next to the input or output is one kept in float (MediaPipe reads both)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    def ops_and_io(variant: str) -> tuple[list[str], type, type]:
+        interpreter = Interpreter(model_path=str(exported / f"skin_lesion_{variant}.tflite"))
+        interpreter.allocate_tensors()
+        ops = [op["op_name"] for op in interpreter._get_ops_details()]
+        return (
+            ops,
+            interpreter.get_input_details()[0]["dtype"],
+            interpreter.get_output_details()[0]["dtype"],
+        )
+
+    mixed_ops, mixed_in, mixed_out = ops_and_io("int8_mixed")
+    int8_ops, int8_in, int8_out = ops_and_io("int8")
+    assert int8_in == int8_out == np.uint8
+    assert mixed_in in (np.uint8, np.float32) and mixed_out in (np.uint8, np.float32)
+    assert "DEQUANTIZE" in mixed_ops and "DEQUANTIZE" not in int8_ops
+    with zipfile.ZipFile(exported / "skin_lesion_int8_mixed.tflite") as packed:
+        assert json.loads(packed.read("model_card.json"))["export"]["float_ops"] == 2
+
+
 def test_export_gate_fails_when_a_variant_loses_too_much(tiny_run: Path, tmp_path: Path, capsys):
     from export.__main__ import main
 
@@ -293,6 +317,9 @@ def test_export_cli_usage_errors(tmp_path: Path, tiny_run: Path, capsys):
     with pytest.raises(SystemExit):
         main([str(tiny_run), "--variants", "int4"])
     assert "--variants must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tiny_run), "--float-ops", "0"])
+    assert "--float-ops must be at least 1" in capsys.readouterr().err
 
 
 def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
