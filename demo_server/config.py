@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "skin_lesion_int8.tflite"
+DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "skin_lesion_int8_mixed.tflite"
 DEFAULT_SAMPLES_DIR = REPO_ROOT / "sample_images"
 DEFAULT_LESION_GATE_PATH = REPO_ROOT / "models" / "lesion_gate.tflite"
 

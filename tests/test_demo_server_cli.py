@@ -73,7 +73,7 @@ def test_unusable_model_file_is_a_usage_error(tmp_path, capsys):
 def test_defaults_bind_loopback_and_the_repo_model():
     args = build_parser().parse_args([])
     assert args.host == "127.0.0.1" and args.port == 8000
-    assert args.model == REPO / "models" / "skin_lesion_int8.tflite"
+    assert args.model == REPO / "models" / "skin_lesion_int8_mixed.tflite"
     gate = REPO / "models" / "lesion_gate.tflite"
     assert args.lesion_gate == (gate if gate.is_file() else None)
 

@@ -26,7 +26,7 @@ from demo_server.model import (
 from demo_server.screening import REFER, WATCH, calibrate, screen
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = REPO / "models" / "skin_lesion_int8.tflite"
+SHIPPED_MODEL = REPO / "models" / "skin_lesion_int8_mixed.tflite"
 
 
 def spec(dtype, scale=0.0, zero_point=0) -> TensorSpec:

@@ -1,7 +1,7 @@
 """Evaluate a run's Keras model or an exported .tflite on a split of the run.
 
-    python -m train.evaluate runs/NAME [--model models/skin_lesion_int8.tflite] [--split test] \
-        [--out DIR]
+    python -m train.evaluate runs/NAME [--model models/skin_lesion_int8_mixed.tflite] \
+        [--split test] [--out DIR]
 
 Writes metrics.json and report.md (overall and per domain: balanced accuracy, per-class recall,
 one-vs-rest AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion
