@@ -100,6 +100,19 @@ def same_split_run(tiny_run: Path, tmp_path_factory) -> Path:
     return run
 
 
+def test_split_only_writes_the_split_a_full_run_would_use(
+    tiny_run: Path, data_dir: Path, tmp_path: Path
+):
+    """The split is a function of the data and the seed: fix it once, train recipes later."""
+    from train.__main__ import main
+
+    out = tmp_path / "split"
+    data = ["--data", str(data_dir / "ham10000"), "--data", str(data_dir / "pad_ufes20")]
+    assert main([*data, "--out", str(out), "--max-images-per-class", "12", "--split-only"]) == 0
+    assert (out / "split.csv").read_bytes() == (tiny_run / "split.csv").read_bytes()
+    assert not (out / "model.keras").exists() and not (out / "checkpoints").exists()
+
+
 def test_split_from_reuses_another_runs_split(tiny_run: Path, same_split_run: Path):
     from train.split import read_split
 
@@ -177,6 +190,8 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         (["--data", "d", "--out", "x", "--balance", "oversample"], "argument --balance"),
         (["--out", "nowhere", "--resume"], "not found; is nowhere a run folder"),
         (["--split-from", "nope.csv", "--out", "x"], "--split-from nope.csv: no such file"),
+        (["--out", "x", "--split-from", "s.csv", "--split-only"], "--split-only makes a new"),
+        (["--out", "x", "--resume", "--split-only"], "not with --resume or --split-from"),
     ],
 )
 def test_train_cli_usage_errors(argv, message, capsys):

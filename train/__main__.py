@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         "images)",
     )
     parser.add_argument(
+        "--split-only",
+        action="store_true",
+        help="write the grouped split (split.csv, from --data and --seed) and stop; train recipes "
+        "on it later with --split-from",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
     parser.add_argument("--backbone", default=defaults.backbone)
@@ -91,6 +97,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.image_size and not 32 <= args.image_size <= 1024:
         parser.error("--image-size must be between 32 and 1024 (or 0 for the backbone default)")
+    if args.split_only and (args.resume or args.split_from is not None):
+        parser.error(
+            "--split-only makes a new split from --data; not with --resume or --split-from"
+        )
     if args.resume:
         saved = args.out / HPARAMS_JSON
         if not saved.is_file():
@@ -142,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         splits = grouped_split(records, SplitFractions(hp.val_fraction, hp.test_fraction), hp.seed)
         write_split(split_csv, splits)
         (run_dir / HPARAMS_JSON).write_text(json.dumps(hp.to_dict(), indent=2) + "\n")
+        if args.split_only:
+            skipped.warn()
+            print(f"wrote {split_csv}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+            return 0
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
