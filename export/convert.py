@@ -59,11 +59,10 @@ def convert(model, config: QuantizationConfig) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if config.variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if config.variant == "int8_mixed":
-        converter.representative_dataset = _feed(config.representative)
-        return _int8_with_float_fallback(converter, config)
     if config.needs_calibration:
         converter.representative_dataset = _feed(config.representative)
+        if config.variant == "int8_mixed":
+            return _int8_with_float_fallback(converter, config)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         io_type = tf.uint8 if config.variant == "int8" else tf.int8
         converter.inference_input_type = io_type

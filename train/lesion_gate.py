@@ -35,7 +35,6 @@ import numpy as np
 from train.datasets import Record, Skipped
 from train.efficientnet_lite0 import build_efficientnet_lite0
 from train.images import decode_records
-from train.predict import predict_keras
 from train.split import SPLIT_CSV, read_split
 from train.subset import take_per_class
 
@@ -181,14 +180,19 @@ def fit_lesion_gate(split_csv: Path, config: GateConfig | None = None) -> tuple[
 
     val_pixels, val = lesion_photos(split["val"], config.image_size)
     domains = np.array([r.domain for r in val])
-    val_features = _predict_all(features, val_pixels)
     rule = config.val_false_rejection
+    raw = [
+        d.distances(x) for d, x in zip(unscaled, _predict_all(features, val_pixels), strict=True)
+    ]
+    scales = [choose_threshold(r, domains, rule) for r in raw]
     detectors = [
-        Detector(d.layer, d.whitening, d.mean, choose_threshold(d.distances(x), domains, rule))
-        for d, x in zip(unscaled, val_features, strict=True)
+        Detector(d.layer, d.whitening, d.mean, scale)
+        for d, scale in zip(unscaled, scales, strict=True)
     ]
     model = build_gate(features, detectors)
-    distances = predict_keras(model, val_pixels)[:, 0]
+    # What the model outputs (tests check the graph against Detector.distances), without
+    # running the backbone over val a second time.
+    distances = np.max([r / scale for r, scale in zip(raw, scales, strict=True)], axis=0)
     threshold = choose_threshold(distances, domains, rule)
     info = {
         "threshold": threshold,
