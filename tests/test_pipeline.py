@@ -357,11 +357,19 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
     )
     result = json.loads((out / "metrics.json").read_text())
     assert set(result["metrics"]) == {"overall", "dermoscopic", "phone"}
-    for scope in result["metrics"]:
+    for scope, scores in result["metrics"].items():
         for plot in ("confusion", "roc", "reliability"):
             assert (out / f"{plot}_{scope}.png").stat().st_size > 1000
+        low, high = scores["ci95"]["balanced_accuracy"]
+        assert low <= scores["balanced_accuracy"] <= high and low < high
     report = (out / "report.md").read_text()
-    assert "| balanced accuracy |" in report and "| mel |" in report
+    overall = result["metrics"]["overall"]
+    low, high = overall["ci95"]["balanced_accuracy"]
+    assert (
+        f"| balanced accuracy | {overall['balanced_accuracy']:.3f} ({low:.3f}–{high:.3f}) |"
+        in report
+    )
+    assert "resamples of whole lesions / patients" in report and "| mel |" in report
 
 
 def test_evaluate_by_folder_separates_photos_from_cutouts(tiny_run: Path, tmp_path: Path):

@@ -5,8 +5,8 @@
 
 Writes metrics.json and report.md (overall and per domain: balanced accuracy, per-class recall,
 one-vs-rest AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion
-matrix) and PNG plots. Probabilities are calibrated with the temperature the model carries, as
-in the app.
+matrix; 95% intervals from resampling whole lesions / patients) and PNG plots. Probabilities
+are calibrated with the temperature the model carries, as in the app.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from train import metrics
+from train.bootstrap import grouped_bootstrap_intervals
 from train.datasets import Skipped
 from train.images import decode_records
 from train.model_card import read_model_card, write_model_card
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         name = "keras"
     y = label_indices(records)
     domains = np.array([r.domain for r in records])
+    groups = np.array([r.group for r in records])
     temperature = card["calibration"]["temperature"]
     threshold = card["triage"]["malignant_threshold"]
     probs = metrics.apply_temperature(raw, temperature)
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     for scope, mask in scopes.items():
         report[scope] = metrics.classification_report(y[mask], probs[mask], threshold)
         report[scope]["ece_uncalibrated"] = metrics.expected_calibration_error(y[mask], raw[mask])
+        report[scope]["ci95"] = grouped_bootstrap_intervals(
+            y[mask], probs[mask], groups[mask], threshold
+        )
 
     out = args.out or args.run / f"eval-{args.split}-{name}"
     out.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from train.bootstrap import RESAMPLES
 from train.taxonomy import LABELS
 
 
 def _cell(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.3f}"
+
+
+def _with_interval(report: dict, value: float, ci_key: str) -> str:
+    """A value and, when the evaluation resampled it, its 95% interval."""
+    interval = report.get("ci95", {}).get(ci_key)
+    if interval is None or value != value:
+        return _cell(value)
+    return f"{_cell(value)} ({_cell(interval[0])}–{_cell(interval[1])})"
 
 
 def metrics_markdown(result: dict) -> str:
@@ -22,17 +31,28 @@ def metrics_markdown(result: dict) -> str:
         "|---|" + "---:|" * len(scopes),
         "| images | " + " | ".join(str(report[s]["n"]) for s in scopes) + " |",
     ]
+    with_intervals = [
+        ("balanced accuracy", lambda r: r["balanced_accuracy"], "balanced_accuracy"),
+        ("malignant sensitivity", lambda r: r["malignant"]["sensitivity"], "malignant_sensitivity"),
+        ("malignant specificity", lambda r: r["malignant"]["specificity"], "malignant_specificity"),
+    ]
+    for name, get, key in with_intervals:
+        cells = [_with_interval(report[s], get(report[s]), key) for s in scopes]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     rows = [
-        ("balanced accuracy", lambda r: r["balanced_accuracy"]),
         ("macro one-vs-rest AUC", lambda r: r["auc_ovr"]["macro"]),
-        ("malignant sensitivity", lambda r: r["malignant"]["sensitivity"]),
-        ("malignant specificity", lambda r: r["malignant"]["specificity"]),
         ("expected calibration error", lambda r: r["ece"]),
         ("ECE before calibration", lambda r: r.get("ece_uncalibrated")),
         ("accuracy (imbalanced, for reference)", lambda r: r["accuracy"]),
     ]
     for name, get in rows:
         lines.append(f"| {name} | " + " | ".join(_cell(get(report[s])) for s in scopes) + " |")
+    if any("ci95" in report[s] for s in scopes):
+        lines += [
+            "",
+            f"In brackets: 95% interval from {RESAMPLES:,} resamples of whole lesions / patients "
+            "(the unit the split groups by).",
+        ]
     lines += [
         "",
         "Recall per class:",
