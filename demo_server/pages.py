@@ -81,11 +81,15 @@ def metric_summaries(metrics: Any) -> dict[str, dict[str, dict]]:
 @bp.get("/model")
 def model_card() -> ResponseReturnValue:
     meta = _classifier().metadata
+    summaries = metric_summaries(meta.card.get("metrics"))
     return render_template(
         "model.html",
         meta=meta,
         card=meta.card,
-        metric_summaries=metric_summaries(meta.card.get("metrics")),
+        metric_summaries=summaries,
+        metric_intervals=any(
+            "ci95" in report for scopes in summaries.values() for report in scopes.values()
+        ),
         unsure_below=_settings().unsure_below,
         triage_messages=TRIAGE_MESSAGES,
         gate=_lesion_gate(),

@@ -30,7 +30,18 @@ def demo_model_card(size: int = DEMO_SIZE) -> dict:
         "input": {"height": size, "width": size, "dtype": "uint8"},
         "calibration": {"temperature": 1.5},
         "triage": {"malignant_threshold": 0.3},
-        "metrics": {"balanced_accuracy": 0.51, "per_class": {"mel": {"recall": 0.4}}},
+        "metrics": {
+            "balanced_accuracy": 0.51,
+            "per_class": {"mel": {"recall": 0.4}},
+            "test": {
+                "phone": {
+                    "n": 40,
+                    "balanced_accuracy": 0.625,
+                    "malignant": {"sensitivity": 0.9, "specificity": 0.75},
+                    "ci95": {"balanced_accuracy": [0.4375, 0.8125]},
+                }
+            },
+        },
         "intended_use": "Testing the demo server only.",
         "limitations": ["Random weights.", "Knows nothing about skin."],
         "data_sources": [{"name": "Random noise", "citation": "none", "license": "CC0"}],

@@ -358,6 +358,13 @@ def test_model_page_shows_the_card(client):
     assert "runs without the photo check" in html
 
 
+def test_model_page_shows_the_uncertainty_of_each_metric(client):
+    html = client.get("/model").get_data(as_text=True)
+    assert '<td>0.625 <span class="interval">(0.438–0.812)</span></td>' in html
+    assert "<td>0.900</td>" in html  # no interval recorded for it, none shown
+    assert "95% interval from resampling whole" in html
+
+
 def test_samples_are_served_only_from_their_folder(client):
     response = client.get("/samples/mel_1.jpg")
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
