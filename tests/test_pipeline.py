@@ -89,6 +89,47 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run: Path, tmp_path: Pat
     assert json.loads((run / "model_card.json").read_text())["training"]["epochs"] == 2
 
 
+def test_resume_adds_a_third_stage_to_a_finished_pretrained_run(
+    tiny_run: Path, tmp_path: Path, capsys
+):
+    from train.__main__ import main
+
+    run = tmp_path / "staged"
+    argv = (
+        f"--split-from {tiny_run / 'split.csv'} --out {run} --backbone efficientnet_lite0 "
+        "--image-size 64 --epochs 2 --head-epochs 1 --finetune-blocks 2 --batch-size 16"
+    )
+    assert main(argv.split()) == 0
+    assert main(["--out", str(run), "--resume", "--more-epochs", "1", "--more-blocks", "4"]) == 0
+    assert "stage: epochs 3-3, trainable top blocks 4" in capsys.readouterr().out
+    assert json.loads((run / "checkpoints/state.json").read_text())["epoch"] == 3
+    for saved in (
+        json.loads((run / "hparams.json").read_text()),
+        json.loads((run / "model_card.json").read_text())["hparams"],
+    ):
+        assert (saved["epochs"], saved["more_epochs"], saved["more_blocks"]) == (2, 1, 4)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--epochs", "3"], "it cannot change --epochs (only --more-epochs"),
+        (["--seed", "2", "--balance", "sampling"], "it cannot change --balance, --seed"),
+        (["--data", "d"], "drop --data and --split-from"),
+        (["--more-epochs", "2"], "tiny_cnn trains in one stage; a third stage needs a pretrained"),
+    ],
+)
+def test_resume_refuses_to_change_the_recipe(extra, message, tmp_path: Path, capsys):
+    from train.__main__ import main
+    from train.hparams import HParams
+
+    (tmp_path / "hparams.json").write_text(json.dumps(HParams().to_dict()))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), "--resume", *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def same_split_run(tiny_run: Path, tmp_path_factory) -> Path:
     """A second tiny run on the first one's split, with another seed."""
@@ -192,6 +233,8 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         (["--split-from", "nope.csv", "--out", "x"], "--split-from nope.csv: no such file"),
         (["--out", "x", "--split-from", "s.csv", "--split-only"], "--split-only makes a new"),
         (["--out", "x", "--resume", "--split-only"], "not with --resume or --split-from"),
+        (["--data", "d", "--out", "x", "--more-epochs", "-1"], "--more-epochs must be at least 0"),
+        (["--data", "d", "--out", "x", "--more-epochs", "1"], "needs a pretrained backbone"),
     ],
 )
 def test_train_cli_usage_errors(argv, message, capsys):

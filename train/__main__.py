@@ -2,6 +2,7 @@
 
     python -m train --data ../shared/data/ham10000 --data ../shared/data/pad_ufes20 \
         --out runs/NAME [--backbone efficientnet_lite0] [--epochs 12] [--resume]
+    python -m train --out runs/NAME --resume --more-epochs 2   # a third stage on a finished run
 
 Writes into the run folder: split.csv (the grouped split every later step reads),
 checkpoints/ (every epoch), model.keras and model_card.json.
@@ -14,7 +15,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from train.datasets import DatasetError, Skipped, counts, load_dataset, merge_identical_images
@@ -24,6 +25,9 @@ from train.subset import take_per_class
 
 HPARAMS_JSON = "hparams.json"
 BALANCING = ("loss_weights", "sampling")
+# What --resume may change: a third stage extends a run without redoing it. Any other option
+# would silently train another recipe than the one its checkpoints came from.
+EXTENDABLE_ON_RESUME = ("more_epochs", "more_blocks", "more_learning_rate")
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
@@ -68,7 +72,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         "--more-epochs",
         type=int,
         default=defaults.more_epochs,
-        help="a third stage with --more-blocks unfrozen (pretrained backbones)",
+        help="a third stage with --more-blocks unfrozen (pretrained backbones); with --resume, "
+        "extends a finished run",
     )
     parser.add_argument("--more-blocks", type=int, default=defaults.more_blocks)
     parser.add_argument("--more-learning-rate", type=float, default=defaults.more_learning_rate)
@@ -105,7 +110,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         saved = args.out / HPARAMS_JSON
         if not saved.is_file():
             parser.error(f"--resume: {saved} not found; is {args.out} a run folder?")
-        return args, HParams(**json.loads(saved.read_text()))
+        if args.data or args.split_from is not None:
+            parser.error("--resume reads the run's own split.csv; drop --data and --split-from")
+        return args, checked(parser, resumed_hparams(parser, args, saved))
     if args.split_from is not None:
         if args.data:
             parser.error("give either --data or --split-from, not both")
@@ -118,7 +125,39 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
     hparams = HParams(
         **{f.name: getattr(args, f.name) for f in fields(HParams) if hasattr(args, f.name)}
     )
-    return args, hparams
+    return args, checked(parser, hparams)
+
+
+def resumed_hparams(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, saved: Path
+) -> HParams:
+    """The run's saved hparams, with the third-stage options given on the command line."""
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(HParams)
+        if hasattr(args, f.name) and getattr(args, f.name) != parser.get_default(f.name)
+    }
+    fixed = sorted(set(given) - set(EXTENDABLE_ON_RESUME))
+    if fixed:
+        options = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        parser.error(
+            f"--resume continues the recipe saved in {saved}; it cannot change {options} "
+            "(only --more-epochs, --more-blocks and --more-learning-rate extend a run)"
+        )
+    return replace(HParams(**json.loads(saved.read_text())), **given)
+
+
+def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
+    from train.backbones import BACKBONES
+
+    if hparams.more_epochs < 0:
+        parser.error("--more-epochs must be at least 0")
+    if hparams.more_epochs and not BACKBONES[hparams.backbone].pretrained:
+        parser.error(
+            f"--more-epochs: {hparams.backbone} trains in one stage; a third stage "
+            "needs a pretrained backbone"
+        )
+    return hparams
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     split_csv = run_dir / SPLIT_CSV
     if args.resume:
         splits = read_split(split_csv)
+        (run_dir / HPARAMS_JSON).write_text(json.dumps(hp.to_dict(), indent=2) + "\n")
     elif args.split_from is not None:
         splits = read_split(args.split_from)
         write_split(split_csv, splits)
