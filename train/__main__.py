@@ -148,6 +148,7 @@ def resumed_hparams(
 
 
 def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
+    """Checks that need the whole recipe (with --resume, the saved one as extended)."""
     from train.backbones import BACKBONES
 
     if hparams.more_epochs < 0:
