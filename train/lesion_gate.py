@@ -12,11 +12,12 @@ outputs the largest of these ratios, compared with one threshold chosen on the v
 whole computation is one Keras model, so the phone runs a single .tflite and compares one number.
 
 Measured on our data: the head alone misses textures, microscopy and terrain-like pictures (it
-let 3 of the 21 development images through, see `train.non_skin_images.development_images`); the
-middle layers see colour and texture statistics and catch them (21/21) at the same val false
-rejections. For the head, few principal components (32-128) do not work, because non-skin images
-differ from lesions mostly in the minor directions, and L2 normalisation is needed because blank
-frames give weak features that sit near the lesion mean.
+let 3 of the 21 development images of the time through, see
+`train.non_skin_images.development_images`, which now holds 19); the middle layers see colour
+and texture statistics and catch them (21/21) at the same val false rejections. For the head,
+few principal components (32-128) do not work, because non-skin images differ from lesions
+mostly in the minor directions, and L2 normalisation is needed because blank frames give weak
+features that sit near the lesion mean.
 
 Writes runs/NAME/lesion_gate.keras and runs/NAME/lesion_gate.json.
 """

@@ -10,10 +10,10 @@ def _cell(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.3f}"
 
 
-def _with_interval(report: dict, value: float, ci_key: str) -> str:
+def _with_interval(report: dict, value: float | None, ci_key: str | None) -> str:
     """A value and, when the evaluation resampled it, its 95% interval."""
-    interval = report.get("ci95", {}).get(ci_key)
-    if interval is None or value != value:
+    interval = report.get("ci95", {}).get(ci_key) if ci_key else None
+    if interval is None or value is None or value != value:
         return _cell(value)
     return f"{_cell(value)} ({_cell(interval[0])}–{_cell(interval[1])})"
 
@@ -31,22 +31,18 @@ def metrics_markdown(result: dict) -> str:
         "|---|" + "---:|" * len(scopes),
         "| images | " + " | ".join(str(report[s]["n"]) for s in scopes) + " |",
     ]
-    with_intervals = [
+    rows = [  # (name, value, key of its interval in "ci95" or None)
         ("balanced accuracy", lambda r: r["balanced_accuracy"], "balanced_accuracy"),
         ("malignant sensitivity", lambda r: r["malignant"]["sensitivity"], "malignant_sensitivity"),
         ("malignant specificity", lambda r: r["malignant"]["specificity"], "malignant_specificity"),
+        ("macro one-vs-rest AUC", lambda r: r["auc_ovr"]["macro"], None),
+        ("expected calibration error", lambda r: r["ece"], None),
+        ("ECE before calibration", lambda r: r.get("ece_uncalibrated"), None),
+        ("accuracy (imbalanced, for reference)", lambda r: r["accuracy"], None),
     ]
-    for name, get, key in with_intervals:
-        cells = [_with_interval(report[s], get(report[s]), key) for s in scopes]
+    for name, get, ci_key in rows:
+        cells = [_with_interval(report[s], get(report[s]), ci_key) for s in scopes]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    rows = [
-        ("macro one-vs-rest AUC", lambda r: r["auc_ovr"]["macro"]),
-        ("expected calibration error", lambda r: r["ece"]),
-        ("ECE before calibration", lambda r: r.get("ece_uncalibrated")),
-        ("accuracy (imbalanced, for reference)", lambda r: r["accuracy"]),
-    ]
-    for name, get in rows:
-        lines.append(f"| {name} | " + " | ".join(_cell(get(report[s])) for s in scopes) + " |")
     if any("ci95" in report[s] for s in scopes):
         lines += [
             "",
