@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from train.datasets import Record, Skipped
-from train.efficientnet_lite0 import build_efficientnet_lite0
+from train.efficientnet_lite import build_efficientnet_lite
 from train.images import decode_records
 from train.split import SPLIT_CSV, read_split
 from train.subset import take_per_class
@@ -108,7 +108,7 @@ def fit_detector(layer: str, features: np.ndarray, components: int, shrinkage: f
 
 def feature_model(image_size: int, middle_layers: tuple[str, ...]) -> keras.Model:
     """Pretrained EfficientNet-Lite0 -> [pooled middle layers..., L2-normalised head]."""
-    backbone = build_efficientnet_lite0(image_size, pretrained=True, include_top=False)
+    backbone = build_efficientnet_lite("lite0", image_size)
     pooled = [
         keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(backbone.get_layer(name).output)
         for name in middle_layers

