@@ -235,6 +235,32 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         (["--out", "x", "--resume", "--split-only"], "not with --resume or --split-from"),
         (["--data", "d", "--out", "x", "--more-epochs", "-1"], "--more-epochs must be at least 0"),
         (["--data", "d", "--out", "x", "--more-epochs", "1"], "needs a pretrained backbone"),
+        (
+            [
+                "--data",
+                "d",
+                "--out",
+                "x",
+                "--backbone",
+                "efficientnet_lite0",
+                "--finetune-blocks",
+                "17",
+            ],
+            "--finetune-blocks must be between 0 and 16 for efficientnet_lite0",
+        ),
+        (
+            [
+                "--data",
+                "d",
+                "--out",
+                "x",
+                "--backbone",
+                "efficientnet_lite2",
+                "--more-blocks",
+                "22",
+            ],
+            "--more-blocks must be between 0 and 21 for efficientnet_lite2",
+        ),
     ],
 )
 def test_train_cli_usage_errors(argv, message, capsys):

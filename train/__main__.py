@@ -151,9 +151,15 @@ def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
     """Checks that need the whole recipe (with --resume, the saved one as extended)."""
     from train.backbones import BACKBONES
 
+    spec = BACKBONES[hparams.backbone]
+    if spec.set_trainable_top_blocks is not None:
+        for name in ("finetune_blocks", "more_blocks"):
+            if not 0 <= getattr(hparams, name) <= spec.blocks:
+                option = "--" + name.replace("_", "-")
+                parser.error(f"{option} must be between 0 and {spec.blocks} for {spec.name}")
     if hparams.more_epochs < 0:
         parser.error("--more-epochs must be at least 0")
-    if hparams.more_epochs and not BACKBONES[hparams.backbone].pretrained:
+    if hparams.more_epochs and not spec.pretrained:
         parser.error(
             f"--more-epochs: {hparams.backbone} trains in one stage; a third stage "
             "needs a pretrained backbone"

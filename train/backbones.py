@@ -13,7 +13,7 @@ from functools import partial
 
 import keras
 
-from train.efficientnet_lite import build_efficientnet_lite, set_trainable_top_blocks
+from train.efficientnet_lite import VARIANTS, build_efficientnet_lite, set_trainable_top_blocks
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class ModelSpec:
     pretrained: bool
     # Makes only the top n blocks (plus the head) trainable; None: everything always trains.
     set_trainable_top_blocks: Callable[[keras.Model, int], None] | None = None
+    blocks: int = 0  # how many blocks set_trainable_top_blocks can unfreeze
     normalisation: str = ""
 
 
@@ -47,6 +48,7 @@ def _efficientnet_lite_spec(variant: str) -> ModelSpec:
         build=partial(build_efficientnet_lite, variant),
         pretrained=True,
         set_trainable_top_blocks=set_trainable_top_blocks,
+        blocks=len(VARIANTS[variant].block_names),
         normalisation="(x - 127) / 128",
     )
 
