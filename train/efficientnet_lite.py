@@ -49,7 +49,7 @@ class LiteVariant:
     name: str
     width: float
     depth: float
-    package: str  # the PyPI package's module, holding ``<Class>ModelFile``
+    package: str  # the PyPI package's module, holding ``EfficientnetLiteNModelFile``
 
     @property
     def stages(self) -> tuple[_Stage, ...]:
