@@ -63,7 +63,7 @@ BACKBONES: dict[str, ModelSpec] = {
     ),
     # Lite1 and Lite2 are deeper (21 blocks) and Lite2 wider; all take 224 px here because
     # the dermoscopic images are 200x150 (larger inputs measured no gain for Lite0).
-    **{f"efficientnet_{v}": _efficientnet_lite_spec(v) for v in ("lite0", "lite1", "lite2")},
+    **{f"efficientnet_{v}": _efficientnet_lite_spec(v) for v in VARIANTS},
 }
 
 
