@@ -453,6 +453,67 @@ def test_evaluate_can_record_test_metrics_in_the_run_card(tiny_run: Path, tmp_pa
     assert "val" in card["metrics"]
 
 
+@pytest.fixture(scope="module")
+def answers_run(tiny_run: Path, tmp_path_factory) -> Path:
+    """A copy of the tiny run with the answers' model fitted into its card."""
+    import shutil
+
+    from train.fit_answers import main
+
+    run = tmp_path_factory.mktemp("answers") / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("models", "eval*"))
+    assert main([str(run), "--strengths", "0.5", "1.0"]) == 0
+    return run
+
+
+def test_fit_answers_records_a_model_per_domain_and_its_own_calibration(
+    answers_run: Path, tiny_run: Path
+):
+    card = json.loads((answers_run / "model_card.json").read_text())
+    before = json.loads((tiny_run / "model_card.json").read_text())
+    answers = card["answers"]
+    assert set(answers["models"]) == {"dermoscopic", "phone"}
+    phone = answers["models"]["phone"]
+    assert phone["questions"][:2] == ["age", "site"] and "bleed" in phone["questions"]
+    assert "sex" not in phone["questions"]  # recorded only for biopsied PAD patients
+    assert answers["models"]["dermoscopic"]["questions"] == ["age", "sex", "site"]
+    assert np.array(phone["weights"]).shape == (len(phone["features"]), len(phone["classes"]))
+    assert {m["strength"] for m in answers["models"].values()} <= {0.5, 1.0}
+    assert answers["calibration"]["temperature"] > 0
+    assert 0 < answers["triage"]["malignant_threshold"] < 1
+    assert set(answers["metrics"]["val"]) == {"overall", "dermoscopic", "phone"}
+    assert card["limitations"][-1].startswith("The optional answers")
+    # The photo-only calibration is left as it was.
+    assert card["calibration"] == before["calibration"] and card["triage"] == before["triage"]
+
+
+def test_evaluate_with_answers_uses_and_records_the_answers_section(
+    answers_run: Path, tmp_path: Path
+):
+    from train.evaluate import main
+
+    out = tmp_path / "e"
+    assert (
+        main([str(answers_run), "--split", "test", "--answers", "--update-card", "--out", str(out)])
+        == 0
+    )
+    result = json.loads((out / "metrics.json").read_text())
+    card = json.loads((answers_run / "model_card.json").read_text())
+    assert result["answers"] is True
+    assert result["temperature"] == card["answers"]["calibration"]["temperature"]
+    assert card["answers"]["metrics"]["test"] == result["metrics"]
+    assert "test" not in card["metrics"] or card["metrics"]["test"] != result["metrics"]
+    assert "photo plus each image's answers" in (out / "report.md").read_text()
+
+
+def test_evaluate_refuses_answers_when_the_card_has_none(tiny_run: Path, capsys):
+    from train.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main([str(tiny_run), "--split", "val", "--answers"])
+    assert "no answers section" in capsys.readouterr().err
+
+
 def test_demo_server_serves_the_exported_model(exported: Path):
     from demo_server import create_app
 

@@ -1,12 +1,13 @@
 """Evaluate a run's Keras model or an exported .tflite on a split of the run.
 
     python -m train.evaluate runs/NAME [--model models/skin_lesion_int8_mixed.tflite] \
-        [--split test] [--out DIR]
+        [--split test] [--answers] [--out DIR]
 
 Writes metrics.json and report.md (overall and per domain: balanced accuracy, per-class recall,
 one-vs-rest AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion
 matrix; 95% intervals from resampling whole lesions / patients) and PNG plots. Probabilities
-are calibrated with the temperature the model carries, as in the app.
+are calibrated with the temperature the model carries, as in the app; with --answers, each
+image's answers from its data set are added first (`train.fit_answers`), with their calibration.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from train import metrics
+from train.answer_model import with_answers
 from train.bootstrap import grouped_bootstrap_intervals
 from train.datasets import Skipped
+from train.fit_answers import answer_ratios, models_from_card
 from train.images import decode_records
 from train.model_card import read_model_card, write_model_card
 from train.pipeline import label_indices
@@ -49,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "exported files carry them",
     )
     parser.add_argument(
+        "--answers",
+        action="store_true",
+        help="add each image's answers from its data set (age, sex, body site, symptoms) as "
+        "the model card's answers section says, with that section's calibration",
+    )
+    parser.add_argument(
         "--by-folder",
         action="store_true",
         help="also report each data-set folder (e.g. PAD photos and their cut-outs) separately",
@@ -62,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--model {args.model}: no such file")
     if args.model is None and not (args.run / "model.keras").is_file():
         parser.error(f"{args.run / 'model.keras'} not found and no --model given")
+    if args.answers and "answers" not in card_of(args):
+        parser.error("the model card has no answers section; run python -m train.fit_answers")
     return args
 
 
@@ -103,8 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     y = label_indices(records)
     domains = np.array([r.domain for r in records])
     groups = np.array([r.group for r in records])
-    temperature = card["calibration"]["temperature"]
-    threshold = card["triage"]["malignant_threshold"]
+    calibration, triage = card["calibration"], card["triage"]
+    if args.answers:
+        raw = with_answers(raw, answer_ratios(models_from_card(card), records), 1.0)
+        calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
+        name += "-answers"
+    temperature = calibration["temperature"]
+    threshold = triage["malignant_threshold"]
     probs = metrics.apply_temperature(raw, temperature)
     scopes = {"overall": np.ones(len(y), bool)}
     scopes.update({d: domains == d for d in sorted(set(domains.tolist()))})
@@ -124,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": str(args.model or args.run / "model.keras"),
         "split": args.split,
+        "answers": args.answers,
         "temperature": temperature,
         "malignant_threshold": threshold,
         "metrics": report,
@@ -131,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(metrics_markdown(result), encoding="utf-8")
     if args.update_card:
-        card["metrics"][args.split] = report
+        (card["answers"] if args.answers else card)["metrics"][args.split] = report
         write_model_card(args.run, card)
 
     from train.plots import plot_confusion, plot_reliability, plot_roc

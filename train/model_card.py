@@ -52,6 +52,12 @@ DATA_SOURCES = [
         "license": "CC BY 4.0",
     },
 ]
+ANSWERS_LIMITATION = (
+    "The optional answers (age, sex, body site, and for phone photos itch, growth, pain, change, "
+    "bleeding, elevation) were learnt from what clinicians recorded in PAD-UFES-20 and HAM10000; "
+    "a person answering alone may answer differently, and the measured gain assumes answers like "
+    "theirs. A wrong answer can move the result either way."
+)
 MODEL_LICENSE = (
     "Code Apache-2.0; weights trained on HAM10000 (CC BY-NC 4.0): non-commercial use only."
 )

@@ -23,7 +23,9 @@ def metrics_markdown(result: dict) -> str:
     report = result["metrics"]
     scopes = list(report)
     lines = [
-        f"Model `{result['model']}`, {result['split']} split; probabilities calibrated with "
+        f"Model `{result['model']}`, {result['split']} split"
+        + (", photo plus each image's answers from its data set" if result.get("answers") else "")
+        + "; probabilities calibrated with "
         f"T = {result['temperature']:.3f}; triage threshold P(malignant) >= "
         f"{result['malignant_threshold']:.3f}.",
         "",

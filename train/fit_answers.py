@@ -1,0 +1,154 @@
+"""Fit the answers' model for a finished run and record it in the run's model card.
+
+    python -m train.fit_answers runs/NAME
+
+Per domain, the regression is fitted on the run's train split (answers only, no images); its
+strength is the one of --strengths with the best val balanced accuracy in that domain; then
+temperature and triage threshold are fitted on val again, for photo plus answers. The photo-only
+calibration stays as it was. `python -m export` packs the card, so the .tflite carries it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from train import metrics
+from train.answer_model import AnswerModel, fit_answer_model, with_answers
+from train.answers import QUESTIONS, QUESTIONS_BY_DOMAIN, dataset_answers, encode
+from train.calibrate import calibrate_on_val
+from train.datasets import Record, Skipped
+from train.model_card import ANSWERS_LIMITATION, read_model_card, write_model_card
+from train.pipeline import label_indices
+from train.split import SPLIT_CSV, read_split
+from train.taxonomy import LABELS
+
+RULE = (
+    "r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)) with z = x W + b over the model's "
+    "classes (r_c = 0 for other labels and when nothing is answered); probabilities = "
+    "softmax((log max(p, 1e-6) + strength * r) / temperature), p being the model output"
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.fit_answers", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("run", type=Path, help="a finished run folder (model.keras, card, split)")
+    parser.add_argument(
+        "--strengths",
+        type=float,
+        nargs="+",
+        default=[0.25, 0.5, 0.75, 1.0],
+        help="strengths to try on val, per domain (default: 0.25 0.5 0.75 1.0)",
+    )
+    args = parser.parse_args(argv)
+    for name in ("model.keras", "model_card.json", SPLIT_CSV):
+        if not (args.run / name).is_file():
+            parser.error(f"{args.run / name} not found; is {args.run} a finished run folder?")
+    if any(s <= 0 for s in args.strengths):
+        parser.error("--strengths must be positive")
+    return args
+
+
+def features_of(records: list[Record], questions: tuple[str, ...]) -> np.ndarray:
+    return np.array([encode(a, questions) for a in dataset_answers(records)]).reshape(
+        len(records), -1
+    )
+
+
+def answer_ratios(models: dict[str, AnswerModel], records: list[Record]) -> np.ndarray:
+    """strength * r for each record, by its domain's model (0 where no model or no answers)."""
+    ratios = np.zeros((len(records), len(LABELS)))
+    answers = dataset_answers(records)
+    for i, (record, given) in enumerate(zip(records, answers, strict=True)):
+        model = models.get(record.domain)
+        if model is not None:
+            features = encode(given, model.questions)
+            ratios[i] = model.strength * model.log_ratios(features)[0]
+    return ratios
+
+
+def models_from_card(card: dict) -> dict[str, AnswerModel]:
+    spec = card.get("answers") or {}
+    return {d: AnswerModel.from_json(d, m) for d, m in (spec.get("models") or {}).items()}
+
+
+def fit_domain_models(train: list[Record]) -> dict[str, AnswerModel]:
+    models = {}
+    for domain, questions in QUESTIONS_BY_DOMAIN.items():
+        records = [r for r in train if r.domain == domain]
+        if records:
+            models[domain] = fit_answer_model(
+                domain, questions, features_of(records, questions), label_indices(records)
+            )
+    return models
+
+
+def best_strength(
+    model: AnswerModel, raw: np.ndarray, records: list[Record], strengths: list[float]
+) -> tuple[float, dict[float, float]]:
+    """The strength with the best val balanced accuracy in the model's domain (ties: weaker)."""
+    mask = np.array([r.domain == model.domain for r in records])
+    y = label_indices(records)[mask]
+    r = model.log_ratios(
+        features_of([x for x, m in zip(records, mask, strict=True) if m], model.questions)
+    )
+    scores = {
+        s: metrics.balanced_accuracy(y, with_answers(raw[mask], r, s).argmax(axis=1))
+        for s in sorted(strengths)
+    }
+    return max(scores, key=lambda s: (scores[s], -s)), scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from train.images import decode_records
+    from train.predict import predict_keras
+
+    card = read_model_card(args.run)
+    split = read_split(args.run / SPLIT_CSV)
+    skipped = Skipped()
+    pixels, val = decode_records(split["val"], card["input"]["height"], skipped)
+    skipped.warn()
+    raw = predict_keras(keras.models.load_model(args.run / "model.keras"), pixels)
+
+    models = fit_domain_models(split["train"])
+    chosen = {}
+    for domain, model in list(models.items()):
+        strength, scores = best_strength(model, raw, val, args.strengths)
+        models[domain] = replace(model, strength=strength)
+        chosen[domain] = {"strength": strength, "val_balanced_accuracy_by_strength": scores}
+        print(f"{domain}: val balanced accuracy by strength {scores}; chose {strength}")
+    combined = with_answers(raw, answer_ratios(models, val), 1.0)
+    target = card["triage"]["target_sensitivity"]
+    calibration = calibrate_on_val(val, combined, target)
+    card["answers"] = {
+        "questions": [q.as_json() for q in QUESTIONS],
+        "models": {d: m.as_json() for d, m in models.items()},
+        "rule": RULE,
+        "fitted_on": "train (regressions), val (strengths, temperature, threshold)",
+        "strength_search": chosen,
+        "calibration": {"temperature": calibration.temperature, "fitted_on": "val"},
+        "triage": {"malignant_threshold": calibration.threshold, "target_sensitivity": target},
+        "metrics": {"val": calibration.report},
+    }
+    if ANSWERS_LIMITATION not in card["limitations"]:
+        card["limitations"].append(ANSWERS_LIMITATION)
+    write_model_card(args.run, card)
+    for domain, report in calibration.report.items():
+        print(f"val with answers, {domain}: {metrics.summary_line(report)}")
+    print(f"wrote the answers' model into {args.run / 'model_card.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
