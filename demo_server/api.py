@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from demo_server import explain as occlusion
+from demo_server.answers import AnswerEffect, refuse_answers
 from demo_server.errors import ApiError
 from demo_server.extensions import current_classifier as classifier
 from demo_server.extensions import current_lesion_gate as lesion_gate
@@ -51,6 +52,20 @@ def _upload_bytes() -> bytes:
             "No image: send it as the multipart field 'image' or as the raw request body.",
         )
     return data
+
+
+def _answer_effect() -> AnswerEffect | None:
+    """The optional answers sent with the image as multipart fields, checked against the card.
+
+    None when the card has no answers section (then any answer is a 400). Answers live only
+    in this request: never stored, never logged.
+    """
+    form = request.form.to_dict(flat=False) if request.mimetype == "multipart/form-data" else {}
+    spec = classifier().metadata.answers
+    if spec is None:
+        refuse_answers(form)
+        return None
+    return spec.effect(spec.read(form))
 
 
 def _decoded_upload() -> tuple[DecodedImage, float]:
@@ -152,10 +167,13 @@ def _gate_info(with_file: bool) -> dict[str, Any]:
 def classify() -> ResponseReturnValue:
     """Screen one image: every class's calibrated probability, P(malignant) and triage.
 
-    With a lesion gate loaded, a photo that does not look like a skin lesion gets the
+    Optional multipart fields answer the card's questions (see answers.py); they change the
+    result through the card's formula and calibration for photo plus answers. With a lesion
+    gate loaded, a photo that does not look like a skin lesion gets the
     ``not_a_lesion`` verdict instead (still 200, with no scores, top class or triage).
     """
     start = time.perf_counter()
+    effect = _answer_effect()  # before decoding: a bad answer is cheap to refuse
     upload = _screened_upload()
     if upload.rejected:
         return _not_a_lesion(upload, start)
@@ -167,9 +185,12 @@ def classify() -> ResponseReturnValue:
     except PoolBusy:
         raise _busy() from None
     inference_ms = (time.perf_counter() - infer_start) * 1000.0
-    result = screen(raw, model.metadata, settings().unsure_below)
+    ratios = effect.log_ratios if effect is not None else None
+    result = screen(raw, model.metadata, settings().unsure_below, ratios)
     body: dict[str, Any] = {"lesion_check": lesion_check_json(check), "verdict": CLASSIFIED}
     body.update(result.as_json(model.metadata, settings().unsure_below))
+    if effect is not None:
+        body["answers"] = effect.as_json()
     body.update(
         model=_model_summary(),
         image=_image_summary(decoded),
@@ -250,7 +271,7 @@ def model_info() -> ResponseReturnValue:
 
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
-    return jsonify(openapi_document(settings()))
+    return jsonify(openapi_document(settings(), classifier().metadata.answers))
 
 
 @health_bp.get("/healthz")

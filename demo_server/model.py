@@ -18,6 +18,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from demo_server.answers import AnswersCardError, AnswerSpec, answer_spec
 from demo_server.litert import (
     InterpreterPool,
     PoolBusy,
@@ -59,6 +60,7 @@ class ModelMetadata:
     input: TensorSpec
     output: TensorSpec
     card: dict[str, Any] = field(default_factory=dict)
+    answers: AnswerSpec | None = None  # the card's optional questions about person and spot
     file_name: str = ""
     file_sha256: str = ""
     file_size: int = 0
@@ -108,6 +110,10 @@ def read_metadata(
             f"{len(labels)} labels and {len(display_names)} display names "
             f"for {output_spec.shape[-1]} model outputs"
         )
+    try:
+        answers = answer_spec(card, labels)
+    except AnswersCardError as exc:
+        raise ModelError(f"model_card.json: {exc}") from None
     return ModelMetadata(
         name=str(card.get("name", Path(file_name).stem)),
         version=str(card.get("version", "unknown")),
@@ -119,6 +125,7 @@ def read_metadata(
         input=input_spec,
         output=output_spec,
         card=card,
+        answers=answers,
         file_name=file_name,
         file_sha256=hashlib.sha256(model_bytes).hexdigest(),
         file_size=len(model_bytes),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from demo_server.answers import DOMAIN_FIELD, NUMBER, PHOTO_AND_ANSWERS, PHOTO_ONLY, AnswerSpec
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
 from demo_server.screening import CLASSIFIED, NOT_A_LESION, NOT_A_LESION_MESSAGE
@@ -118,11 +119,48 @@ SCHEMAS: dict[str, Any] = {
             },
             "unsure_below": _NUM,
             "unsure_message": {"type": ["string", "null"]},
-            "calibration": _obj({"temperature": _NUM}),
+            "calibration": _obj(
+                {
+                    "temperature": _NUM,
+                    "threshold": {**_NUM, "description": "The triage threshold used."},
+                    "source": {
+                        "enum": [PHOTO_ONLY, PHOTO_AND_ANSWERS],
+                        "description": "Which of the card's calibrations was used: photo only "
+                        "(no answer the domain's model uses) or photo plus answers.",
+                    },
+                },
+                optional=("threshold", "source"),
+            ),
+            "answers": {
+                **_ref("Answers"),
+                "description": "Only when the model's card has an answers section.",
+            },
             "model": _ref("ModelSummary"),
             "image": _ref("ImageSummary"),
             "timing_ms": _obj({"decode": _NUM, "gate": _GATE_MS, "inference": _NUM, "total": _NUM}),
             "disclaimer": _STR,
+        },
+        optional=("answers",),
+    ),
+    "Answers": _obj(
+        {
+            "domain": {**_STR, "description": "The domain whose answers' model was used."},
+            "answered": {
+                **_INT,
+                "minimum": 0,
+                "description": "How many of that model's questions were answered.",
+            },
+            "questions": {**_INT, "minimum": 1, "description": "How many questions it uses."},
+            "used": {
+                "type": "object",
+                "additionalProperties": _STR,
+                "description": "The answers it used, normalised (age as its bin, e.g. 30-44).",
+            },
+            "not_used": {
+                "type": "array",
+                "items": _STR,
+                "description": "Questions answered that this domain's model does not use.",
+            },
         }
     ),
     "Explanation": _obj(
@@ -216,7 +254,8 @@ def _json(schema: str | dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
-        400: "No image, or an empty file.",
+        400: "No image, an empty file, or an answer that is invalid or that the model does "
+        "not take.",
         413: "The request or the image's pixel count is over the limit.",
         415: "Not an image in a supported format.",
         422: "A truncated or damaged image.",
@@ -226,8 +265,40 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json("Error", reasons[s]) for s in statuses}
 
 
-def _upload_operation(summary: str, schema: str, config: ServerConfig) -> dict[str, Any]:
-    """An upload route: 200 is `schema`, or NotALesion when the lesion gate rejects the photo."""
+def _answer_fields(answers: AnswerSpec) -> dict[str, Any]:
+    """The multipart fields that answer the card's questions ("" means unanswered)."""
+    fields: dict[str, Any] = {}
+    for question in answers.questions.values():
+        if question.kind == NUMBER:
+            number = {"type": "number", "minimum": question.minimum, "maximum": question.maximum}
+            schema: dict[str, Any] = {"anyOf": [number, {"const": ""}]}
+        else:
+            schema = {"enum": ["", *question.choices]}
+        fields[question.name] = {**schema, "description": f"{question.text} Empty: unanswered."}
+    fields[DOMAIN_FIELD] = {
+        "enum": ["", *answers.models],
+        "description": f"Whose answers' model to use; empty means {answers.default_domain}.",
+    }
+    return fields
+
+
+def _answers_description(answers: AnswerSpec | None) -> str:
+    if answers is None:
+        return " This model takes no answers: answer fields (age, sex, ...) are a 400."
+    return (
+        " Optional multipart fields answer questions about the person and the spot; each "
+        "changes the result (softmax((log p + strength * r) / T), with the card's calibration "
+        "for photo plus answers when the domain's model uses at least one answer). Answers are "
+        "never stored or logged."
+    )
+
+
+def _upload_operation(
+    summary: str, schema: str, config: ServerConfig, fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An upload route: 200 is `schema`, or NotALesion when the lesion gate rejects the photo.
+
+    `fields` are more multipart fields besides `image` (the answers, for classify)."""
     # JSON Schema cannot say "a decodable image": the media types say which files are accepted
     # (the format is sniffed from the bytes; anything else is a 415 or 422).
     file = {
@@ -238,7 +309,7 @@ def _upload_operation(summary: str, schema: str, config: ServerConfig) -> dict[s
     raw_types = (*ACCEPTED_MIME_TYPES, "application/octet-stream")
     content: dict[str, Any] = {
         "multipart/form-data": {
-            "schema": _obj({"image": file}),
+            "schema": _obj({"image": file, **(fields or {})}, optional=tuple(fields or ())),
             "encoding": {"image": {"contentType": ", ".join(raw_types)}},
         }
     }
@@ -264,8 +335,18 @@ def _upload_operation(summary: str, schema: str, config: ServerConfig) -> dict[s
     }
 
 
-def openapi_document(config: ServerConfig) -> dict[str, Any]:
-    """The document served at /api/v1/openapi.json (limits filled in from the config)."""
+def openapi_document(config: ServerConfig, answers: AnswerSpec | None = None) -> dict[str, Any]:
+    """The document served at /api/v1/openapi.json (limits filled in from the config).
+
+    `answers` is the loaded model's answers section: its questions become classify's fields.
+    """
+    classify = _upload_operation(
+        "Screen one photo of a skin spot",
+        "Classification",
+        config,
+        _answer_fields(answers) if answers else None,
+    )
+    classify["description"] += _answers_description(answers)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -275,11 +356,7 @@ def openapi_document(config: ServerConfig) -> dict[str, Any]:
             "point to a dermatologist.",
         },
         "paths": {
-            "/api/v1/classify": {
-                "post": _upload_operation(
-                    "Screen one photo of a skin spot", "Classification", config
-                )
-            },
+            "/api/v1/classify": {"post": classify},
             "/api/v1/explain": {
                 "post": _upload_operation(
                     "Occlusion heatmap of where the model looked", "Explanation", config

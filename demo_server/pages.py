@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, send_from_directory
 from flask.typing import ResponseReturnValue
 
+from demo_server.answers import AnswerSpec
 from demo_server.extensions import current_classifier as _classifier
 from demo_server.extensions import current_lesion_gate as _lesion_gate
 from demo_server.extensions import current_settings as _settings
@@ -18,6 +19,25 @@ from demo_server.screening import NOT_A_LESION_MESSAGE, TRIAGE_MESSAGES, disclai
 bp = Blueprint("pages", __name__)
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 ATTRIBUTION = "ATTRIBUTION.md"
+DOMAIN_NAMES = {"phone": "Phone camera", "dermoscopic": "Dermatoscope"}
+# Test figures shown photo only vs photo plus answers: label, scope, key path, interval key.
+ANSWER_METRICS = (
+    ("Balanced accuracy, overall", "overall", ("balanced_accuracy",), "balanced_accuracy"),
+    ("Balanced accuracy, dermoscopic", "dermoscopic", ("balanced_accuracy",), "balanced_accuracy"),
+    ("Balanced accuracy, phone", "phone", ("balanced_accuracy",), "balanced_accuracy"),
+    (
+        "Malignant sensitivity, phone",
+        "phone",
+        ("malignant", "sensitivity"),
+        "malignant_sensitivity",
+    ),
+    (
+        "Malignant specificity, phone",
+        "phone",
+        ("malignant", "specificity"),
+        "malignant_specificity",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,16 @@ def list_samples(folder: Path, display_names: Mapping[str, str] | None = None) -
     ]
 
 
+def question_domains(answers: AnswerSpec | None) -> dict[str, list[str]]:
+    """Question name -> the domains whose model uses it (the page hides the others)."""
+    if answers is None:
+        return {}
+    return {
+        name: [domain for domain, model in answers.models.items() if name in model.questions]
+        for name in answers.questions
+    }
+
+
 @bp.get("/")
 def index() -> ResponseReturnValue:
     meta = _classifier().metadata
@@ -53,6 +83,9 @@ def index() -> ResponseReturnValue:
     return render_template(
         "index.html",
         meta=meta,
+        answers=meta.answers,
+        question_domains=question_domains(meta.answers),
+        domain_names=DOMAIN_NAMES,
         samples=list_samples(folder, dict(zip(meta.labels, meta.display_names, strict=True))),
         has_attribution=(folder / ATTRIBUTION).is_file(),
         not_a_lesion_message=NOT_A_LESION_MESSAGE,
@@ -78,6 +111,37 @@ def metric_summaries(metrics: Any) -> dict[str, dict[str, dict]]:
     return summaries
 
 
+def _dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def _figure(scopes: Any, scope: str, path: tuple[str, ...], interval: str) -> dict | None:
+    value = _dig(scopes, scope, *path)
+    if not isinstance(value, int | float):
+        return None
+    ci = _dig(scopes, scope, "ci95", interval)
+    return {"value": float(value), "interval": ci if isinstance(ci, list) else None}
+
+
+def answer_metric_rows(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Test figures photo only beside photo plus answers; none when the answers have no test
+    metrics (val figures chose the answers' strength and calibration, so they flatter it)."""
+    with_answers = _dig(card, "answers", "metrics", "test")
+    if not isinstance(with_answers, Mapping):
+        return []
+    photo = _dig(card, "metrics", "test")
+    return [
+        {
+            "label": label,
+            "photo": _figure(photo, scope, path, interval),
+            "answers": _figure(with_answers, scope, path, interval),
+        }
+        for label, scope, path, interval in ANSWER_METRICS
+    ]
+
+
 @bp.get("/model")
 def model_card() -> ResponseReturnValue:
     meta = _classifier().metadata
@@ -86,6 +150,8 @@ def model_card() -> ResponseReturnValue:
         "model.html",
         meta=meta,
         card=meta.card,
+        answers=meta.answers,
+        answer_rows=answer_metric_rows(meta.card),
         metric_summaries=summaries,
         metric_intervals=any(
             "ci95" in report for scopes in summaries.values() for report in scopes.values()

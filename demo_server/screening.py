@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from demo_server.answers import PHOTO_AND_ANSWERS, PHOTO_ONLY
 from demo_server.lesion_gate import GateResult
 from demo_server.model import ModelMetadata
 
@@ -37,10 +38,19 @@ NOT_A_LESION_MESSAGE = (
 )
 
 
-def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature scaling of probabilities: p_cal is proportional to p ** (1 / T)."""
+def calibrate(
+    probabilities: np.ndarray, temperature: float, log_ratios: np.ndarray | None = None
+) -> np.ndarray:
+    """Temperature scaling: softmax((log max(p, 1e-6) + log_ratios) / T).
+
+    Without log ratios this is p_cal proportional to p ** (1 / T), the photo-only result,
+    computed exactly as before answers existed (so it stays the same to the last bit).
+    """
     p = np.clip(np.asarray(probabilities, dtype=np.float64), PROBABILITY_FLOOR, None)
-    logits = np.log(p) / temperature
+    logits = np.log(p)
+    if log_ratios is not None:
+        logits = logits + log_ratios
+    logits = logits / temperature
     logits -= logits.max(axis=-1, keepdims=True)
     scaled = np.exp(logits)
     return scaled / scaled.sum(axis=-1, keepdims=True)
@@ -55,6 +65,9 @@ class Screening:
     p_malignant: float
     triage: str
     unsure: bool
+    temperature: float
+    threshold: float
+    source: str = PHOTO_ONLY  # which calibration: photo only, or photo plus answers
 
     def as_json(self, meta: ModelMetadata, unsure_below: float) -> dict[str, Any]:
         scores = [
@@ -75,18 +88,40 @@ class Screening:
             "triage": {
                 "level": self.triage,
                 "message": TRIAGE_MESSAGES[self.triage],
-                "threshold": meta.malignant_threshold,
+                "threshold": self.threshold,
             },
             "unsure": self.unsure,
             "unsure_below": unsure_below,
             "unsure_message": UNSURE_MESSAGE if self.unsure else None,
-            "calibration": {"temperature": meta.temperature},
+            "calibration": self._calibration_json(meta),
         }
 
+    def _calibration_json(self, meta: ModelMetadata) -> dict[str, Any]:
+        """Which temperature and threshold were used; models without answers keep the old shape."""
+        if meta.answers is None:
+            return {"temperature": self.temperature}
+        return {"temperature": self.temperature, "threshold": self.threshold, "source": self.source}
 
-def screen(raw: np.ndarray, meta: ModelMetadata, unsure_below: float) -> Screening:
-    """Calibrate raw probabilities and apply the model card's triage threshold."""
-    calibrated = calibrate(raw, meta.temperature)
+
+def screen(
+    raw: np.ndarray,
+    meta: ModelMetadata,
+    unsure_below: float,
+    log_ratios: np.ndarray | None = None,
+) -> Screening:
+    """Calibrate raw probabilities and apply the triage threshold.
+
+    With the answers' log ratios (see `answers.AnswerEffect`), the card's calibration for photo
+    plus answers is used; without them, the photo-only one.
+    """
+    if log_ratios is None:
+        temperature, threshold, source = meta.temperature, meta.malignant_threshold, PHOTO_ONLY
+    elif meta.answers is None:
+        raise ValueError("log ratios given for a model whose card has no answers section")
+    else:
+        temperature, threshold = meta.answers.temperature, meta.answers.malignant_threshold
+        source = PHOTO_AND_ANSWERS
+    calibrated = calibrate(raw, temperature, log_ratios)
     malignant = [i for i, code in enumerate(meta.labels) if code in meta.malignant_labels]
     p_malignant = float(calibrated[malignant].sum()) if malignant else 0.0
     top = int(np.argmax(calibrated))
@@ -94,8 +129,11 @@ def screen(raw: np.ndarray, meta: ModelMetadata, unsure_below: float) -> Screeni
         probabilities=tuple(float(p) for p in calibrated),
         top_index=top,
         p_malignant=p_malignant,
-        triage=REFER if p_malignant >= meta.malignant_threshold else WATCH,
+        triage=REFER if p_malignant >= threshold else WATCH,
         unsure=bool(calibrated[top] < unsure_below),
+        temperature=temperature,
+        threshold=threshold,
+        source=source,
     )
 
 

@@ -62,8 +62,13 @@ def convert_for_io(model, io_type: str, size: int) -> bytes:
     return convert(model, QuantizationConfig(variant, images if variant != "float32" else None))
 
 
-def build_demo_model(path: Path, io_type: str = "uint8", size: int = DEMO_SIZE) -> Path:
-    """Tiny random Keras CNN -> TFLite (io_type uint8/int8: full-integer; float32: float)."""
+def build_demo_model(
+    path: Path, io_type: str = "uint8", size: int = DEMO_SIZE, card: dict | None = None
+) -> Path:
+    """Tiny random Keras CNN -> TFLite (io_type uint8/int8: full-integer; float32: float).
+
+    `card` replaces the packed model card (default `demo_model_card(size)`); the network is
+    the same seeded one either way."""
     import keras
 
     from export.metadata import ModelInfo, write_metadata
@@ -89,7 +94,7 @@ def build_demo_model(path: Path, io_type: str = "uint8", size: int = DEMO_SIZE) 
         display_names=DEMO_DISPLAY_NAMES,
         input_height=size,
         input_width=size,
-        model_card=demo_model_card(size),
+        model_card=card if card is not None else demo_model_card(size),
     )
     path.write_bytes(write_metadata(flatbuffer, info))
     return path
@@ -128,16 +133,15 @@ def demo_samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture()
-def app(demo_model_path: Path, demo_samples_dir: Path):
-    """The demo server app over the tiny model, without the lesion gate (Flask-tutorial style)."""
+def demo_app(model_path: Path, samples_dir: Path):
+    """The demo server app over a tiny model, without the lesion gate."""
     from demo_server import create_app
 
     return create_app(
         {
             "TESTING": True,
-            "MODEL_PATH": demo_model_path,
-            "SAMPLES_DIR": demo_samples_dir,
+            "MODEL_PATH": model_path,
+            "SAMPLES_DIR": samples_dir,
             "INTERPRETERS": 2,
             "LESION_GATE_PATH": None,  # no gate: these tests must not depend on models/
         }
@@ -145,8 +149,143 @@ def app(demo_model_path: Path, demo_samples_dir: Path):
 
 
 @pytest.fixture()
+def app(demo_model_path: Path, demo_samples_dir: Path):
+    """The demo server app over the tiny model (Flask-tutorial style)."""
+    return demo_app(demo_model_path, demo_samples_dir)
+
+
+@pytest.fixture()
 def client(app):
     return app.test_client()
+
+
+# --------------------------------------------------------------------------------------------
+# demo_server answers fixtures: the same tiny network, its card with an `answers` section
+# (hand-made weights: a few answers push one class up, the rest are zero).
+# --------------------------------------------------------------------------------------------
+
+YES_NO = ["yes", "no"]
+SITES = ["face", "scalp", "neck", "trunk", "back", "arm", "hand", "leg", "foot", "genital"]
+DEMO_QUESTIONS = [
+    {
+        "name": "age",
+        "text": "How old is the person, in years?",
+        "kind": "number",
+        "bins": [30, 45, 60, 75],
+        "minimum": 0,
+        "maximum": 120,
+    },
+    {"name": "sex", "text": "Sex", "kind": "choice", "choices": ["female", "male"]},
+    {
+        "name": "site",
+        "text": "Where on the body is the spot?",
+        "kind": "choice",
+        "choices": SITES,
+    },
+    {"name": "itch", "text": "Does it itch?", "kind": "choice", "choices": YES_NO},
+    {"name": "grew", "text": "Has it grown?", "kind": "choice", "choices": YES_NO},
+    {"name": "hurt", "text": "Does it hurt?", "kind": "choice", "choices": YES_NO},
+    {"name": "changed", "text": "Has it changed?", "kind": "choice", "choices": YES_NO},
+    {"name": "bleed", "text": "Has it bled?", "kind": "choice", "choices": YES_NO},
+    {"name": "elevation", "text": "Is it raised?", "kind": "choice", "choices": YES_NO},
+]
+AGE_CHOICES = ["0-29", "30-44", "45-59", "60-74", "75+"]
+
+
+def demo_answer_features(questions: list[str]) -> list[str]:
+    """Feature names as the training side writes them: one per choice (age: per bin)."""
+    by_name = {q["name"]: q for q in DEMO_QUESTIONS}
+    return [
+        f"{name}={choice}"
+        for name in questions
+        for choice in (AGE_CHOICES if name == "age" else by_name[name]["choices"])
+    ]
+
+
+def _answer_model(
+    questions: list[str], classes: list[str], bias: list[float], pushes: dict, strength: float
+) -> dict:
+    """One domain's regression: zero weights except `pushes` {(feature, class): weight}."""
+    features = demo_answer_features(questions)
+    weights = np.zeros((len(features), len(classes)))
+    for (feature, code), weight in pushes.items():
+        weights[features.index(feature), classes.index(code)] = weight
+    return {
+        "questions": questions,
+        "features": features,
+        "classes": classes,
+        "weights": weights.tolist(),
+        "bias": bias,
+        "strength": strength,
+    }
+
+
+def demo_answers_card(size: int = DEMO_SIZE) -> dict:
+    """`demo_model_card` plus an answers section with its own calibration and test metrics."""
+    card = demo_model_card(size)
+    card["metrics"]["test"]["overall"] = {"n": 60, "balanced_accuracy": 0.55}
+    phone = _answer_model(
+        [q["name"] for q in DEMO_QUESTIONS],
+        ["akiec", "bcc", "bkl", "mel", "nv"],
+        [-1.0, -0.5, -0.2, -1.2, 0.8],
+        {
+            ("itch=yes", "bcc"): 3.0,
+            ("itch=no", "nv"): 1.0,
+            ("age=75+", "akiec"): 2.0,
+            ("bleed=yes", "mel"): 2.5,
+        },
+        strength=0.8,
+    )
+    dermoscopic = _answer_model(
+        ["age", "sex", "site"],
+        list(DEMO_LABELS),
+        [-1.0, -0.8, 0.0, -2.0, -0.5, 1.5, -2.0],
+        {("site=face", "bkl"): 2.0, ("age=0-29", "nv"): 1.5},
+        strength=1.0,
+    )
+    card["answers"] = {
+        "questions": DEMO_QUESTIONS,
+        "models": {"phone": phone, "dermoscopic": dermoscopic},
+        "rule": "r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)); see demo_server/answers.py",
+        "calibration": {"temperature": 0.8, "fitted_on": "val"},
+        "triage": {"malignant_threshold": 0.21, "target_sensitivity": 0.95},
+        "metrics": {
+            "val": {"phone": {"n": 40, "balanced_accuracy": 0.7}},
+            "test": {
+                "overall": {"n": 60, "balanced_accuracy": 0.583},
+                "dermoscopic": {"n": 20, "balanced_accuracy": 0.512},
+                "phone": {
+                    "n": 40,
+                    "balanced_accuracy": 0.688,
+                    "malignant": {"sensitivity": 0.937, "specificity": 0.812},
+                },
+            },
+        },
+    }
+    return card
+
+
+@pytest.fixture(scope="session")
+def answers_card() -> dict:
+    return demo_answers_card()
+
+
+@pytest.fixture(scope="session")
+def demo_answers_model_path(tmp_path_factory: pytest.TempPathFactory, answers_card) -> Path:
+    """The tiny model of `demo_model_path` with `answers_card` packed in instead."""
+    path = tmp_path_factory.mktemp("demo_answers_model") / "tiny_answers.tflite"
+    return build_demo_model(path, card=answers_card)
+
+
+@pytest.fixture()
+def answers_app(demo_answers_model_path: Path, demo_samples_dir: Path):
+    """Like `app`, over the model whose card has an answers section."""
+    return demo_app(demo_answers_model_path, demo_samples_dir)
+
+
+@pytest.fixture()
+def answers_client(answers_app):
+    return answers_app.test_client()
 
 
 # --------------------------------------------------------------------------------------------

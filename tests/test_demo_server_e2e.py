@@ -40,10 +40,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def server_url(demo_model_path, demo_samples_dir):
+def _serve(model_path, samples_dir):
     app = create_app(
-        {"MODEL_PATH": demo_model_path, "SAMPLES_DIR": demo_samples_dir, "LESION_GATE_PATH": None}
+        {"MODEL_PATH": model_path, "SAMPLES_DIR": samples_dir, "LESION_GATE_PATH": None}
     )
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -51,6 +50,17 @@ def server_url(demo_model_path, demo_samples_dir):
     yield f"http://127.0.0.1:{server.effective_port}"
     server.close()
     thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def server_url(demo_model_path, demo_samples_dir):
+    yield from _serve(demo_model_path, demo_samples_dir)
+
+
+@pytest.fixture(scope="module")
+def answers_server_url(demo_answers_model_path, demo_samples_dir):
+    """The same page over the model whose card has questions about the person and the spot."""
+    yield from _serve(demo_answers_model_path, demo_samples_dir)
 
 
 @pytest.fixture(scope="module")
@@ -145,4 +155,41 @@ def test_model_page(server_url, phone):
     assert "Testing the demo server only." in page.content()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo_server_mobile_model.png"), full_page=True)
+    assert not problems, problems
+
+
+def test_answers_change_the_result_and_say_so(answers_server_url, phone):
+    page, problems = phone
+    page.goto(answers_server_url + "/")
+    assert not page.locator("#answer-fields").is_visible()  # collapsed until opened
+    assert "not stored" in page.locator("#answers summary").inner_text()
+    page.locator("#answers summary").tap()
+    page.select_option("select[name=itch]", "yes")
+    page.fill("input[name=age]", "80")
+    with page.expect_response("**/api/v1/classify") as response_info:
+        page.locator(".sample").first.tap()
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    body = response_info.value.json()
+    assert body["answers"]["used"] == {"age": "75+", "itch": "yes"}
+    note = page.locator("#calibration-note")
+    assert note.inner_text() == "Calibrated on the photo plus your answers (2 of 9 answered)."
+    # The dermatoscope's model asks only age, sex and site: the rest is hidden, not sent, and
+    # changing the domain checks the same photo again.
+    with page.expect_response("**/api/v1/classify") as response_info:
+        page.select_option("#domain", "dermoscopic")
+    assert response_info.value.json()["answers"]["used"] == {"age": "75+"}
+    assert not page.locator("select[name=itch]").is_visible()
+    page.locator("#calibration-note", has_text="(1 of 3 answered)").wait_for(timeout=15_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo_server_mobile_answers.png"), full_page=True)
+    assert not problems, problems
+
+
+def test_no_answers_box_without_answers(server_url, phone):
+    page, problems = phone
+    page.goto(server_url + "/")
+    assert page.locator("#answers").count() == 0
+    page.locator(".sample").first.tap()
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    assert not page.locator("#calibration-note").is_visible()
     assert not problems, problems

@@ -8,7 +8,11 @@ const EXPLAIN_NOTES = {
   found: "Red shows where covering the photo lowered the model's score for its top answer most.",
   none: "Covering any single part of the photo barely changed the answer: no region stands out.",
 };
-let current = null; // the blob last sent, reused by "Where did it look?"
+const CALIBRATION_NOTES = {
+  photo_only: "Calibrated on the photo alone: no answer was used.",
+  photo_and_answers: "Calibrated on the photo plus your answers",
+};
+let current = null; // the blob last sent, reused by "Where did it look?" and new answers
 
 const $ = (id) => document.getElementById(id);
 
@@ -37,9 +41,36 @@ async function downsize(blob) {
   });
 }
 
-async function post(path, blob) {
+// The answered questions the chosen domain's model uses (blank = "don't know", not sent).
+// Answers stay in the page and in the one request; nothing stores them.
+function answerFields() {
+  const fields = [];
+  const box = $("answer-fields");
+  if (!box) return fields;
+  for (const input of box.querySelectorAll("[name]")) {
+    const label = input.closest(".question");
+    if (label && label.hidden) continue;
+    if (!input.validity.valid) {
+      throw new Error((label ? label.firstChild.textContent.trim() + ": " : "") +
+        input.validationMessage);
+    }
+    if (input.value !== "") fields.push([input.name, input.value]);
+  }
+  return fields;
+}
+
+// Show only the questions the chosen domain's model uses.
+function showDomainQuestions() {
+  const domain = $("domain").value;
+  for (const label of document.querySelectorAll("#answer-fields .question")) {
+    label.hidden = !label.dataset.domains.split(" ").includes(domain);
+  }
+}
+
+async function post(path, blob, fields) {
   const form = new FormData();
   form.append("image", blob, "photo.jpg");
+  for (const [name, value] of fields || []) form.append(name, value);
   const response = await fetch(path, { method: "POST", body: form });
   let body = null;
   try {
@@ -88,6 +119,18 @@ function renderScores(scores) {
   }
 }
 
+function renderCalibration(result) {
+  const note = $("calibration-note");
+  const source = result.calibration && result.calibration.source;
+  note.hidden = !source;
+  if (!source) return;
+  let text = CALIBRATION_NOTES[source] || source;
+  if (source === "photo_and_answers" && result.answers) {
+    text += " (" + result.answers.answered + " of " + result.answers.questions + " answered).";
+  }
+  note.textContent = text;
+}
+
 function renderTiming(result) {
   $("timing").textContent =
     "Model " + result.model.name + " " + result.model.version + " · " +
@@ -123,6 +166,7 @@ function render(result) {
   $("unsure").hidden = !result.unsure;
   $("unsure-message").textContent = result.unsure_message || "";
   renderScores(result.scores);
+  renderCalibration(result);
   renderTiming(result);
   showResult();
   setStatus(result.unsure ? "Done — the model is unsure." : "Done.");
@@ -139,8 +183,22 @@ async function check(blob) {
     const photo = $("photo");
     if (photo.src.startsWith("blob:")) URL.revokeObjectURL(photo.src);
     photo.src = URL.createObjectURL(current);
-    setStatus("Checking…");
-    render(await post("api/v1/classify", current));
+    await classify();
+  } catch (err) {
+    setStatus(err.message, true);
+  }
+}
+
+async function classify() {
+  setStatus("Checking…");
+  render(await post("api/v1/classify", current, answerFields()));
+}
+
+// A changed answer re-checks the photo already shown (the heatmap does not use answers).
+async function recheck() {
+  if (!current || $("result").hidden) return;
+  try {
+    await classify();
   } catch (err) {
     setStatus(err.message, true);
   }
@@ -191,4 +249,9 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => trySample(button));
   }
   $("explain").addEventListener("click", explain);
+  if ($("answer-fields")) {
+    $("domain").addEventListener("change", showDomainQuestions);
+    showDomainQuestions();
+    $("answer-fields").addEventListener("change", recheck);
+  }
 });
