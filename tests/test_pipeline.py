@@ -499,11 +499,42 @@ def test_evaluate_with_answers_uses_and_records_the_answers_section(
     )
     result = json.loads((out / "metrics.json").read_text())
     card = json.loads((answers_run / "model_card.json").read_text())
-    assert result["answers"] is True
+    assert result["answers"] == [q["name"] for q in card["answers"]["questions"]]
     assert result["temperature"] == card["answers"]["calibration"]["temperature"]
     assert card["answers"]["metrics"]["test"] == result["metrics"]
     assert "test" not in card["metrics"] or card["metrics"]["test"] != result["metrics"]
     assert "photo plus each image's answers" in (out / "report.md").read_text()
+
+
+def test_evaluate_with_some_answers_skips_the_others(answers_run: Path, tmp_path: Path):
+    from train.evaluate import main
+
+    runs = {}
+    for asked in ([], ["age", "site"], ["bleed"]):
+        out = tmp_path / "_".join(asked or ["all"])
+        assert (
+            main([str(answers_run), "--split", "val", "--answers", *asked, "--out", str(out)]) == 0
+        )
+        runs[tuple(asked)] = json.loads((out / "metrics.json").read_text())
+    assert runs[("age", "site")]["answers"] == ["age", "site"]
+    assert "answers to age, site only" in (tmp_path / "age_site" / "report.md").read_text()
+    # A question only the phone model asks leaves dermoscopic images with the prior alone.
+    card = json.loads((answers_run / "model_card.json").read_text())
+    prior_only = runs[("bleed",)]["metrics"]["dermoscopic"]
+    photo = card["metrics"]["val"]["dermoscopic"]
+    assert prior_only["balanced_accuracy"] == photo["balanced_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["moles"], "unknown question(s) ['moles']"), (["age", "--update-card"], "every answer")],
+)
+def test_evaluate_answers_usage_errors(answers_run: Path, extra, message, capsys):
+    from train.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main([str(answers_run), "--split", "val", "--answers", *extra])
+    assert message in capsys.readouterr().err
 
 
 def test_evaluate_refuses_answers_when_the_card_has_none(tiny_run: Path, capsys):

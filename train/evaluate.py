@@ -24,6 +24,7 @@ import numpy as np
 
 from train import metrics
 from train.answer_model import with_answers
+from train.answers import QUESTIONS
 from train.bootstrap import grouped_bootstrap_intervals
 from train.datasets import Skipped
 from train.fit_answers import answer_ratios, models_from_card
@@ -33,6 +34,8 @@ from train.pipeline import label_indices
 from train.predict import predict_keras, predict_tflite
 from train.report_md import metrics_markdown
 from train.split import SPLIT_CSV, SPLITS, read_split
+
+ANSWERED = [q.name for q in QUESTIONS]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,9 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--answers",
-        action="store_true",
+        nargs="*",
+        metavar="QUESTION",
         help="add each image's answers from its data set (age, sex, body site, symptoms) as "
-        "the model card's answers section says, with that section's calibration",
+        "the model card's answers section says, with that section's calibration; name "
+        f"questions to use only those, as if the rest were skipped ({', '.join(ANSWERED)})",
     )
     parser.add_argument(
         "--by-folder",
@@ -71,8 +76,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--model {args.model}: no such file")
     if args.model is None and not (args.run / "model.keras").is_file():
         parser.error(f"{args.run / 'model.keras'} not found and no --model given")
-    if args.answers and "answers" not in card_of(args):
-        parser.error("the model card has no answers section; run python -m train.fit_answers")
+    if args.answers is not None:
+        if "answers" not in card_of(args):
+            parser.error("the model card has no answers section; run python -m train.fit_answers")
+        unknown = sorted(set(args.answers) - set(ANSWERED))
+        if unknown:
+            parser.error(f"--answers: unknown question(s) {unknown}; choose from {ANSWERED}")
+        if args.answers and args.update_card:
+            parser.error("--update-card records the model with every answer; drop the questions")
+        args.answers = args.answers or list(ANSWERED)
     return args
 
 
@@ -115,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     domains = np.array([r.domain for r in records])
     groups = np.array([r.group for r in records])
     calibration, triage = card["calibration"], card["triage"]
-    if args.answers:
-        raw = with_answers(raw, answer_ratios(models_from_card(card), records), 1.0)
+    if args.answers is not None:
+        ratios = answer_ratios(models_from_card(card), records, args.answers)
+        raw = with_answers(raw, ratios, 1.0)
         calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
         name += "-answers"
     temperature = calibration["temperature"]
@@ -148,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(metrics_markdown(result), encoding="utf-8")
     if args.update_card:
-        (card["answers"] if args.answers else card)["metrics"][args.split] = report
+        (card["answers"] if args.answers is not None else card)["metrics"][args.split] = report
         write_model_card(args.run, card)
 
     from train.plots import plot_confusion, plot_reliability, plot_roc

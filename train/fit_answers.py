@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,13 +63,19 @@ def features_of(records: list[Record], questions: tuple[str, ...]) -> np.ndarray
     )
 
 
-def answer_ratios(models: dict[str, AnswerModel], records: list[Record]) -> np.ndarray:
-    """strength * r for each record, by its domain's model (0 where no model or no answers)."""
+def answer_ratios(
+    models: dict[str, AnswerModel], records: list[Record], asked: Iterable[str] | None = None
+) -> np.ndarray:
+    """strength * r for each record, by its domain's model (0 where no model or no answers);
+    `asked` limits the answers to those questions, as if the others were skipped."""
     ratios = np.zeros((len(records), len(LABELS)))
     answers = dataset_answers(records)
+    kept = None if asked is None else set(asked)
     for i, (record, given) in enumerate(zip(records, answers, strict=True)):
         model = models.get(record.domain)
         if model is not None:
+            if kept is not None:
+                given = {q: a for q, a in given.items() if q in kept}
             features = encode(given, model.questions)
             ratios[i] = model.strength * model.log_ratios(features)[0]
     return ratios

@@ -24,7 +24,7 @@ def metrics_markdown(result: dict) -> str:
     scopes = list(report)
     lines = [
         f"Model `{result['model']}`, {result['split']} split"
-        + (", photo plus each image's answers from its data set" if result.get("answers") else "")
+        + _answers_note(result.get("answers"))
         + "; probabilities calibrated with "
         f"T = {result['temperature']:.3f}; triage threshold P(malignant) >= "
         f"{result['malignant_threshold']:.3f}.",
@@ -62,3 +62,13 @@ def metrics_markdown(result: dict) -> str:
         cells = [_cell(report[s]["per_class_recall"].get(code)) for s in scopes]
         lines.append(f"| {code} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _answers_note(asked: list[str] | None) -> str:
+    if asked is None:
+        return ""
+    from train.answers import QUESTIONS
+
+    if set(asked) >= {q.name for q in QUESTIONS}:
+        return ", photo plus each image's answers from its data set"
+    return f", photo plus each image's answers to {', '.join(asked)} only (the rest skipped)"
