@@ -178,3 +178,32 @@ def test_pad_records_sex_only_for_biopsied_lesions(data_dir: Path):
     }
     assert without_sex and not without_sex & {"bcc", "mel"}
     assert "sex" not in QUESTIONS_BY_DOMAIN[PHONE]
+
+
+def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
+    from train.answer_sensitivity import reversed_answer_effects
+
+    x, y = _planted(400, seed=5)
+    model = fit_answer_model(PHONE, QUESTIONS_BY_DOMAIN[PHONE], x, y)
+    card = {
+        "answers": {
+            "models": {PHONE: model.as_json()},
+            "calibration": {"temperature": 1.0},
+            "triage": {"malignant_threshold": 0.5},
+        }
+    }
+    # A photo that says nothing, so only the answers decide: bleeding -> bcc -> referred.
+    raw = np.full((4, len(LABELS)), 1 / len(LABELS))
+    raw[:, [LABELS.index(c) for c in ("akiec", "df", "mel", "vasc")]] = 0.001
+    raw /= raw.sum(axis=1, keepdims=True)
+    y = np.array([LABELS.index("bcc")] * 2 + [LABELS.index("nv")] * 2)
+    answers = [{"bleed": "yes"}, {"bleed": "yes"}, {"bleed": "no"}, {"itch": "UNK"}]
+    rows = {
+        r["question"]: r
+        for r in reversed_answer_effects(card, raw, y, np.array([PHONE] * 4), answers)
+    }
+    assert set(rows) == {"bleed"}  # itch was not answered by anyone
+    bleed = rows["bleed"]
+    assert bleed["images"] == 3 and bleed["malignant"] == 2
+    assert bleed["triage_changed"] == 3  # each reversal moves the only evidence across 0.5
+    assert bleed["malignant_no_longer_referred"] == 2

@@ -537,6 +537,18 @@ def test_evaluate_answers_usage_errors(answers_run: Path, extra, message, capsys
     assert message in capsys.readouterr().err
 
 
+def test_answer_sensitivity_reports_each_yes_no_question(answers_run: Path, tiny_run: Path, capsys):
+    from train.answer_sensitivity import main
+
+    assert main([str(answers_run), "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "| domain | question | images | triage changed |" in out
+    assert "| phone | bleed |" in out and "| dermoscopic |" not in out  # HAM has no yes/no
+    with pytest.raises(SystemExit):
+        main([str(tiny_run)])
+    assert "no answers section" in capsys.readouterr().err
+
+
 def test_evaluate_refuses_answers_when_the_card_has_none(tiny_run: Path, capsys):
     from train.evaluate import main
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.answers import BY_NAME, feature_names
+from train.answers import BY_NAME, Answers, encode, feature_names
 from train.taxonomy import LABELS
 
 PROBABILITY_FLOOR = 1e-6  # as in train.metrics.apply_temperature and the demo server
@@ -40,6 +40,10 @@ class AnswerModel:
         full = np.zeros((len(z), len(LABELS)))
         full[:, [LABELS.index(c) for c in self.classes]] = r
         return full
+
+    def log_ratios_of(self, answers: Answers) -> np.ndarray:
+        """r for one person's answers (questions this model does not ask are ignored)."""
+        return self.log_ratios(encode(answers, self.questions))[0]
 
     def as_json(self) -> dict:
         return {

@@ -76,8 +76,7 @@ def answer_ratios(
         if model is not None:
             if kept is not None:
                 given = {q: a for q, a in given.items() if q in kept}
-            features = encode(given, model.questions)
-            ratios[i] = model.strength * model.log_ratios(features)[0]
+            ratios[i] = model.strength * model.log_ratios_of(given)
     return ratios
 
 

@@ -1,0 +1,122 @@
+"""How much one wrong answer moves the triage: reverse each yes/no answer in turn.
+
+    python -m train.answer_sensitivity runs/NAME [--model FILE.tflite] [--split val]
+
+For every image whose data set answered a yes/no question, the answer is reversed (the rest kept)
+and the triage recomputed as the model card says. Reported per question: how many triage
+decisions change, and how many malignant lesions would no longer be referred. A person answering
+alone can get a question wrong; this says what that costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from train import metrics
+from train.answer_model import with_answers
+from train.answers import BY_NAME, YES_NO, dataset_answers, normalise_answer
+from train.datasets import Skipped
+from train.evaluate import card_of
+from train.fit_answers import models_from_card
+from train.images import decode_records
+from train.pipeline import label_indices
+from train.predict import predict_keras, predict_tflite
+from train.split import SPLIT_CSV, SPLITS, read_split
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.answer_sensitivity", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("run", type=Path, help="run folder whose card has an answers section")
+    parser.add_argument("--model", type=Path, help="a .tflite instead of the run's model.keras")
+    parser.add_argument("--split", choices=SPLITS, default="val")
+    args = parser.parse_args(argv)
+    if not (args.run / SPLIT_CSV).is_file():
+        parser.error(f"{args.run / SPLIT_CSV} not found; is {args.run} a run folder?")
+    if args.model is not None and not args.model.is_file():
+        parser.error(f"--model {args.model}: no such file")
+    if args.model is None and not (args.run / "model.keras").is_file():
+        parser.error(f"{args.run / 'model.keras'} not found and no --model given")
+    if "answers" not in card_of(args):
+        parser.error("the model card has no answers section; run python -m train.fit_answers")
+    return args
+
+
+def reversed_answer_effects(
+    card: dict, raw: np.ndarray, y: np.ndarray, domains: np.ndarray, answers: list[dict]
+) -> list[dict]:
+    """One row per (domain, yes/no question): images answered, triage changes, referrals lost."""
+    temperature = card["answers"]["calibration"]["temperature"]
+    threshold = card["answers"]["triage"]["malignant_threshold"]
+    malignant = metrics.is_malignant(y)
+    rows = []
+    for domain, model in models_from_card(card).items():
+
+        def referred(given: list[dict], at: np.ndarray, model=model) -> np.ndarray:
+            ratios = np.array([model.strength * model.log_ratios_of(a) for a in given])
+            probs = metrics.apply_temperature(with_answers(raw[at], ratios, 1.0), temperature)
+            return metrics.malignant_probability(probs) >= threshold
+
+        for question in (q for q in model.questions if BY_NAME[q].choices == YES_NO):
+            said = [normalise_answer(BY_NAME[question], a.get(question, "")) for a in answers]
+            at = np.array([i for i, v in enumerate(said) if v and domains[i] == domain], int)
+            if not len(at):
+                continue
+            given = [answers[i] for i in at]
+            reversed_ = [{**answers[i], question: "no" if said[i] == "yes" else "yes"} for i in at]
+            before, after = referred(given, at), referred(reversed_, at)
+            rows.append(
+                {
+                    "domain": domain,
+                    "question": question,
+                    "images": int(len(at)),
+                    "triage_changed": int((before != after).sum()),
+                    "malignant_no_longer_referred": int((before & ~after & malignant[at]).sum()),
+                    "malignant": int(malignant[at].sum()),
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    card = card_of(args)
+    skipped = Skipped()
+    pixels, records = decode_records(
+        read_split(args.run / SPLIT_CSV)[args.split], card["input"]["height"], skipped
+    )
+    skipped.warn()
+    if args.model is not None:
+        raw = predict_tflite(args.model, pixels)
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        raw = predict_keras(keras.models.load_model(args.run / "model.keras"), pixels)
+    rows = reversed_answer_effects(
+        card,
+        raw,
+        label_indices(records),
+        np.array([r.domain for r in records]),
+        dataset_answers(records),
+    )
+    print(f"{args.split} split, one yes/no answer reversed at a time:")
+    print("| domain | question | images | triage changed | malignant no longer referred |")
+    print("|---|---|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['domain']} | {r['question']} | {r['images']} | {r['triage_changed']} "
+            f"({r['triage_changed'] / r['images']:.1%}) | {r['malignant_no_longer_referred']} "
+            f"of {r['malignant']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
