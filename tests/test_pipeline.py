@@ -255,6 +255,20 @@ def test_train_cli_usage_errors(argv, message, capsys):
     assert "usage: python -m train" in err and message in err
 
 
+def test_logit_adjusted_training_saves_a_model_any_reader_can_load(data_dir: Path, tmp_path: Path):
+    import keras
+
+    from train.__main__ import main
+
+    run = tmp_path / "la"
+    argv = f"--data {data_dir / 'ham10000'} --data {data_dir / 'pad_ufes20'} --out {run} "
+    argv += "--backbone tiny_cnn --epochs 1 --image-size 48 --max-images-per-class 8 "
+    assert main([*argv.split(), "--balance", "logit_adjust"]) == 0
+    assert json.loads((run / "hparams.json").read_text())["balance"] == "logit_adjust"
+    model = keras.models.load_model(run / "model.keras")  # no custom objects needed
+    assert model.loss.name == "categorical_crossentropy"
+
+
 def test_train_cli_rejects_an_empty_or_unknown_data_folder(tmp_path: Path, capsys):
     from train.__main__ import main
 

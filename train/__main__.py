@@ -24,7 +24,7 @@ from train.split import SPLIT_CSV, SplitFractions, grouped_split, read_split, wr
 from train.subset import take_per_class
 
 HPARAMS_JSON = "hparams.json"
-BALANCING = ("loss_weights", "sampling")
+BALANCING = ("loss_weights", "sampling", "logit_adjust")
 # What --resume may change: a third stage extends a run without redoing it. Any other option
 # would silently train another recipe than the one its checkpoints came from.
 EXTENDABLE_ON_RESUME = ("more_epochs", "more_blocks", "more_learning_rate")
@@ -81,7 +81,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         "--balance",
         choices=BALANCING,
         default=defaults.balance,
-        help="give each (domain, class) stratum equal weight through the loss or by resampling",
+        help="give each (domain, class) stratum equal weight through the loss or by resampling, "
+        "or (logit_adjust) see each image once and add log class priors to the logits in the loss",
     )
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from train.backbones import get_spec
     from train.calibrate import calibrate_on_val
     from train.images import decode_records
+    from train.losses import class_log_prior, logit_adjusted_crossentropy
     from train.model import build_classifier, set_trainable_stage
     from train.model_card import build_model_card, write_model_card
     from train.pipeline import balancing_weights, label_indices, training_dataset
@@ -229,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         print("python -m train: error: no readable images in train or val", file=sys.stderr)
         return 2
     y_train, y_val = label_indices(train_records), label_indices(val_records)
-    w_train = balancing_weights(train_records, hp.max_class_weight)
+    if hp.balance == "logit_adjust":
+        w_train = np.ones(len(y_train), np.float32)
+        loss = logit_adjusted_crossentropy(class_log_prior(y_train), hp.label_smoothing)
+    else:
+        w_train = balancing_weights(train_records, hp.max_class_weight)
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
     train_ds = training_dataset(
         x_train, y_train, w_train, hp.batch_size, hp.augment, hp.seed, hp.balance == "sampling"
     )
@@ -289,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             optimizer = keras.optimizers.AdamW(schedule, weight_decay=hp.weight_decay)
             model.compile(
                 optimizer=optimizer,
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+                loss=loss,
                 weighted_metrics=["accuracy"],
             )
             # A resumed stage continues its learning-rate schedule where it stopped.
@@ -310,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- the best epoch, calibrated on val, with a triage threshold chosen on val
     model.load_weights(checkpoints / "best.weights.h5")
+    if hp.balance == "logit_adjust":  # save a loss any reader can load without our code
+        model.compile(optimizer=model.optimizer, loss=keras.losses.CategoricalCrossentropy())
     model.save(run_dir / "model.keras")
     calibration = calibrate_on_val(val_records, predict_keras(model, x_val), hp.target_sensitivity)
     images_seen = len(y_train) * state["epoch"]

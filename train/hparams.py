@@ -29,7 +29,9 @@ class HParams:
     dropout: float = 0.2
     label_smoothing: float = 0.05
     max_class_weight: float = 20.0
-    balance: str = "loss_weights"  # or "sampling": see train.pipeline.training_dataset
+    balance: str = (
+        "loss_weights"  # "sampling": train.pipeline.training_dataset; "logit_adjust": train.losses
+    )
     augment: bool = True
     seed: int = 1337
     val_fraction: float = 0.15
