@@ -11,7 +11,6 @@ alone can get a question wrong; this says what that costs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,13 +19,10 @@ import numpy as np
 from train import metrics
 from train.answer_model import with_answers
 from train.answers import BY_NAME, YES_NO, dataset_answers, normalise_answer
-from train.datasets import Skipped
-from train.evaluate import card_of
+from train.evaluate import card_of, split_predictions
 from train.fit_answers import models_from_card
-from train.images import decode_records
 from train.pipeline import label_indices
-from train.predict import predict_keras, predict_tflite
-from train.split import SPLIT_CSV, SPLITS, read_split
+from train.split import SPLIT_CSV, SPLITS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -87,18 +83,7 @@ def reversed_answer_effects(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     card = card_of(args)
-    skipped = Skipped()
-    pixels, records = decode_records(
-        read_split(args.run / SPLIT_CSV)[args.split], card["input"]["height"], skipped
-    )
-    skipped.warn()
-    if args.model is not None:
-        raw = predict_tflite(args.model, pixels)
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
-
-        raw = predict_keras(keras.models.load_model(args.run / "model.keras"), pixels)
+    raw, records, _ = split_predictions(args, card)
     rows = reversed_answer_effects(
         card,
         raw,

@@ -106,23 +106,30 @@ def card_of(args: argparse.Namespace) -> dict:
     return read_model_card(args.run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    card = card_of(args)
+def split_predictions(args: argparse.Namespace, card: dict) -> tuple[np.ndarray, list, str]:
+    """Raw probabilities of `args.model` (a .tflite) or the run's Keras model on `args.split`,
+    the records they belong to (unreadable images skipped with a warning), and a short name."""
     skipped = Skipped()
     pixels, records = decode_records(
         read_split(args.run / SPLIT_CSV)[args.split], card["input"]["height"], skipped
     )
     skipped.warn()
     if args.model is not None:
-        raw = predict_tflite(args.model, pixels)
-        name = args.model.stem
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
+        return predict_tflite(args.model, pixels), records, args.model.stem
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
 
-        raw = predict_keras(keras.models.load_model(args.run / "model.keras"), pixels)
-        name = "keras"
+    return (
+        predict_keras(keras.models.load_model(args.run / "model.keras"), pixels),
+        records,
+        "keras",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    card = card_of(args)
+    raw, records, name = split_predictions(args, card)
     y = label_indices(records)
     domains = np.array([r.domain for r in records])
     groups = np.array([r.group for r in records])
