@@ -19,10 +19,10 @@ import numpy as np
 from train import metrics
 from train.answer_model import with_answers
 from train.answers import BY_NAME, YES_NO, dataset_answers, normalise_answer
-from train.evaluate import card_of, split_predictions
+from train.evaluate import card_of, check_run_and_model, split_predictions
 from train.fit_answers import models_from_card
 from train.pipeline import label_indices
-from train.split import SPLIT_CSV, SPLITS
+from train.split import SPLITS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,12 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, help="a .tflite instead of the run's model.keras")
     parser.add_argument("--split", choices=SPLITS, default="val")
     args = parser.parse_args(argv)
-    if not (args.run / SPLIT_CSV).is_file():
-        parser.error(f"{args.run / SPLIT_CSV} not found; is {args.run} a run folder?")
-    if args.model is not None and not args.model.is_file():
-        parser.error(f"--model {args.model}: no such file")
-    if args.model is None and not (args.run / "model.keras").is_file():
-        parser.error(f"{args.run / 'model.keras'} not found and no --model given")
+    check_run_and_model(parser, args)
     if "answers" not in card_of(args):
         parser.error("the model card has no answers section; run python -m train.fit_answers")
     return args

@@ -70,12 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.update_card and args.model is not None:
         parser.error("--update-card records the run's own Keras model; drop --model")
-    if not (args.run / SPLIT_CSV).is_file():
-        parser.error(f"{args.run / SPLIT_CSV} not found; is {args.run} a run folder?")
-    if args.model is not None and not args.model.is_file():
-        parser.error(f"--model {args.model}: no such file")
-    if args.model is None and not (args.run / "model.keras").is_file():
-        parser.error(f"{args.run / 'model.keras'} not found and no --model given")
+    check_run_and_model(parser, args)
     if args.answers is not None:
         if "answers" not in card_of(args):
             parser.error("the model card has no answers section; run python -m train.fit_answers")
@@ -86,6 +81,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--update-card records the model with every answer; drop the questions")
         args.answers = args.answers or list(ANSWERED)
     return args
+
+
+def check_run_and_model(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors for `run` (a folder with split.csv) and `--model` (else the run's Keras)."""
+    if not (args.run / SPLIT_CSV).is_file():
+        parser.error(f"{args.run / SPLIT_CSV} not found; is {args.run} a run folder?")
+    if args.model is not None and not args.model.is_file():
+        parser.error(f"--model {args.model}: no such file")
+    if args.model is None and not (args.run / "model.keras").is_file():
+        parser.error(f"{args.run / 'model.keras'} not found and no --model given")
 
 
 def image_folder(path: Path) -> str:
