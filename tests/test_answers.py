@@ -207,3 +207,13 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
     assert bleed["images"] == 3 and bleed["malignant"] == 2
     assert bleed["triage_changed"] == 3  # each reversal moves the only evidence across 0.5
     assert bleed["malignant_no_longer_referred"] == 2
+
+
+def test_a_domain_without_answers_for_two_classes_gets_no_model(tmp_path: Path, capsys):
+    from train.fit_answers import fit_domain_models
+
+    folder = tmp_path / "mine"  # a class-folder data set: no metadata csv, so no answers
+    photos = [Record(folder / c / f"{i}.jpg", c, f"g{i}", PHONE, "mine") for i, c in
+              enumerate(["nv", "mel", "bcc"])]  # fmt: skip
+    assert fit_domain_models(photos) == {}
+    assert "phone: no answers for two classes" in capsys.readouterr().out

@@ -21,7 +21,7 @@ import numpy as np
 
 from train import metrics
 from train.answer_model import AnswerModel, fit_answer_model, with_answers
-from train.answers import QUESTIONS, QUESTIONS_BY_DOMAIN, dataset_answers, encode
+from train.answers import QUESTIONS, QUESTIONS_BY_DOMAIN, dataset_answers, encode, feature_names
 from train.calibrate import calibrate_on_val
 from train.datasets import Record, Skipped
 from train.model_card import ANSWERS_LIMITATION, read_model_card, write_model_card
@@ -58,9 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def features_of(records: list[Record], questions: tuple[str, ...]) -> np.ndarray:
-    return np.array([encode(a, questions) for a in dataset_answers(records)]).reshape(
-        len(records), -1
-    )
+    rows = [encode(a, questions) for a in dataset_answers(records)]
+    return np.array(rows).reshape(len(rows), len(feature_names(questions)))
 
 
 def answer_ratios(
@@ -86,13 +85,16 @@ def models_from_card(card: dict) -> dict[str, AnswerModel]:
 
 
 def fit_domain_models(train: list[Record]) -> dict[str, AnswerModel]:
+    """One model per domain with answers of at least two classes; other domains are named and
+    left out (their photos keep the photo-only result)."""
     models = {}
     for domain, questions in QUESTIONS_BY_DOMAIN.items():
         records = [r for r in train if r.domain == domain]
-        if records:
-            models[domain] = fit_answer_model(
-                domain, questions, features_of(records, questions), label_indices(records)
-            )
+        features = features_of(records, questions)
+        if len(set(label_indices(records)[features.any(axis=1)].tolist())) < 2:
+            print(f"{domain}: no answers for two classes in the train split; no model", flush=True)
+            continue
+        models[domain] = fit_answer_model(domain, questions, features, label_indices(records))
     return models
 
 
@@ -128,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     raw = predict_keras(keras.models.load_model(args.run / "model.keras"), pixels)
 
     models = fit_domain_models(split["train"])
+    if not models:
+        print(
+            "python -m train.fit_answers: error: the train split has no answers to learn from "
+            "(HAM10000 or PAD-UFES-20 metadata csv files beside the images)",
+            file=sys.stderr,
+        )
+        return 2
     chosen = {}
     for domain, model in list(models.items()):
         strength, scores = best_strength(model, raw, val, args.strengths)
