@@ -563,6 +563,19 @@ def test_answer_sensitivity_reports_each_yes_no_question(answers_run: Path, tiny
     assert "no answers section" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["no/such/run"], "not found; is no/such/run a finished run folder"),
+     (["RUN", "--strengths", "0.5", "0"], "--strengths must be positive")],
+)  # fmt: skip
+def test_fit_answers_usage_errors(tiny_run: Path, argv, message, capsys):
+    from train.fit_answers import main
+
+    with pytest.raises(SystemExit):
+        main([str(tiny_run) if a == "RUN" else a for a in argv])
+    assert message in capsys.readouterr().err
+
+
 def test_evaluate_refuses_answers_when_the_card_has_none(tiny_run: Path, capsys):
     from train.evaluate import main
 
