@@ -90,9 +90,12 @@ def fit_answer_model(
     Each row is repeated `copies` times with every question dropped at `drop_rate`, so the
     model has seen every mix of answered and unanswered questions.
     """
+    answered = sorted(set(labels[features.any(axis=1)].tolist()))
+    if len(answered) < 2:
+        raise ValueError(
+            f"{domain}: answers of at least two classes are needed, got {len(answered)}"
+        )
     present = sorted(set(labels.tolist()))
-    if len(present) < 2:
-        raise ValueError(f"{domain}: answers of at least two classes are needed, got {present}")
     y = np.searchsorted(present, labels)
     x, y = _with_dropped_answers(questions, features, y, drop_rate, copies, seed)
     weights, bias = _multinomial_logistic_regression(x, y, len(present), l2, steps)

@@ -20,7 +20,7 @@ from train import metrics
 from train.answer_model import with_answers
 from train.answers import BY_NAME, YES_NO, dataset_answers, normalise_answer
 from train.evaluate import card_of, check_run_and_model, split_predictions
-from train.fit_answers import models_from_card
+from train.fit_answers import models_from_card, ratios_of_answers
 from train.pipeline import label_indices
 from train.split import SPLITS
 
@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--split", choices=SPLITS, default="val")
     args = parser.parse_args(argv)
     check_run_and_model(parser, args)
-    if "answers" not in card_of(args):
+    args.card = card_of(args)
+    if "answers" not in args.card:
         parser.error("the model card has no answers section; run python -m train.fit_answers")
     return args
 
@@ -47,10 +48,11 @@ def reversed_answer_effects(
     threshold = card["answers"]["triage"]["malignant_threshold"]
     malignant = metrics.is_malignant(y)
     rows = []
-    for domain, model in models_from_card(card).items():
+    models = models_from_card(card)
+    for domain, model in models.items():
 
-        def referred(given: list[dict], at: np.ndarray, model=model) -> np.ndarray:
-            ratios = np.array([model.strength * model.log_ratios_of(a) for a in given])
+        def referred(given: list[dict], at: np.ndarray, domain=domain) -> np.ndarray:
+            ratios = ratios_of_answers(models, [domain] * len(given), given)
             probs = metrics.apply_temperature(with_answers(raw[at], ratios, 1.0), temperature)
             return metrics.malignant_probability(probs) >= threshold
 
@@ -77,7 +79,7 @@ def reversed_answer_effects(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    card = card_of(args)
+    card = args.card
     raw, records, _ = split_predictions(args, card)
     rows = reversed_answer_effects(
         card,

@@ -71,8 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.update_card and args.model is not None:
         parser.error("--update-card records the run's own Keras model; drop --model")
     check_run_and_model(parser, args)
+    args.card = card_of(args)  # read once: a .tflite is tens of MB
     if args.answers is not None:
-        if "answers" not in card_of(args):
+        if "answers" not in args.card:
             parser.error("the model card has no answers section; run python -m train.fit_answers")
         unknown = sorted(set(args.answers) - set(ANSWERED))
         if unknown:
@@ -133,7 +134,7 @@ def split_predictions(args: argparse.Namespace, card: dict) -> tuple[np.ndarray,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    card = card_of(args)
+    card = args.card
     raw, records, name = split_predictions(args, card)
     y = label_indices(records)
     domains = np.array([r.domain for r in records])

@@ -65,18 +65,27 @@ def features_of(records: list[Record], questions: tuple[str, ...]) -> np.ndarray
 def answer_ratios(
     models: dict[str, AnswerModel], records: list[Record], asked: Iterable[str] | None = None
 ) -> np.ndarray:
-    """strength * r for each record, by its domain's model (0 where no model or no answers);
-    `asked` limits the answers to those questions, as if the others were skipped."""
-    ratios = np.zeros((len(records), len(LABELS)))
+    """strength * r for each record from its data set's answers; `asked` limits the answers to
+    those questions, as if the others were skipped."""
     answers = dataset_answers(records)
-    kept = None if asked is None else set(asked)
-    for i, (record, given) in enumerate(zip(records, answers, strict=True)):
-        model = models.get(record.domain)
-        if model is not None:
-            if kept is not None:
-                given = {q: a for q, a in given.items() if q in kept}
-            ratios[i] = model.strength * model.log_ratios_of(given)
-    return ratios
+    if asked is not None:
+        kept = set(asked)
+        answers = [{q: a for q, a in given.items() if q in kept} for given in answers]
+    return ratios_of_answers(models, [r.domain for r in records], answers)
+
+
+def ratios_of_answers(
+    models: dict[str, AnswerModel], domains: Iterable[str], answers: Iterable[dict]
+) -> np.ndarray:
+    """strength * r for each person's answers, by the domain's model (0 where it has none)."""
+    return np.array(
+        [
+            models[d].strength * models[d].log_ratios_of(a)
+            if d in models
+            else np.zeros(len(LABELS))
+            for d, a in zip(domains, answers, strict=True)
+        ]
+    ).reshape(-1, len(LABELS))
 
 
 def models_from_card(card: dict) -> dict[str, AnswerModel]:
@@ -91,10 +100,10 @@ def fit_domain_models(train: list[Record]) -> dict[str, AnswerModel]:
     for domain, questions in QUESTIONS_BY_DOMAIN.items():
         records = [r for r in train if r.domain == domain]
         features = features_of(records, questions)
-        if len(set(label_indices(records)[features.any(axis=1)].tolist())) < 2:
+        try:
+            models[domain] = fit_answer_model(domain, questions, features, label_indices(records))
+        except ValueError:  # fewer than two classes among the answered records
             print(f"{domain}: no answers for two classes in the train split; no model", flush=True)
-            continue
-        models[domain] = fit_answer_model(domain, questions, features, label_indices(records))
     return models
 
 
