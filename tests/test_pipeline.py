@@ -243,6 +243,9 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
             "--data d --out x --backbone efficientnet_lite2 --more-blocks 22".split(),
             "--more-blocks must be between 0 and 21 for efficientnet_lite2",
         ),
+        ("--data d --out x --distill-weight 1.5".split(), "--distill-weight must be between 0"),
+        ("--data d --out x --distill-temperature 0".split(), "--distill-temperature must be above"),
+        ("--data d --out x --distill-from nowhere".split(), "--distill-from nowhere: no such run"),
     ],
 )
 def test_train_cli_usage_errors(argv, message, capsys):
@@ -267,6 +270,35 @@ def test_logit_adjusted_training_saves_a_model_any_reader_can_load(data_dir: Pat
     assert json.loads((run / "hparams.json").read_text())["balance"] == "logit_adjust"
     model = keras.models.load_model(run / "model.keras")  # no custom objects needed
     assert model.loss.name == "categorical_crossentropy"
+
+
+def test_a_student_learns_from_a_teacher_on_the_same_split(tiny_run: Path, tmp_path: Path):
+    from train.__main__ import main
+    from train.distill import TEACHER_TARGETS
+
+    run = tmp_path / "student"
+    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --epochs 1 --image-size 64 "
+    argv += f"--distill-from {tiny_run} --distill-weight 0.7 --distill-temperature 3"
+    assert main(argv.split()) == 0
+    hparams = json.loads((run / "model_card.json").read_text())["hparams"]
+    assert (hparams["distill_from"], hparams["distill_weight"]) == (str(tiny_run), 0.7)
+    probs = np.load(run / TEACHER_TARGETS)
+    card = json.loads((tiny_run / "model_card.json").read_text())
+    n_train = sum(sum(per_class.values()) for per_class in card["counts"]["train"].values())
+    assert probs.shape == (n_train, len(LABELS))
+
+
+def test_a_teacher_from_another_split_is_refused(tiny_run: Path, tmp_path: Path, capsys):
+    from train.__main__ import main
+
+    other = tmp_path / "other.csv"
+    rows = (tiny_run / "split.csv").read_text().splitlines()
+    moved = next(i for i, row in enumerate(rows) if row.startswith("val,"))
+    rows[moved] = "train," + rows[moved].removeprefix("val,")
+    other.write_text("\n".join(rows) + "\n")
+    argv = f"--split-from {other} --out {tmp_path / 'student'} --epochs 1 --image-size 64 "
+    assert main([*argv.split(), "--distill-from", str(tiny_run)]) == 2
+    assert "trained on another split" in capsys.readouterr().err
 
 
 def test_train_cli_rejects_an_empty_or_unknown_data_folder(tmp_path: Path, capsys):

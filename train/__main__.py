@@ -85,6 +85,25 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         "or (logit_adjust) see each image once and add log class priors to the logits in the loss",
     )
     parser.add_argument("--no-augment", dest="augment", action="store_false")
+    parser.add_argument(
+        "--distill-from",
+        default=defaults.distill_from,
+        metavar="RUN",
+        help="also learn from this run's probabilities (e.g. an ensemble trained on the same "
+        "split.csv): each target mixes the label and the teacher (train.distill)",
+    )
+    parser.add_argument(
+        "--distill-weight",
+        type=float,
+        default=defaults.distill_weight,
+        help="the teacher's share of each target, 0-1",
+    )
+    parser.add_argument(
+        "--distill-temperature",
+        type=float,
+        default=defaults.distill_temperature,
+        help="soften the teacher's probabilities by this temperature (> 0)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
         "--max-images-per-class",
@@ -160,6 +179,12 @@ def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
                 parser.error(f"{option} must be between 0 and {spec.blocks} for {spec.name}")
     if hparams.more_epochs < 0:
         parser.error("--more-epochs must be at least 0")
+    if not 0.0 <= hparams.distill_weight <= 1.0:
+        parser.error("--distill-weight must be between 0 and 1")
+    if hparams.distill_temperature <= 0:
+        parser.error("--distill-temperature must be above 0")
+    if hparams.distill_from and not Path(hparams.distill_from).is_dir():
+        parser.error(f"--distill-from {hparams.distill_from}: no such run folder")
     if hparams.more_epochs and not spec.pretrained:
         parser.error(
             f"--more-epochs: {hparams.backbone} trains in one stage; a third stage "
@@ -213,11 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     from train import metrics
     from train.backbones import get_spec
     from train.calibrate import calibrate_on_val
+    from train.distill import (
+        TeacherError,
+        check_teacher,
+        distillation_targets,
+        teacher_train_probs,
+    )
     from train.images import decode_records
     from train.losses import class_log_prior, logit_adjusted_crossentropy
     from train.model import build_classifier, set_trainable_stage
     from train.model_card import build_model_card, write_model_card
-    from train.pipeline import balancing_weights, label_indices, training_dataset
+    from train.pipeline import balancing_weights, label_indices, one_hot, training_dataset
     from train.predict import predict_keras
 
     keras.utils.set_random_seed(hp.seed)
@@ -231,6 +262,19 @@ def main(argv: list[str] | None = None) -> int:
         print("python -m train: error: no readable images in train or val", file=sys.stderr)
         return 2
     y_train, y_val = label_indices(train_records), label_indices(val_records)
+    targets = one_hot(y_train)
+    if hp.distill_from:
+        teacher = Path(hp.distill_from)
+        try:
+            check_teacher(teacher, split_csv, size)
+        except TeacherError as error:
+            print(f"python -m train: error: {error}", file=sys.stderr)
+            return 2
+        print(f"teacher {teacher}: predicting the train images ...", flush=True)
+        teacher_probs = teacher_train_probs(teacher, x_train, run_dir)
+        targets = distillation_targets(
+            y_train, teacher_probs, hp.distill_weight, hp.distill_temperature
+        )
     if hp.balance == "logit_adjust":
         w_train = np.ones(len(y_train), np.float32)
         loss = logit_adjusted_crossentropy(class_log_prior(y_train), hp.label_smoothing)
@@ -238,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         w_train = balancing_weights(train_records, hp.max_class_weight)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
     train_ds = training_dataset(
-        x_train, y_train, w_train, hp.batch_size, hp.augment, hp.seed, hp.balance == "sampling"
+        x_train, targets, w_train, hp.batch_size, hp.augment, hp.seed, hp.balance == "sampling"
     )
     print(f"train {len(y_train)} images, val {len(y_val)} images", flush=True)
 

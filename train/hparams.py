@@ -33,6 +33,9 @@ class HParams:
         "loss_weights"  # "sampling": train.pipeline.training_dataset; "logit_adjust": train.losses
     )
     augment: bool = True
+    distill_from: str = ""  # a teacher run folder (train.distill); "" trains on the labels only
+    distill_weight: float = 0.5  # the teacher's share of each training target
+    distill_temperature: float = 2.0
     seed: int = 1337
     val_fraction: float = 0.15
     test_fraction: float = 0.15

@@ -29,16 +29,23 @@ def balancing_weights(records: list[Record], max_weight: float) -> np.ndarray:
     return weights / weights.mean()
 
 
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(len(LABELS), dtype=np.float32)[labels]
+
+
 def training_dataset(
     pixels: np.ndarray,
-    labels: np.ndarray,
+    targets: np.ndarray,
     weights: np.ndarray,
     batch_size: int,
     augmented: bool,
     seed: int,
     resample: bool = False,
 ) -> tf.data.Dataset:
-    """Shuffled, augmented batches of (image, one-hot label, loss weight).
+    """Shuffled, augmented batches of (image, target, loss weight).
+
+    `targets` holds one probability row per image: the one-hot label, or a mix of label and
+    teacher (train.distill).
 
     Two ways to use the balancing weights: as loss weights (each image once per epoch), or with
     `resample` as sampling probabilities (each epoch draws as many images, with replacement, and
@@ -48,23 +55,23 @@ def training_dataset(
     """
     size = pixels.shape[1]
     if resample:
-        images, classes = tf.constant(pixels), tf.constant(labels)
+        images, rows = tf.constant(pixels), tf.constant(targets, tf.float32)
         logits = tf.math.log(tf.constant(weights / weights.sum(), tf.float32))[None]
         # One random number per draw, different every epoch (a seeded op in map() would repeat).
-        draws = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).take(len(labels))
+        draws = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).take(len(targets))
         ds = draws.map(
             lambda r: tf.random.stateless_categorical(logits, 1, tf.stack([r, seed]))[0, 0]
         )
-        ds = ds.map(lambda i: (tf.gather(images, i), tf.gather(classes, i), tf.constant(1.0)))
+        ds = ds.map(lambda i: (tf.gather(images, i), tf.gather(rows, i), tf.constant(1.0)))
     else:
-        ds = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.from_tensor_slices((pixels, targets.astype(np.float32), weights))
+        ds = ds.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
 
-    def prepare(image, label, weight):
+    def prepare(image, target, weight):
         image = tf.cast(image, tf.float32)
         if augmented:
             image = augment(image, size)
-        return image, tf.one_hot(label, len(LABELS)), weight
+        return image, target, weight
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
