@@ -254,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(hp.seed)
     spec = get_spec(hp.backbone)
     size = hp.image_size or spec.default_image_size
+    teacher = Path(hp.distill_from) if hp.distill_from else None
+    if teacher is not None:  # before the minutes of decoding: a wrong teacher fails at once
+        try:
+            check_teacher(teacher, split_csv, size)
+        except TeacherError as error:
+            print(f"python -m train: error: {error}", file=sys.stderr)
+            return 2
     print(f"decoding images at {size}x{size} ...", flush=True)
     x_train, train_records = decode_records(splits["train"], size, skipped)
     x_val, val_records = decode_records(splits["val"], size, skipped)
@@ -263,13 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     y_train, y_val = label_indices(train_records), label_indices(val_records)
     targets = one_hot(y_train)
-    if hp.distill_from:
-        teacher = Path(hp.distill_from)
-        try:
-            check_teacher(teacher, split_csv, size)
-        except TeacherError as error:
-            print(f"python -m train: error: {error}", file=sys.stderr)
-            return 2
+    if teacher is not None:
         print(f"teacher {teacher}: predicting the train images ...", flush=True)
         teacher_probs = teacher_train_probs(teacher, x_train, run_dir)
         targets = distillation_targets(

@@ -9,13 +9,13 @@ computed once and cached in the run folder, so --resume trains towards the same 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from train.model_card import read_model_card
 from train.pipeline import one_hot
-from train.split import SPLIT_CSV, read_split
+from train.split import SPLIT_CSV, differing_split
 from train.taxonomy import LABELS
 
 TEACHER_TARGETS = "teacher_train_probs.npy"
@@ -29,19 +29,18 @@ def check_teacher(teacher: Path, student_split_csv: Path, image_size: int) -> No
     """A teacher that saw the student's val or test images would leak them into training."""
     if not (teacher / "model.keras").is_file():
         raise TeacherError(f"{teacher / 'model.keras'} not found; is {teacher} a run folder?")
-    theirs, ours = read_split(teacher / SPLIT_CSV), read_split(student_split_csv)
-    for name in ours:
-        if {r.path for r in theirs.get(name, [])} != {r.path for r in ours[name]}:
-            raise TeacherError(
-                f"{teacher} was trained on another split ({name} differs); a teacher must share "
-                "the student's split.csv, or it would pass on what it learnt from the student's "
-                "val and test images"
-            )
-    card = json.loads((teacher / "model_card.json").read_text())
-    if card["input"]["height"] != image_size:
+    differing = differing_split(student_split_csv, teacher / SPLIT_CSV)
+    if differing is not None:
         raise TeacherError(
-            f"{teacher} takes {card['input']['height']} px images; the student trains at "
-            f"{image_size} px (give --image-size {card['input']['height']})"
+            f"{teacher} was trained on another split ({differing} differs); a teacher must share "
+            "the student's split.csv, or it would pass on what it learnt from the student's "
+            "val and test images"
+        )
+    teacher_size = read_model_card(teacher)["input"]["height"]
+    if teacher_size != image_size:
+        raise TeacherError(
+            f"{teacher} takes {teacher_size} px images; the student trains at "
+            f"{image_size} px (give --image-size {teacher_size})"
         )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from train.datasets import Skipped
 from train.model_card import build_model_card, read_model_card, write_model_card
-from train.split import SPLIT_CSV, read_split
+from train.split import SPLIT_CSV, differing_split, read_split
 
 RUN_FILES = ("model.keras", "model_card.json", SPLIT_CSV)
 
@@ -36,9 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for name in RUN_FILES:
             if not (run / name).is_file():
                 parser.error(f"{run / name} not found; is {run} a finished run folder?")
-    first_split = read_split(args.runs[0] / SPLIT_CSV)
     for run in args.runs[1:]:
-        if read_split(run / SPLIT_CSV) != first_split:
+        if differing_split(args.runs[0] / SPLIT_CSV, run / SPLIT_CSV) is not None:
             parser.error(
                 f"{run} was trained on another split than {args.runs[0]}; train it with "
                 f"--split-from {args.runs[0] / SPLIT_CSV}"

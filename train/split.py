@@ -85,3 +85,13 @@ def read_split(path: Path) -> dict[str, list[Record]]:
                 Record(Path(row["path"]), row["label"], row["group"], row["domain"], row["source"])
             )
     return assignment
+
+
+def differing_split(a: Path, b: Path) -> str | None:
+    """The first of train/val/test whose records differ between two split.csv files, or None.
+
+    Runs combined into one model (an ensemble, or a teacher and its student) must share every
+    split, or one of them has seen the others' val or test images.
+    """
+    ours, theirs = read_split(a), read_split(b)
+    return next((name for name in SPLITS if ours[name] != theirs[name]), None)
