@@ -14,7 +14,6 @@ from train.distill import (
     TeacherError,
     check_teacher,
     distillation_targets,
-    soften,
     teacher_train_probs,
 )
 from train.split import SPLIT_CSV, write_split
@@ -41,12 +40,12 @@ def test_targets_mix_label_and_teacher_in_the_given_share():
 
 
 def test_a_higher_temperature_softens_but_keeps_the_teachers_ranking():
-    teacher = _probs(20, seed=1)
-    soft = soften(teacher, 2.0)
+    teacher, labels = _probs(20, seed=1), np.zeros(20, int)
+    soft = distillation_targets(labels, teacher, 1.0, 2.0)  # weight 1: the softened teacher alone
     np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-6)
     assert (_entropy(soft) > _entropy(teacher)).all()
     np.testing.assert_array_equal(soft.argsort(axis=1), teacher.argsort(axis=1))
-    np.testing.assert_allclose(soften(teacher, 1.0), teacher, atol=1e-6)
+    np.testing.assert_allclose(distillation_targets(labels, teacher, 1.0, 1.0), teacher, atol=1e-6)
 
 
 def _record(name: str, label: str = "nv") -> Record:

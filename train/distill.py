@@ -1,10 +1,11 @@
 """Knowledge distillation: one network trained towards an ensemble's probabilities.
 
-Why: the shipped ensemble of four networks costs 1.6x the size and 1.9x the time of two. A
-single network trained on the ensemble's soft predictions as well as on the labels (Hinton et
-al., "Distilling the knowledge in a neural network", 2015) may keep part of the ensemble's gain
-at a quarter of its size. The teacher's probabilities on the un-augmented train images are
-computed once and cached in the run folder, so --resume trains towards the same targets.
+Why: an ensemble of four networks costs several times the size and time of one (the README's
+"Speed and size" has the figures). A single network trained on the ensemble's soft predictions
+as well as on the labels (Hinton et al., "Distilling the knowledge in a neural network", 2015)
+may keep part of the ensemble's gain at a quarter of its size. The teacher's probabilities on
+the un-augmented train images are computed once and cached in the run folder, so --resume
+trains towards the same targets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from train.metrics import apply_temperature
 from train.model_card import read_model_card
 from train.pipeline import one_hot
 from train.split import SPLIT_CSV, differing_split
@@ -44,19 +46,14 @@ def check_teacher(teacher: Path, student_split_csv: Path, image_size: int) -> No
         )
 
 
-def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """probs ** (1 / T), renormalised: T > 1 shows the student the teacher's runner-up classes."""
-    logp = np.log(np.clip(probs, 1e-7, 1.0)) / temperature
-    e = np.exp(logp - logp.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 def distillation_targets(
     labels: np.ndarray, teacher_probs: np.ndarray, weight: float, temperature: float
 ) -> np.ndarray:
-    """(1 - weight) * one-hot label + weight * softened teacher: cross-entropy against this is
-    the labels' cross-entropy plus the teacher's, mixed."""
-    return (1.0 - weight) * one_hot(labels) + weight * soften(teacher_probs, temperature)
+    """(1 - weight) * one-hot label + weight * teacher ** (1 / T) renormalised: cross-entropy
+    against this is the labels' cross-entropy plus the teacher's, mixed; T > 1 shows the
+    student the teacher's runner-up classes."""
+    softened = apply_temperature(teacher_probs, temperature, floor=1e-7)
+    return ((1.0 - weight) * one_hot(labels) + weight * softened).astype(np.float32)
 
 
 def teacher_train_probs(teacher: Path, pixels: np.ndarray, run_dir: Path) -> np.ndarray:

@@ -104,9 +104,10 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
     return float(ece)
 
 
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(log p / T): the same formula the demo server applies to the .tflite output."""
-    logits = np.log(np.clip(probs, 1e-6, 1.0)) / temperature
+def apply_temperature(probs: np.ndarray, temperature: float, floor: float = 1e-6) -> np.ndarray:
+    """softmax(log p / T): the same formula the demo server applies to the .tflite output
+    (with its floor, 1e-6, on the probabilities before the log)."""
+    logits = np.log(np.clip(probs, floor, 1.0)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
     return exp / exp.sum(axis=1, keepdims=True)
