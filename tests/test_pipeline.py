@@ -110,6 +110,41 @@ def test_resume_adds_a_third_stage_to_a_finished_pretrained_run(
         assert (saved["epochs"], saved["more_epochs"], saved["more_blocks"]) == (2, 1, 4)
 
 
+def test_ema_weights_are_the_ones_validated_and_saved(tiny_run: Path, tmp_path: Path):
+    """From the same head-stage checkpoint, one more epoch with a near-1 EMA momentum saves a head
+    that stayed near its first step (Keras starts the average there); without EMA it moves on."""
+    import shutil
+
+    import h5py
+
+    from train.__main__ import main
+
+    head_only = tmp_path / "head_only"
+    argv = (
+        f"--split-from {tiny_run / 'split.csv'} --out {head_only} --backbone efficientnet_lite0 "
+        "--image-size 64 --epochs 1 --head-epochs 1 --batch-size 4 --ema-momentum 0.9999"
+    )
+    assert main(argv.split()) == 0
+
+    def head_kernel(run: Path) -> np.ndarray:
+        with h5py.File(run / "checkpoints/last.weights.h5") as weights:
+            return np.array(weights["layers/dense/vars/0"])
+
+    start = head_kernel(head_only)
+    moved = {}
+    for name, momentum in (("ema", 0.9999), ("raw", 0.0)):
+        run = tmp_path / name
+        shutil.copytree(head_only, run)
+        hparams = json.loads((run / "hparams.json").read_text())
+        (run / "hparams.json").write_text(json.dumps({**hparams, "ema_momentum": momentum}))
+        assert (
+            main(["--out", str(run), "--resume", "--more-epochs", "1", "--more-blocks", "2"]) == 0
+        )
+        moved[name] = np.abs(head_kernel(run) - start).max()
+    assert moved["raw"] > 0
+    assert moved["ema"] < 0.5 * moved["raw"]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -242,6 +277,10 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         (
             "--data d --out x --backbone efficientnet_lite2 --more-blocks 22".split(),
             "--more-blocks must be between 0 and 21 for efficientnet_lite2",
+        ),
+        (
+            "--data d --out x --ema-momentum 1".split(),
+            "--ema-momentum must be at least 0 and below",
         ),
         ("--data d --out x --distill-weight 1.5".split(), "--distill-weight must be between 0"),
         ("--data d --out x --distill-temperature 0".split(), "--distill-temperature must be above"),

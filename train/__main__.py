@@ -78,6 +78,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
     parser.add_argument("--more-blocks", type=int, default=defaults.more_blocks)
     parser.add_argument("--more-learning-rate", type=float, default=defaults.more_learning_rate)
     parser.add_argument(
+        "--ema-momentum",
+        type=float,
+        default=defaults.ema_momentum,
+        help="validate, keep and continue from an exponential moving average of the weights in "
+        "the stages that fine-tune (e.g. 0.99); 0 uses the raw weights",
+    )
+    parser.add_argument(
         "--balance",
         choices=BALANCING,
         default=defaults.balance,
@@ -179,6 +186,8 @@ def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
                 parser.error(f"{option} must be between 0 and {spec.blocks} for {spec.name}")
     if hparams.more_epochs < 0:
         parser.error("--more-epochs must be at least 0")
+    if not 0.0 <= hparams.ema_momentum < 1.0:
+        parser.error("--ema-momentum must be at least 0 and below 1")
     if not 0.0 <= hparams.distill_weight <= 1.0:
         parser.error("--distill-weight must be between 0 and 1")
     if hparams.distill_temperature <= 0:
@@ -335,10 +344,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         start = max(first, state["epoch"])
         steps_per_epoch = int(np.ceil(len(y_train) / hp.batch_size))
+        # A moving average would carry a fresh head's random start weights into the head stage.
+        ema = hp.ema_momentum if top_blocks != 0 else 0.0
         with strategy.scope():
             set_trainable_stage(model, spec, top_blocks)
             schedule = keras.optimizers.schedules.CosineDecay(lr, (last - first) * steps_per_epoch)
-            optimizer = keras.optimizers.AdamW(schedule, weight_decay=hp.weight_decay)
+            optimizer = keras.optimizers.AdamW(
+                schedule, weight_decay=hp.weight_decay, use_ema=ema > 0, ema_momentum=ema or 0.99
+            )
             model.compile(
                 optimizer=optimizer,
                 loss=loss,
@@ -352,11 +365,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{'all' if top_blocks is None else top_blocks}, lr {lr}",
             flush=True,
         )
+        callbacks: list[keras.callbacks.Callback] = [EpochEnd()]
+        if ema:  # swapped in at each epoch's end: EpochEnd validates and saves the average,
+            # and the next stage (or a resumed run, whose average restarts) continues from it
+            callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         model.fit(
             train_ds,
             initial_epoch=start,
             epochs=last,
-            callbacks=[EpochEnd()],
+            callbacks=callbacks,
             verbose=1 if sys.stdout.isatty() else 2,
         )
 

@@ -26,6 +26,8 @@ class HParams:
     more_blocks: int = 12
     more_learning_rate: float = 1e-4
     weight_decay: float = 1e-4
+    # >0: validate, keep and continue from a moving average of the weights (not in a head stage)
+    ema_momentum: float = 0.0
     dropout: float = 0.2
     label_smoothing: float = 0.05
     max_class_weight: float = 20.0
