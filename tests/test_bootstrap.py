@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from train import metrics
-from train.bootstrap import grouped_bootstrap_intervals
+from train.bootstrap import grouped_bootstrap_intervals, paired_difference_intervals
 from train.taxonomy import LABELS
 
 
@@ -82,3 +82,31 @@ def test_no_predictions_is_an_error():
         grouped_bootstrap_intervals(
             np.array([], int), np.zeros((0, len(LABELS))), np.array([]), 0.5
         )
+
+
+def test_a_model_compared_with_itself_differs_by_exactly_nothing():
+    y, probs = noisy_predictions(200, 0.6, seed=4)
+    result = paired_difference_intervals(y, np.arange(200) // 2, (probs, 0.5), (probs, 0.5))
+    for metric in result.values():
+        assert metric["difference"] == 0 and metric["interval"] == [0, 0]
+        assert metric["b_ahead"] == 0
+
+
+def test_a_model_that_fixes_some_errors_leads_beyond_noise():
+    y, probs_a = noisy_predictions(400, 0.5, seed=5)
+    probs_b = probs_a.copy()
+    wrong = np.flatnonzero(probs_a.argmax(1) != y)[:12]  # B gets 12 of A's errors right
+    probs_b[wrong] = probs_a[wrong][:, ::-1]  # move the mass off the wrong class ...
+    probs_b[wrong, y[wrong]] = 1.0  # ... and onto the true one
+    groups = np.arange(400) // 2
+    result = paired_difference_intervals(y, groups, (probs_a, 0.5), (probs_b, 0.5))
+    bacc = result["balanced_accuracy"]
+    expected = metrics.balanced_accuracy(y, probs_b.argmax(1)) - metrics.balanced_accuracy(
+        y, probs_a.argmax(1)
+    )
+    assert bacc["difference"] == pytest.approx(expected) and expected > 0
+    assert 0 < bacc["interval"][0] < expected < bacc["interval"][1]
+    assert bacc["b_ahead"] == 1.0
+    # Pairing is the point: each model's own interval is far wider than their difference's.
+    alone = grouped_bootstrap_intervals(y, probs_b, groups, 0.5)
+    assert width(bacc["interval"]) < width(alone["balanced_accuracy"]) / 2

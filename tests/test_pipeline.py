@@ -512,6 +512,15 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
         in report
     )
     assert "resamples of whole lesions / patients" in report and "| mel |" in report
+    # The per-image table (train.compare's input) holds the very predictions scored above.
+    from train import metrics
+    from train.prediction_table import read_predictions
+
+    table = read_predictions(out / "predictions.csv")
+    assert len(table.paths) == overall["n"]
+    assert metrics.balanced_accuracy(table.labels, table.probs.argmax(1)) == pytest.approx(
+        overall["balanced_accuracy"]
+    )
 
 
 def test_evaluate_by_folder_separates_photos_from_cutouts(tiny_run: Path, tmp_path: Path):

@@ -26,6 +26,49 @@ def grouped_bootstrap_intervals(
 ) -> dict[str, list[float]]:
     """Percentile intervals of balanced accuracy and malignant sensitivity / specificity
     (at `threshold`) over `resamples` draws of the groups with replacement."""
+    weights = _group_weights(y_true, groups, resamples, seed)
+    tail = (1 - level) / 2
+    draws = _metric_draws(weights, y_true, probs, threshold)
+    return {name: _interval(values, tail) for name, values in draws.items()}
+
+
+def paired_difference_intervals(
+    y_true: np.ndarray,
+    groups: np.ndarray,
+    a: tuple[np.ndarray, float],
+    b: tuple[np.ndarray, float],
+    resamples: int = RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, float | list[float]]]:
+    """B minus A for two models' (probabilities, threshold) on the same images, each metric with
+    a percentile interval from the same group draws for both: is B's lead more than noise?"""
+    weights = _group_weights(y_true, groups, resamples, seed)
+    everything = np.ones((1, len(y_true)))
+    tail = (1 - level) / 2
+    point = {name: values[0] for name, values in _paired_draws(everything, y_true, a, b).items()}
+    return {
+        name: {
+            "difference": float(point[name]),
+            "interval": _interval(values, tail),
+            "b_ahead": float(np.mean(values[np.isfinite(values)] > 0)),
+        }
+        for name, values in _paired_draws(weights, y_true, a, b).items()
+    }
+
+
+def _paired_draws(
+    weights: np.ndarray,
+    y_true: np.ndarray,
+    a: tuple[np.ndarray, float],
+    b: tuple[np.ndarray, float],
+) -> dict[str, np.ndarray]:
+    draws_a, draws_b = _metric_draws(weights, y_true, *a), _metric_draws(weights, y_true, *b)
+    return {name: draws_b[name] - draws_a[name] for name in draws_a}
+
+
+def _group_weights(y_true: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """How often each image is drawn (resamples x images) when whole groups are drawn."""
     if len(y_true) == 0:
         raise ValueError("no predictions to resample")
     _, group_of_image = np.unique(np.asarray(groups), return_inverse=True)
@@ -33,12 +76,17 @@ def grouped_bootstrap_intervals(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_groups, size=(resamples, n_groups))
     group_counts = np.stack([np.bincount(row, minlength=n_groups) for row in draws])
-    weights = group_counts[:, group_of_image].astype(np.float64)  # resamples x images
+    return group_counts[:, group_of_image].astype(np.float64)
 
+
+def _metric_draws(
+    weights: np.ndarray, y_true: np.ndarray, probs: np.ndarray, threshold: float
+) -> dict[str, np.ndarray]:
+    """Balanced accuracy and malignant sensitivity / specificity under each row of weights."""
     n = len(LABELS)
     cells = np.zeros((len(y_true), n * n))
     cells[np.arange(len(y_true)), y_true * n + probs.argmax(axis=1)] = 1
-    matrices = (weights @ cells).reshape(resamples, n, n)
+    matrices = (weights @ cells).reshape(len(weights), n, n)
     support = matrices.sum(axis=2)
     hits = np.diagonal(matrices, axis1=1, axis2=2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -48,15 +96,10 @@ def grouped_bootstrap_intervals(
         truth = is_malignant(y_true)
         sensitivity = weights[:, truth & flagged].sum(1) / weights[:, truth].sum(1)
         specificity = weights[:, ~truth & ~flagged].sum(1) / weights[:, ~truth].sum(1)
-
-    tail = (1 - level) / 2
     return {
-        name: _interval(values, tail)
-        for name, values in {
-            "balanced_accuracy": balanced,
-            "malignant_sensitivity": sensitivity,
-            "malignant_specificity": specificity,
-        }.items()
+        "balanced_accuracy": balanced,
+        "malignant_sensitivity": sensitivity,
+        "malignant_specificity": specificity,
     }
 
 

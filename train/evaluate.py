@@ -5,9 +5,10 @@
 
 Writes metrics.json and report.md (overall and per domain: balanced accuracy, per-class recall,
 one-vs-rest AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion
-matrix; 95% intervals from resampling whole lesions / patients) and PNG plots. Probabilities
-are calibrated with the temperature the model carries, as in the app; with --answers, each
-image's answers from its data set are added first (`train.fit_answers`), with their calibration.
+matrix; 95% intervals from resampling whole lesions / patients), predictions.csv (per image, for
+`train.compare`) and PNG plots. Probabilities are calibrated with the temperature the model
+carries, as in the app; with --answers, each image's answers from its data set are added first
+(`train.fit_answers`), with their calibration.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from train.images import decode_records
 from train.model_card import read_model_card, write_model_card
 from train.pipeline import label_indices
 from train.predict import predict_keras, predict_tflite
+from train.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.report_md import metrics_markdown
 from train.split import SPLIT_CSV, SPLITS, read_split
 
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(metrics_markdown(result), encoding="utf-8")
+    write_predictions(out / PREDICTIONS_CSV, records, probs)
     if args.update_card:
         (card["answers"] if args.answers is not None else card)["metrics"][args.split] = report
         write_model_card(args.run, card)
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_roc(y[mask], probs[mask], title, out / f"roc_{stem}.png")
         plot_reliability(y[mask], probs[mask], title, out / f"reliability_{stem}.png")
         print(f"{scope}: {metrics.summary_line(report[scope])}")
-    print(f"wrote {out}/metrics.json, report.md and plots")
+    print(f"wrote {out}/metrics.json, report.md, {PREDICTIONS_CSV} and plots")
     return 0
 
 

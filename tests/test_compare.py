@@ -1,0 +1,110 @@
+"""train.compare: two evaluations of the same images, compared image by image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.compare import main
+from train.datasets import Record
+from train.prediction_table import PREDICTIONS_CSV, read_predictions, write_predictions
+from train.taxonomy import LABELS
+
+
+def records(n: int) -> list[Record]:
+    rng = np.random.default_rng(0)
+    return [
+        Record(
+            Path(f"data/img{i}.jpg"),
+            LABELS[int(rng.integers(len(LABELS)))],
+            f"lesion{i // 2}",
+            "phone" if i % 3 == 0 else "dermoscopic",
+            "set",
+        )
+        for i in range(n)
+    ]
+
+
+def evaluation(folder: Path, recs: list[Record], right: float, seed: int) -> Path:
+    """An evaluation folder as train.evaluate writes it, right on about `right` of the images."""
+    rng = np.random.default_rng(seed)
+    y = np.array([LABELS.index(r.label) for r in recs])
+    guess = np.where(rng.random(len(y)) < right, y, rng.integers(0, len(LABELS), len(y)))
+    probs = np.full((len(y), len(LABELS)), 0.05)
+    probs[np.arange(len(y)), guess] = 0.7
+    folder.mkdir(parents=True)
+    write_predictions(folder / PREDICTIONS_CSV, recs, probs)
+    (folder / "metrics.json").write_text(json.dumps({"malignant_threshold": 0.3}))
+    return folder
+
+
+def test_predictions_table_round_trips(tmp_path: Path):
+    recs = records(30)
+    evaluation(tmp_path / "a", recs, 0.5, seed=1)
+    table = read_predictions(tmp_path / "a" / PREDICTIONS_CSV)
+    assert table.paths == [str(r.path) for r in recs]
+    assert list(table.labels) == [LABELS.index(r.label) for r in recs]
+    assert list(table.domains) == [r.domain for r in recs]
+    assert table.probs.shape == (30, len(LABELS))
+    assert np.allclose(table.probs.max(1), 0.7)
+
+
+def test_compare_reports_each_scope_with_a_paired_interval(tmp_path: Path, capsys):
+    recs = records(300)
+    a = evaluation(tmp_path / "a", recs, 0.3, seed=1)
+    b = evaluation(tmp_path / "b", recs, 0.9, seed=2)
+    out = tmp_path / "comparison.json"
+    assert main([str(a), str(b), "--resamples", "200", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| overall | 300 |" in table and "| phone | 100 |" in table
+    result = json.loads(out.read_text())
+    assert set(result) >= {"overall", "dermoscopic", "phone"}
+    lead = result["overall"]["balanced_accuracy"]
+    assert lead["interval"][0] > 0.3  # a 0.9 model against a 0.3 one: far beyond noise
+    assert lead["b_ahead"] == 1.0
+    # The other way round, the same lead with the sign turned.
+    assert main([str(b), str(a), "--resamples", "200"]) == 0
+    assert f"| overall | 300 | {-lead['difference']:+.4f}" in capsys.readouterr().out
+
+
+def test_compare_refuses_evaluations_of_different_images(tmp_path: Path, capsys):
+    a = evaluation(tmp_path / "a", records(30), 0.5, seed=1)
+    b = evaluation(tmp_path / "b", records(31), 0.5, seed=1)
+    assert main([str(a), str(b)]) == 2
+    assert "not of the same images" in capsys.readouterr().err
+
+
+def test_compare_refuses_a_file_that_is_not_a_predictions_table(tmp_path: Path, capsys):
+    a = evaluation(tmp_path / "a", records(30), 0.5, seed=1)
+    b = evaluation(tmp_path / "b", records(30), 0.5, seed=2)
+    (b / PREDICTIONS_CSV).write_text("path,label\nx.jpg,mel\n")
+    assert main([str(a), str(b)]) == 2
+    assert "not a predictions table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--resamples", "10"], "--resamples must be at least 100"),
+        (["--out"], "expected one argument"),
+    ],
+)
+def test_compare_usage_errors(extra, message, tmp_path: Path, capsys):
+    a = evaluation(tmp_path / "a", records(10), 0.5, seed=1)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a), str(a), *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_needs_evaluation_folders(tmp_path: Path, capsys):
+    a = evaluation(tmp_path / "a", records(10), 0.5, seed=1)
+    with pytest.raises(SystemExit):
+        main([str(a), str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert (
+        "usage: python -m train.compare" in err and "evaluate with python -m train.evaluate" in err
+    )

@@ -1,0 +1,121 @@
+"""Is model B better than model A, or only luckier? Two evaluations of the same images, compared.
+
+    python -m train.evaluate runs/A --split val --out eval/A
+    python -m train.evaluate runs/B --split val --out eval/B
+    python -m train.compare eval/A eval/B [--out comparison.json]
+
+For overall and each domain: both models' balanced accuracy and malignant sensitivity /
+specificity (each at its own triage threshold), and B - A with a 95% interval from resampling
+whole lesions / patients, the same draws for both models (a paired bootstrap). A lead whose
+interval holds 0 is within what one split's noise gives; we replace the shipped model only
+when the interval is above 0 on val (README, "How the shipped model is chosen").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from train.bootstrap import RESAMPLES, paired_difference_intervals
+from train.prediction_table import PREDICTIONS_CSV, PredictionTable, read_predictions
+
+METRICS = ("balanced_accuracy", "malignant_sensitivity", "malignant_specificity")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.compare", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("a", type=Path, help="evaluation folder of model A (train.evaluate --out)")
+    parser.add_argument("b", type=Path, help="evaluation folder of model B, on the same images")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES)
+    parser.add_argument("--out", type=Path, help="also write the comparison as JSON")
+    args = parser.parse_args(argv)
+    if args.resamples < 100:
+        parser.error("--resamples must be at least 100")
+    for folder in (args.a, args.b):
+        for name in ("metrics.json", PREDICTIONS_CSV):
+            if not (folder / name).is_file():
+                parser.error(f"{folder / name} not found; evaluate with python -m train.evaluate")
+    return args
+
+
+def compare(
+    a: PredictionTable, threshold_a: float, b: PredictionTable, threshold_b: float, resamples: int
+) -> dict[str, dict]:
+    """Per scope (overall, then each domain): A's and B's metrics and B - A with its interval."""
+    result = {}
+    scopes = {"overall": np.ones(len(a.labels), bool)}
+    scopes.update({d: a.domains == d for d in sorted(set(a.domains.tolist()))})
+    for scope, mask in scopes.items():
+        result[scope] = {"n": int(mask.sum())} | paired_difference_intervals(
+            a.labels[mask],
+            a.groups[mask],
+            (a.probs[mask], threshold_a),
+            (b.probs[mask], threshold_b),
+            resamples,
+        )
+    return result
+
+
+def same_images(a: PredictionTable, b: PredictionTable) -> str | None:
+    """Why the two tables cannot be compared row by row, or None."""
+    if a.paths != b.paths:
+        return "the two evaluations are not of the same images in the same order (same split?)"
+    if not (np.array_equal(a.labels, b.labels) and np.array_equal(a.groups, b.groups)):
+        return "the same images carry different labels or groups (different split.csv?)"
+    return None
+
+
+def markdown(result: dict[str, dict], name_a: str, name_b: str) -> str:
+    lines = [
+        f"B - A, with A = `{name_a}` and B = `{name_b}`; in brackets the 95% interval from "
+        "resampling whole lesions / patients (paired); last column: share of resamples where B "
+        "is ahead.",
+        "",
+        "| scope | images | " + " | ".join(m.replace("_", " ") for m in METRICS) + " | B ahead |",
+        "|---|---:|" + "---:|" * (len(METRICS) + 1),
+    ]
+    for scope, row in result.items():
+        cells = [
+            f"{row[m]['difference']:+.4f} ({row[m]['interval'][0]:+.4f} to "
+            f"{row[m]['interval'][1]:+.4f})"
+            for m in METRICS
+        ]
+        ahead = row["balanced_accuracy"]["b_ahead"]
+        lines.append(f"| {scope} | {row['n']} | " + " | ".join(cells) + f" | {ahead:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        a, b = (
+            read_predictions(args.a / PREDICTIONS_CSV),
+            read_predictions(args.b / PREDICTIONS_CSV),
+        )
+    except ValueError as error:
+        print(f"python -m train.compare: error: {error}", file=sys.stderr)
+        return 2
+    problem = same_images(a, b)
+    if problem:
+        print(f"python -m train.compare: error: {problem}", file=sys.stderr)
+        return 2
+    threshold_a, threshold_b = (
+        json.loads((folder / "metrics.json").read_text())["malignant_threshold"]
+        for folder in (args.a, args.b)
+    )
+    result = compare(a, threshold_a, b, threshold_b, args.resamples)
+    print(markdown(result, str(args.a), str(args.b)), end="")
+    if args.out is not None:
+        payload = {"a": str(args.a), "b": str(args.b), "resamples": args.resamples, **result}
+        args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
