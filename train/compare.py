@@ -75,9 +75,11 @@ def markdown(result: dict[str, dict], name_a: str, name_b: str) -> str:
     lines = [
         f"B - A, with A = `{name_a}` and B = `{name_b}`; in brackets the 95% interval from "
         "resampling whole lesions / patients (paired); last column: share of resamples where B "
-        "is ahead.",
+        "is ahead in balanced accuracy.",
         "",
-        "| scope | images | " + " | ".join(m.replace("_", " ") for m in METRICS) + " | B ahead |",
+        "| scope | images | "
+        + " | ".join(m.replace("_", " ") for m in METRICS)
+        + " | B ahead (bal. acc.) |",
         "|---|---:|" + "---:|" * (len(METRICS) + 1),
     ]
     for scope, row in result.items():
