@@ -67,7 +67,9 @@ def test_compare_reports_each_scope_with_a_paired_interval(tmp_path: Path, capsy
     assert lead["b_ahead"] == 1.0
     # The other way round, the same lead with the sign turned.
     assert main([str(b), str(a), "--resamples", "200"]) == 0
-    assert f"| overall | 300 | {-lead['difference']:+.4f}" in capsys.readouterr().out
+    swapped = f"{lead['b']:.4f} -> {lead['a']:.4f}: {-lead['difference']:+.4f}"
+    assert f"| overall | 300 | {swapped}" in capsys.readouterr().out
+    assert lead["difference"] == pytest.approx(lead["b"] - lead["a"])
 
 
 def test_compare_refuses_evaluations_of_different_images(tmp_path: Path, capsys):
@@ -77,12 +79,21 @@ def test_compare_refuses_evaluations_of_different_images(tmp_path: Path, capsys)
     assert "not of the same images" in capsys.readouterr().err
 
 
-def test_compare_refuses_a_file_that_is_not_a_predictions_table(tmp_path: Path, capsys):
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda text: "path,label\nx.jpg,mel\n", "not a predictions table"),
+        (lambda text: text.replace(",mel,", ",melanoma,", 1), "unknown label(s) ['melanoma']"),
+        (lambda text: text.replace("0.700000", "high", 1), "not a number"),
+    ],
+)
+def test_compare_refuses_a_damaged_predictions_table(edit, message, tmp_path: Path, capsys):
     a = evaluation(tmp_path / "a", records(30), 0.5, seed=1)
     b = evaluation(tmp_path / "b", records(30), 0.5, seed=2)
-    (b / PREDICTIONS_CSV).write_text("path,label\nx.jpg,mel\n")
+    table = b / PREDICTIONS_CSV
+    table.write_text(edit(table.read_text()))
     assert main([str(a), str(b)]) == 2
-    assert "not a predictions table" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -41,15 +41,17 @@ def paired_difference_intervals(
     level: float = 0.95,
     seed: int = 0,
 ) -> dict[str, dict[str, float | list[float]]]:
-    """B minus A for two models' (probabilities, threshold) on the same images, each metric with
-    a percentile interval from the same group draws for both: is B's lead more than noise?"""
+    """Each metric of two models' (probabilities, threshold) on the same images, and B minus A
+    with a percentile interval from the same group draws for both: is B's lead more than noise?"""
     weights = _group_weights(y_true, groups, resamples, seed)
     everything = np.ones((1, len(y_true)))
     tail = (1 - level) / 2
-    point = {name: values[0] for name, values in _paired_draws(everything, y_true, a, b).items()}
+    point_a, point_b = _metric_draws(everything, y_true, *a), _metric_draws(everything, y_true, *b)
     return {
         name: {
-            "difference": float(point[name]),
+            "a": float(point_a[name][0]),
+            "b": float(point_b[name][0]),
+            "difference": float(point_b[name][0] - point_a[name][0]),
             "interval": _interval(values, tail),
             "b_ahead": float(np.mean(values[np.isfinite(values)] > 0)),
         }

@@ -8,7 +8,7 @@ For overall and each domain: both models' balanced accuracy and malignant sensit
 specificity (each at its own triage threshold), and B - A with a 95% interval from resampling
 whole lesions / patients, the same draws for both models (a paired bootstrap). A lead whose
 interval holds 0 is within what one split's noise gives; we replace the shipped model only
-when the interval is above 0 on val (README, "How the shipped model is chosen").
+when the interval is above 0 on val (README, the candidates' table).
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ def same_images(a: PredictionTable, b: PredictionTable) -> str | None:
 
 def markdown(result: dict[str, dict], name_a: str, name_b: str) -> str:
     lines = [
-        f"B - A, with A = `{name_a}` and B = `{name_b}`; in brackets the 95% interval from "
-        "resampling whole lesions / patients (paired); last column: share of resamples where B "
-        "is ahead in balanced accuracy.",
+        f"A = `{name_a}`, B = `{name_b}`. Each cell: A -> B, then B - A with, in brackets, its "
+        "95% interval from resampling whole lesions / patients (paired); last column: share of "
+        "resamples where B is ahead in balanced accuracy.",
         "",
         "| scope | images | "
         + " | ".join(m.replace("_", " ") for m in METRICS)
@@ -84,8 +84,8 @@ def markdown(result: dict[str, dict], name_a: str, name_b: str) -> str:
     ]
     for scope, row in result.items():
         cells = [
-            f"{row[m]['difference']:+.4f} ({row[m]['interval'][0]:+.4f} to "
-            f"{row[m]['interval'][1]:+.4f})"
+            f"{row[m]['a']:.4f} -> {row[m]['b']:.4f}: {row[m]['difference']:+.4f} "
+            f"({row[m]['interval'][0]:+.4f} to {row[m]['interval'][1]:+.4f})"
             for m in METRICS
         ]
         ahead = row["balanced_accuracy"]["b_ahead"]

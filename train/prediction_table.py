@@ -49,10 +49,14 @@ def read_predictions(path: Path) -> PredictionTable:
     unknown = sorted({r["label"] for r in rows} - set(LABELS))
     if unknown:
         raise ValueError(f"{path}: unknown label(s) {unknown}")
+    try:
+        probs = np.array([[float(r[c]) for c in _PROBABILITIES] for r in rows])
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: a probability is missing or not a number") from None
     return PredictionTable(
         paths=[r["path"] for r in rows],
         groups=np.array([r["group"] for r in rows]),
         domains=np.array([r["domain"] for r in rows]),
         labels=np.array([LABELS.index(r["label"]) for r in rows]),
-        probs=np.array([[float(r[c]) for c in _PROBABILITIES] for r in rows]),
+        probs=probs,
     )
