@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             set_trainable_stage(model, spec, top_blocks)
             schedule = keras.optimizers.schedules.CosineDecay(lr, (last - first) * steps_per_epoch)
             optimizer = keras.optimizers.AdamW(
-                schedule, weight_decay=hp.weight_decay, use_ema=ema > 0, ema_momentum=ema or 0.99
+                schedule, weight_decay=hp.weight_decay, use_ema=ema > 0, ema_momentum=ema
             )
             model.compile(
                 optimizer=optimizer,
