@@ -43,30 +43,21 @@ def paired_difference_intervals(
 ) -> dict[str, dict[str, float | list[float]]]:
     """Each metric of two models' (probabilities, threshold) on the same images, and B minus A
     with a percentile interval from the same group draws for both: is B's lead more than noise?"""
-    weights = _group_weights(y_true, groups, resamples, seed)
-    everything = np.ones((1, len(y_true)))
-    tail = (1 - level) / 2
-    point_a, point_b = _metric_draws(everything, y_true, *a), _metric_draws(everything, y_true, *b)
-    return {
-        name: {
-            "a": float(point_a[name][0]),
-            "b": float(point_b[name][0]),
-            "difference": float(point_b[name][0] - point_a[name][0]),
-            "interval": _interval(values, tail),
-            "b_ahead": float(np.mean(values[np.isfinite(values)] > 0)),
-        }
-        for name, values in _paired_draws(weights, y_true, a, b).items()
-    }
-
-
-def _paired_draws(
-    weights: np.ndarray,
-    y_true: np.ndarray,
-    a: tuple[np.ndarray, float],
-    b: tuple[np.ndarray, float],
-) -> dict[str, np.ndarray]:
+    resampled = _group_weights(y_true, groups, resamples, seed)
+    weights = np.vstack([np.ones(len(y_true)), resampled])  # row 0: the images as they are
     draws_a, draws_b = _metric_draws(weights, y_true, *a), _metric_draws(weights, y_true, *b)
-    return {name: draws_b[name] - draws_a[name] for name in draws_a}
+    tail = (1 - level) / 2
+    result = {}
+    for name in draws_a:
+        differences = draws_b[name][1:] - draws_a[name][1:]
+        result[name] = {
+            "a": float(draws_a[name][0]),
+            "b": float(draws_b[name][0]),
+            "difference": float(draws_b[name][0] - draws_a[name][0]),
+            "interval": _interval(differences, tail),
+            "b_ahead": float(np.mean(differences[np.isfinite(differences)] > 0)),
+        }
+    return result
 
 
 def _group_weights(y_true: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> np.ndarray:
