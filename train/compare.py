@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from train.bootstrap import RESAMPLES, paired_difference_intervals
+from train.metrics import domain_scopes
 from train.prediction_table import PREDICTIONS_CSV, PredictionTable, read_predictions
 
 METRICS = ("balanced_accuracy", "malignant_sensitivity", "malignant_specificity")
@@ -49,9 +50,7 @@ def compare(
 ) -> dict[str, dict]:
     """Per scope (overall, then each domain): A's and B's metrics and B - A with its interval."""
     result = {}
-    scopes = {"overall": np.ones(len(a.labels), bool)}
-    scopes.update({d: a.domains == d for d in sorted(set(a.domains.tolist()))})
-    for scope, mask in scopes.items():
+    for scope, mask in domain_scopes(a.domains).items():
         result[scope] = {"n": int(mask.sum())} | paired_difference_intervals(
             a.labels[mask],
             a.groups[mask],

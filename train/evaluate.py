@@ -150,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     temperature = calibration["temperature"]
     threshold = triage["malignant_threshold"]
     probs = metrics.apply_temperature(raw, temperature)
-    scopes = {"overall": np.ones(len(y), bool)}
-    scopes.update({d: domains == d for d in sorted(set(domains.tolist()))})
+    scopes = metrics.domain_scopes(domains)
     if args.by_folder:
         folders = np.array([image_folder(r.path) for r in records])
         scopes.update({f"folder {f}": folders == f for f in sorted(set(folders.tolist()))})

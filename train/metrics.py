@@ -144,16 +144,22 @@ def classification_report(
     }
 
 
+def domain_scopes(domains: Sequence[str]) -> dict[str, np.ndarray]:
+    """What every report is broken down by: "overall", then each domain, as boolean masks."""
+    domains = np.asarray(domains)
+    scopes = {"overall": np.ones(len(domains), bool)}
+    scopes.update({d: domains == d for d in sorted(set(domains.tolist()))})
+    return scopes
+
+
 def report_by_domain(
     y_true: np.ndarray, probs: np.ndarray, domains: Sequence[str], threshold: float
 ) -> dict[str, dict[str, object]]:
     """The report overall and for each domain (dermoscopic / phone) separately."""
-    domains = np.asarray(domains)
-    result = {"overall": classification_report(y_true, probs, threshold)}
-    for domain in sorted(set(domains.tolist())):
-        mask = domains == domain
-        result[domain] = classification_report(y_true[mask], probs[mask], threshold)
-    return result
+    return {
+        scope: classification_report(y_true[mask], probs[mask], threshold)
+        for scope, mask in domain_scopes(domains).items()
+    }
 
 
 def summary_line(report: dict) -> str:
