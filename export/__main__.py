@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from export.calibration import representative_records
-from export.convert import DEFAULT_VARIANTS, VARIANTS, QuantizationConfig, convert
+from export.convert import (
+    DEFAULT_VARIANTS,
+    FLOAT_OPS_SPLITS,
+    VARIANTS,
+    QuantizationConfig,
+    convert,
+)
 from export.metadata import ModelInfo, write_metadata
 from export.report import write_report
 from export.verify import Verification, verify
@@ -59,6 +65,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=QuantizationConfig.float_ops,
         help="int8_mixed: how many of the operators int8 damages most stay in float",
     )
+    parser.add_argument(
+        "--float-ops-split",
+        choices=FLOAT_OPS_SPLITS,
+        default=QuantizationConfig.float_ops_split,
+        help="int8_mixed: rank the operators over the whole file, or give each network of an "
+        "ensemble an equal share of --float-ops",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -80,6 +93,7 @@ def model_info(card: dict, config: QuantizationConfig) -> ModelInfo:
         export["calibration_images"] = len(config.representative)
     if config.variant == "int8_mixed":
         export["float_ops"] = config.float_ops
+        export["float_ops_split"] = config.float_ops_split
     exported = {**card, "export": export}
     return ModelInfo(
         name=card["name"],
@@ -125,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     for variant in args.variants:
         config = QuantizationConfig(
-            variant, calibration if variant.startswith("int8") else None, args.float_ops
+            variant,
+            calibration if variant.startswith("int8") else None,
+            args.float_ops,
+            args.float_ops_split,
         )
         flatbuffer = write_metadata(convert(model, config), model_info(card, config))
         path = args.out / f"{MODEL_FILE_STEM}_{variant}.tflite"

@@ -10,7 +10,9 @@ Variants:
   float on calibration images (TFLite's QuantizationDebugger, root mean square error over the
   quantization step), which stay float. Input and output are uint8, or float32 when the operator
   next to them is one kept in float. For networks that lose too much in plain int8: bigger and
-  slower than int8, smaller and faster than float32.
+  slower than int8, smaller and faster than float32. With `float_ops_split="network"`, an
+  ensemble's float operators are shared out evenly among its member networks instead of going
+  to whichever members int8 damages most.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -28,6 +31,9 @@ import tensorflow as tf  # noqa: E402
 
 VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_io", "int8_mixed")
 DEFAULT_VARIANTS = ("int8", "float32")
+FLOAT_OPS_SPLITS = ("file", "network")
+# train.ensemble names its members member0, member1, ...; their tensors carry the name.
+_MEMBER = re.compile(r"(?:^|/)(member\d+)(?:_\d+)?/")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class QuantizationConfig:
     representative: np.ndarray | None = None
     # int8_mixed: operators kept in float (20 kept the ensemble within 1 point on val; 10 did not)
     float_ops: int = 20
+    float_ops_split: str = "file"  # "network": an equal share of float_ops per ensemble member
     debug_images: int = 100  # calibration images the debugger compares float and int8 on
 
     def __post_init__(self) -> None:
@@ -46,6 +53,10 @@ class QuantizationConfig:
             raise ValueError(f"variant {self.variant} needs representative images")
         if self.float_ops < 1 or self.debug_images < 1:
             raise ValueError("float_ops and debug_images must be at least 1")
+        if self.float_ops_split not in FLOAT_OPS_SPLITS:
+            raise ValueError(
+                f"unknown float_ops_split {self.float_ops_split!r}; choose from {FLOAT_OPS_SPLITS}"
+            )
 
     @property
     def needs_calibration(self) -> bool:
@@ -93,15 +104,37 @@ def _int8_with_float_fallback(converter, config: QuantizationConfig) -> bytes:
     debugger.run()
     quantized = mlir_quantize(  # float I/O around int8, as the converter does before retyping
         debugger.calibrated_model,
-        denylisted_nodes=most_damaged_ops(debugger, config.float_ops),
+        denylisted_nodes=most_damaged_ops(
+            debugger, config.float_ops, per_network=config.float_ops_split == "network"
+        ),
     )
     return modify_model_io_type(quantized, tf.uint8, tf.uint8)
 
 
-def most_damaged_ops(debugger, count: int) -> list[str]:
+def most_damaged_ops(debugger, count: int, per_network: bool = False) -> list[str]:
     """Output tensor names of the `count` operators with the largest RMSE / quantization step."""
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
-    rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
-    rows.sort(key=lambda r: -(float(r["mean_squared_error"]) ** 0.5) / float(r["scale"]))
-    return [r["tensor_name"] for r in rows[:count]]
+    return pick_damaged(list(csv.DictReader(io.StringIO(dump.getvalue()))), count, per_network)
+
+
+def pick_damaged(rows: list[dict[str, str]], count: int, per_network: bool) -> list[str]:
+    """The worst `count` of the debugger's rows; per network, each member's worst share first.
+
+    Why the share: in a four-network file the 20 worst operators of the whole file can all sit in
+    one or two members, leaving the others fully int8.
+    """
+    ranked = sorted(
+        rows, key=lambda r: -(float(r["mean_squared_error"]) ** 0.5) / float(r["scale"])
+    )
+    names = [r["tensor_name"] for r in ranked]
+    members: dict[str, list[str]] = {}
+    for name in names:
+        if member := _MEMBER.search(name):
+            members.setdefault(member.group(1), []).append(name)
+    if not per_network or len(members) < 2:
+        return names[:count]
+    share = count // len(members)
+    chosen = [name for worst in members.values() for name in worst[:share]]
+    rest = [name for name in names if name not in chosen]  # the remainder by the file's ranking
+    return chosen + rest[: count - len(chosen)]
