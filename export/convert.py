@@ -128,11 +128,13 @@ def pick_damaged(rows: list[dict[str, str]], count: int, per_network: bool) -> l
         rows, key=lambda r: -(float(r["mean_squared_error"]) ** 0.5) / float(r["scale"])
     )
     names = [r["tensor_name"] for r in ranked]
+    if not per_network:
+        return names[:count]
     members: dict[str, list[str]] = {}
     for name in names:
         if member := _MEMBER.search(name):
             members.setdefault(member.group(1), []).append(name)
-    if not per_network or len(members) < 2:
+    if len(members) < 2:
         return names[:count]
     share = count // len(members)
     chosen = [name for worst in members.values() for name in worst[:share]]
