@@ -10,8 +10,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from contract.answers import AnswerEffect, refuse_answers
+from contract.questionnaire import AnswerError
 from demo_server import explain as occlusion
-from demo_server.answers import AnswerEffect, refuse_answers
 from demo_server.errors import ApiError
 from demo_server.extensions import current_classifier as classifier
 from demo_server.extensions import current_lesion_gate as lesion_gate
@@ -27,6 +28,7 @@ from demo_server.screening import (
     disclaimer,
     lesion_check_json,
     screen,
+    screening_json,
 )
 from demo_server.system import process_rss_bytes
 
@@ -62,10 +64,13 @@ def _answer_effect() -> AnswerEffect | None:
     """
     form = request.form.to_dict(flat=False) if request.mimetype == "multipart/form-data" else {}
     spec = classifier().metadata.answers
-    if spec is None:
-        refuse_answers(form)
-        return None
-    return spec.effect(spec.read(form))
+    try:
+        if spec is None:
+            refuse_answers(form)
+            return None
+        return spec.effect(spec.read(form))
+    except AnswerError as error:
+        raise ApiError(400, error.code, str(error)) from None
 
 
 def _decoded_upload() -> tuple[DecodedImage, float]:
@@ -188,7 +193,7 @@ def classify() -> ResponseReturnValue:
     ratios = effect.log_ratios if effect is not None else None
     result = screen(raw, model.metadata, settings().unsure_below, ratios)
     body: dict[str, Any] = {"lesion_check": lesion_check_json(check), "verdict": CLASSIFIED}
-    body.update(result.as_json(model.metadata, settings().unsure_below))
+    body.update(screening_json(result, model.metadata, settings().unsure_below))
     if effect is not None:
         body["answers"] = effect.as_json()
     body.update(

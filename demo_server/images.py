@@ -1,18 +1,17 @@
 """Decoding untrusted uploads in memory into an upright RGB image, or a clear 4xx reason.
 
-Alpha is composited on white (a transparent background reads as paper, not as black skin).
-16-bit and 32-bit integer images are scaled from 0-65535 to 0-255; float images from 0-1.
+The decoding itself is the contract's (`contract.images`), the same as training's; here only the
+formats an upload may use, HEIC support, and the HTTP status of each failure are decided.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from contract.images import CorruptImage, TooManyPixels, UnsupportedImage, open_upright_rgb
 from demo_server.errors import ApiError
 
 pillow_heif.register_heif_opener()
@@ -33,70 +32,19 @@ class DecodedImage:
 
 
 def decode_upload(data: bytes, max_pixels: int) -> DecodedImage:
-    """Bytes of an uploaded file to an upright RGB image; raises ApiError on anything wrong."""
+    """Bytes of an uploaded file to an upright RGB image (`contract.images`), or an ApiError."""
     if not data:
         raise ApiError(400, "empty_file", "The uploaded file is empty.")
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except UnidentifiedImageError:
+        image, format_name, mode = open_upright_rgb(data, FORMATS, max_pixels)
+    except UnsupportedImage:
         raise ApiError(
             415,
             "unsupported_image",
             "The file is not an image in a supported format (JPEG, PNG, WebP, HEIC/HEIF).",
         ) from None
-    except Image.DecompressionBombError:
-        raise _too_many_pixels(max_pixels) from None
-    except Exception:  # noqa: BLE001 - any failure to parse an untrusted header is the file's fault
-        raise _corrupt() from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise _too_many_pixels(max_pixels, width, height)
-    if width == 0 or height == 0:
-        raise _corrupt()
-    try:
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-        rgb = to_rgb(upright)
-    except Image.DecompressionBombError:
-        raise _too_many_pixels(max_pixels) from None
-    except Exception:  # noqa: BLE001 - truncated or malformed pixel data, from any decoder
-        raise _corrupt() from None
-    return DecodedImage(image=rgb, format=str(image.format), original_mode=image.mode)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB (see the module docstring for the rules)."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
-        values = np.asarray(image, dtype=np.float64)
-        gray = np.clip(values / 257.0, 0, 255) if values.max() > 255 else np.clip(values, 0, 255)
-        return Image.fromarray(np.round(gray).astype(np.uint8), "L").convert("RGB")
-    if image.mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        scale = 255.0 if values.max() <= 1.0 else 1.0
-        return Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def _too_many_pixels(max_pixels: int, width: int = 0, height: int = 0) -> ApiError:
-    size = f" ({width}x{height} = {width * height:,} pixels)" if width else ""
-    return ApiError(
-        413,
-        "too_many_pixels",
-        f"The image is too large{size}; the limit is {max_pixels:,} pixels.",
-    )
-
-
-def _corrupt() -> ApiError:
-    return ApiError(
-        422,
-        "corrupt_image",
-        "The image could not be decoded: the file is truncated or damaged.",
-    )
+    except TooManyPixels as error:
+        raise ApiError(413, "too_many_pixels", str(error)) from None
+    except CorruptImage as error:
+        raise ApiError(422, "corrupt_image", str(error)) from None
+    return DecodedImage(image=image, format=format_name, original_mode=mode)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from demo_server.answers import DOMAIN_FIELD, NUMBER, PHOTO_AND_ANSWERS, PHOTO_ONLY, AnswerSpec
+from contract.answers import DOMAIN_FIELD, PHOTO_AND_ANSWERS, PHOTO_ONLY, AnswerSpec
+from contract.questionnaire import NUMBER
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
 from demo_server.screening import CLASSIFIED, NOT_A_LESION, NOT_A_LESION_MESSAGE

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, send_from_directory
 from flask.typing import ResponseReturnValue
 
-from demo_server.answers import AnswerSpec
+from contract.answers import AnswerSpec
 from demo_server.extensions import current_classifier as _classifier
 from demo_server.extensions import current_lesion_gate as _lesion_gate
 from demo_server.extensions import current_settings as _settings
@@ -71,7 +71,7 @@ def question_domains(answers: AnswerSpec | None) -> dict[str, list[str]]:
     if answers is None:
         return {}
     return {
-        name: [domain for domain, model in answers.models.items() if name in model.questions]
+        name: [domain for domain, model in answers.models.items() if name in model.question_names]
         for name in answers.questions
     }
 

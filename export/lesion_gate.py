@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from contract.images import resize_to_input
 from export.calibration import representative_records
 from export.convert import VARIANTS, QuantizationConfig, convert
 from export.metadata import append_files
@@ -122,9 +122,7 @@ def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARI
 
 
 def _verdicts(model: bytes, images: dict, size: int, threshold: float) -> list[dict]:
-    pixels = np.stack(
-        [np.asarray(im.resize((size, size), Image.BILINEAR)) for im in images.values()]
-    )
+    pixels = np.stack([resize_to_input(im, size, size) for im in images.values()])
     distances = _distances(model, pixels)
     return [
         {"name": name, "distance": float(d), "rejected": bool(d > threshold)}

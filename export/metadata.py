@@ -32,11 +32,10 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as _tfl
 from mediapipe.tasks.metadata import metadata_schema_py_generated as _md
 
+from contract.model_file import DISPLAY_NAMES_FILE, LABELS_FILE, MODEL_CARD_FILE, check_tflite
+
 METADATA_FIELD_NAME = "TFLITE_METADATA"
-LABELS_FILE = "labels.txt"
-DISPLAY_NAMES_FILE = "labels_en.txt"
 DISPLAY_NAMES_LOCALE = "en"
-MODEL_CARD_FILE = "model_card.json"
 
 # The smallest metadata parser version that understands every field we write. Locale, model-level
 # associated files and the DESCRIPTIONS / TENSOR_AXIS_LABELS types are all schema 1.0.0; we avoid
@@ -107,27 +106,8 @@ def write_metadata(tflite_model: bytes, info: ModelInfo) -> bytes:
     return append_files(_repack_with_metadata(model, metadata), files)
 
 
-def read_associated_files(tflite_model: bytes) -> dict[str, bytes]:
-    """Return the files packed after the flatbuffer (name -> content), as clients see them.
-
-    A model without associated files gives an empty dict; bytes that are not a TFLite model
-    raise ValueError.
-    """
-    _check_identifier(tflite_model)
-    buffer = io.BytesIO(tflite_model)
-    if not zipfile.is_zipfile(buffer):
-        return {}
-    with zipfile.ZipFile(buffer) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _check_identifier(tflite_model: bytes) -> None:
-    if len(tflite_model) < 8 or not _tfl.Model.ModelBufferHasIdentifier(tflite_model, 0):
-        raise ValueError("not a TFLite model: the flatbuffer file identifier is not 'TFL3'")
-
-
 def _unpack_model(tflite_model: bytes) -> _tfl.ModelT:
-    _check_identifier(tflite_model)
+    check_tflite(tflite_model)
     try:
         model = _tfl.ModelT.InitFromObj(_tfl.Model.GetRootAs(tflite_model, 0))
     except Exception as error:  # a truncated or corrupt flatbuffer fails anywhere inside

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.taxonomy import DISPLAY_NAMES, LABELS
+from contract.answers import RULE
+from contract.questionnaire import BY_NAME, QUESTIONS, feature_names
+from contract.taxonomy import DISPLAY_NAMES, LABELS
 
 # --------------------------------------------------------------------------------------------
 # demo_server fixtures: a tiny int8 model packed by export.metadata, the app and its client.
@@ -164,42 +166,12 @@ def client(app):
 # (hand-made weights: a few answers push one class up, the rest are zero).
 # --------------------------------------------------------------------------------------------
 
-YES_NO = ["yes", "no"]
-SITES = ["face", "scalp", "neck", "trunk", "back", "arm", "hand", "leg", "foot", "genital"]
-DEMO_QUESTIONS = [
-    {
-        "name": "age",
-        "text": "How old is the person, in years?",
-        "kind": "number",
-        "bins": [30, 45, 60, 75],
-        "minimum": 0,
-        "maximum": 120,
-    },
-    {"name": "sex", "text": "Sex", "kind": "choice", "choices": ["female", "male"]},
-    {
-        "name": "site",
-        "text": "Where on the body is the spot?",
-        "kind": "choice",
-        "choices": SITES,
-    },
-    {"name": "itch", "text": "Does it itch?", "kind": "choice", "choices": YES_NO},
-    {"name": "grew", "text": "Has it grown?", "kind": "choice", "choices": YES_NO},
-    {"name": "hurt", "text": "Does it hurt?", "kind": "choice", "choices": YES_NO},
-    {"name": "changed", "text": "Has it changed?", "kind": "choice", "choices": YES_NO},
-    {"name": "bleed", "text": "Has it bled?", "kind": "choice", "choices": YES_NO},
-    {"name": "elevation", "text": "Is it raised?", "kind": "choice", "choices": YES_NO},
-]
-AGE_CHOICES = ["0-29", "30-44", "45-59", "60-74", "75+"]
+DEMO_QUESTIONS = [q.as_json() for q in QUESTIONS]
 
 
 def demo_answer_features(questions: list[str]) -> list[str]:
     """Feature names as the training side writes them: one per choice (age: per bin)."""
-    by_name = {q["name"]: q for q in DEMO_QUESTIONS}
-    return [
-        f"{name}={choice}"
-        for name in questions
-        for choice in (AGE_CHOICES if name == "age" else by_name[name]["choices"])
-    ]
+    return feature_names(BY_NAME[name] for name in questions)
 
 
 def _answer_model(
@@ -246,7 +218,7 @@ def demo_answers_card(size: int = DEMO_SIZE) -> dict:
     card["answers"] = {
         "questions": DEMO_QUESTIONS,
         "models": {"phone": phone, "dermoscopic": dermoscopic},
-        "rule": "r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)); see demo_server/answers.py",
+        "rule": RULE,
         "calibration": {"temperature": 0.8, "fitted_on": "val"},
         "triage": {"malignant_threshold": 0.21, "target_sensitivity": 0.95},
         "metrics": {

@@ -8,21 +8,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train import metrics
-from train.answer_model import AnswerModel, fit_answer_model, with_answers
-from train.answers import (
+from contract.answers import DomainModel
+from contract.questionnaire import (
     BY_NAME,
     QUESTIONS,
     QUESTIONS_BY_DOMAIN,
-    dataset_answers,
-    encode,
+    Question,
+    encode_recorded,
     feature_names,
-    normalise_answer,
 )
+from contract.screening import calibrate
+from contract.taxonomy import LABELS, PHONE
+from train import metrics
+from train.answer_model import fit_answer_model
+from train.answers import dataset_answers
 from train.datasets import Record, Skipped, load_dataset
-from train.taxonomy import LABELS, PHONE
 
 AGE = BY_NAME["age"]
+encode = encode_recorded
+
+
+def normalise_answer(question: Question, raw: str) -> str | None:
+    index = question.recorded_index(raw)
+    return None if index is None else question.choices[index]
 
 
 @pytest.mark.parametrize(
@@ -47,7 +55,7 @@ def test_data_set_spellings_map_onto_the_choices(question: str, raw: str, choice
 
 def test_encoding_is_one_block_per_question_and_zeros_when_unanswered():
     questions = QUESTIONS_BY_DOMAIN[PHONE]
-    names = feature_names(questions)
+    names = feature_names(BY_NAME[q] for q in questions)
     assert len(names) == sum(len(BY_NAME[q].choices) for q in questions)
     assert not encode({}, questions).any()
     assert not encode({"bleed": "UNK", "age": ""}, questions).any()
@@ -130,7 +138,7 @@ def test_the_regression_learns_a_planted_signal_and_no_answers_change_nothing():
     x, y = _planted(600, seed=1)
     model = fit_answer_model(PHONE, QUESTIONS_BY_DOMAIN[PHONE], x, y)
     assert model.classes == ("bcc", "bkl", "nv")
-    questions = model.questions
+    questions = model.question_names
     bleeding = model.log_ratios(encode({"bleed": "yes"}, questions))[0]
     young = model.log_ratios(encode({"age": "20"}, questions))[0]
     # True ratios: log(0.8 / (1/3)) = 0.88 for bcc, log(0.1 / (1/3)) = -1.2 for nv.
@@ -141,17 +149,17 @@ def test_the_regression_learns_a_planted_signal_and_no_answers_change_nothing():
 
     x_test, y_test = _planted(600, seed=2)
     flat = np.full((len(y_test), len(LABELS)), 1 / len(LABELS))  # a photo that says nothing
-    combined = with_answers(flat, model.log_ratios(x_test), 1.0)
+    combined = calibrate(flat, 1.0, model.log_ratios(x_test))
     assert np.allclose(combined.sum(axis=1), 1)
     assert metrics.balanced_accuracy(y_test, combined.argmax(axis=1)) > 0.7
 
 
-def test_with_answers_adds_scaled_log_ratios_to_log_probabilities():
+def test_answers_add_scaled_log_ratios_to_log_probabilities():
     raw = np.array([[0.1, 0.2, 0.3, 0.05, 0.05, 0.2, 0.1]])
     ratios = np.zeros((1, len(LABELS)))
     ratios[0, 1] = np.log(4.0)
-    assert np.allclose(with_answers(raw, ratios, 0.0), raw)
-    odds = with_answers(raw, ratios, 0.5)[0] / raw[0]
+    assert np.allclose(calibrate(raw, 1.0, 0.0 * ratios), raw)
+    odds = calibrate(raw, 1.0, 0.5 * ratios)[0] / raw[0]
     assert odds[1] / odds[0] == pytest.approx(2.0)  # strength 0.5: half the log ratio
 
 
@@ -160,7 +168,7 @@ def test_the_model_survives_the_json_of_a_model_card():
     model = fit_answer_model(PHONE, QUESTIONS_BY_DOMAIN[PHONE], x, y)
     spec = json.loads(json.dumps(model.as_json()))
     assert spec["features"] == feature_names(model.questions)
-    again = AnswerModel.from_json(PHONE, spec)
+    again = DomainModel.from_json(PHONE, spec, BY_NAME, LABELS)
     assert np.allclose(again.log_ratios(x[:20]), model.log_ratios(x[:20]), atol=1e-5)
 
 
@@ -187,6 +195,7 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
     model = fit_answer_model(PHONE, QUESTIONS_BY_DOMAIN[PHONE], x, y)
     card = {
         "answers": {
+            "questions": [q.as_json() for q in QUESTIONS],
             "models": {PHONE: model.as_json()},
             "calibration": {"temperature": 1.0},
             "triage": {"malignant_threshold": 0.5},

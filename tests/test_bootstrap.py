@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contract.taxonomy import LABELS
 from train import metrics
 from train.bootstrap import grouped_bootstrap_intervals, paired_difference_intervals
-from train.taxonomy import LABELS
 
 
 def noisy_predictions(n_images: int, accuracy: float, seed: int):

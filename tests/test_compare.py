@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.taxonomy import LABELS
 from train.compare import main
 from train.datasets import Record
 from train.prediction_table import PREDICTIONS_CSV, read_predictions, write_predictions
-from train.taxonomy import LABELS
 
 
 def records(n: int) -> list[Record]:

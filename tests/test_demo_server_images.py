@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contract.images import to_rgb
 from demo_server.errors import ApiError
-from demo_server.images import decode_upload, to_rgb
+from demo_server.images import decode_upload
 
 LIMIT = 40_000_000
 

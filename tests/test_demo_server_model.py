@@ -13,17 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contract.screening import REFER, WATCH, calibrate
+from contract.tensors import TensorSpec, dequantize_output, quantize_input
 from demo_server.config import DEFAULT_LESION_GATE_PATH
 from demo_server.explain import occluded_batch, occlusion_map
 from demo_server.extensions import CLASSIFIER
-from demo_server.model import (
-    Classifier,
-    ModelError,
-    TensorSpec,
-    dequantize_output,
-    quantize_input,
-)
-from demo_server.screening import REFER, WATCH, calibrate, screen
+from demo_server.model import Classifier, ModelError
+from demo_server.screening import screen
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO / "models" / "skin_lesion_int8_mixed.tflite"

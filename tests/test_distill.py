@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.taxonomy import LABELS
 from train.datasets import Record
 from train.distill import (
     TEACHER_TARGETS,
@@ -17,7 +18,6 @@ from train.distill import (
     teacher_train_probs,
 )
 from train.split import SPLIT_CSV, write_split
-from train.taxonomy import LABELS
 
 
 def _probs(rows: int, seed: int = 0) -> np.ndarray:

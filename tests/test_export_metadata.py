@@ -10,8 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from contract.model_file import read_associated_files
+from contract.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
 from export import metadata
-from train.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
 
 SIZE = 32
 
@@ -129,7 +130,7 @@ def test_litert_output_unchanged_by_metadata(models, image, kind):
 
 @pytest.mark.parametrize("kind", ["float32", "uint8", "int8"])
 def test_associated_files_round_trip(models, info, kind):
-    files = metadata.read_associated_files(models[kind][1])
+    files = read_associated_files(models[kind][1])
     assert set(files) == {"labels.txt", "labels_en.txt", "model_card.json"}
     assert files["labels.txt"].decode().splitlines() == list(LABELS)
     assert files["labels_en.txt"].decode().splitlines() == [DISPLAY_NAMES[c] for c in LABELS]
@@ -184,7 +185,7 @@ def test_rewriting_replaces_metadata_and_files(models, info):
 
 
 def test_model_without_metadata_has_no_associated_files(models):
-    assert metadata.read_associated_files(models["float32"][0]) == {}
+    assert read_associated_files(models["float32"][0]) == {}
 
 
 @pytest.mark.parametrize("junk", [b"", b"not a model", b"\x00" * 64, b"PK\x03\x04" + b"\x00" * 60])
@@ -192,7 +193,7 @@ def test_not_a_tflite_model_is_rejected(info, junk):
     with pytest.raises(ValueError, match="not a TFLite model"):
         metadata.write_metadata(junk, info)
     with pytest.raises(ValueError, match="not a TFLite model"):
-        metadata.read_associated_files(junk)
+        read_associated_files(junk)
 
 
 def test_truncated_model_is_rejected(models, info):

@@ -65,13 +65,13 @@ def test_cutouts_are_told_apart_from_photos(data_dir: Path):
     """The gate is fitted on camera photos only; PAD-UFES-20's cut-outs are recognised."""
     import numpy as np
 
-    from train.images import decode_image
+    from contract.images import model_input
     from train.lesion_gate import is_cutout
 
     photos = sorted(SAMPLES.glob("*.jpg"))
     cutouts = sorted((data_dir / "pad_ufes20_cutouts" / "images").glob("*.jpg"))[:20]
     assert len(photos) >= 10 and len(cutouts) == 20
-    pixels = np.stack([decode_image(path, 128) for path in photos + cutouts])
+    pixels = np.stack([model_input(path, 128) for path in photos + cutouts])
     assert is_cutout(pixels).tolist() == [False] * len(photos) + [True] * len(cutouts)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contract.screening import calibrate
+from contract.taxonomy import LABELS
 from train import metrics
-from train.taxonomy import LABELS
 
 AKIEC, BCC, BKL, DF, MEL, NV, VASC = range(len(LABELS))
 
@@ -65,7 +66,7 @@ def test_temperature_scaling_reduces_overconfidence():
     overconfident = one_hot(noisy, confidence=0.99)  # right about 65% of the time
     t = metrics.fit_temperature(y, overconfident)
     assert t > 1.5
-    calibrated = metrics.apply_temperature(overconfident, t)
+    calibrated = calibrate(overconfident, t)
     assert metrics.expected_calibration_error(y, calibrated) < 0.05
     assert metrics.expected_calibration_error(y, overconfident) > 0.25
     np.testing.assert_allclose(calibrated.sum(1), 1.0, rtol=1e-6)

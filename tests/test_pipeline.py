@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.taxonomy import LABELS
 from export.convert import VARIANTS
-from train.taxonomy import LABELS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.taxonomy import DERMOSCOPIC, LABELS, PHONE
 from train.datasets import (
     DatasetError,
     Skipped,
@@ -17,7 +18,6 @@ from train.datasets import (
 from train.images import decode_records
 from train.split import SplitFractions, grouped_split, read_split, write_split
 from train.subset import take_per_class
-from train.taxonomy import DERMOSCOPIC, LABELS, PHONE
 
 
 @pytest.fixture(scope="module")

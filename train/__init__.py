@@ -1,1 +1,1 @@
-"""Training stage: taxonomy, data loading, grouped splits, the network, training and evaluation."""
+"""Training stage: data loading, grouped splits, the network, training and evaluation."""

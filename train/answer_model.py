@@ -1,76 +1,18 @@
-"""What the answers add to a photo's probabilities: a likelihood ratio per class.
+"""Fitting the answers' model: one multinomial logistic regression per domain, in numpy.
 
-Per domain, a multinomial logistic regression predicts the class from the answers alone
-(z = x W + b). Its log-odds relative to its own prediction for "no answers" (z = b),
-
-    r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)),
-
-is what the answers say beyond the prior, and is added to the log of the image probabilities
-(naive Bayes: answers and photo taken as independent given the class), scaled by a strength
-chosen on val. No answers means r = 0: the photo-only result. Classes a domain never shows
-(df and vasc in PAD-UFES-20) get r = 0. Training drops answers at random so that any subset of
-questions can be left unanswered.
+The regression predicts the class from the answers alone; what it adds to a photo (its log
+ratios, `contract.answers`) is defined once in the contract, which this fit produces a
+`DomainModel` for. Training drops answers at random so that any subset of questions can be left
+unanswered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from train.answers import BY_NAME, Answers, encode, feature_names
-from train.taxonomy import LABELS
-
-PROBABILITY_FLOOR = 1e-6  # as in train.metrics.apply_temperature and the demo server
-
-
-@dataclass(frozen=True)
-class AnswerModel:
-    domain: str
-    questions: tuple[str, ...]
-    classes: tuple[str, ...]  # the labels the regression covers; others get r = 0
-    weights: np.ndarray  # (features, classes)
-    bias: np.ndarray  # (classes,)
-    strength: float = 1.0
-
-    def log_ratios(self, features: np.ndarray) -> np.ndarray:
-        """r for each row of features, over all LABELS (N x 7)."""
-        z = np.atleast_2d(features) @ self.weights + self.bias
-        r = _log_softmax(z) - _log_softmax(self.bias[None])
-        full = np.zeros((len(z), len(LABELS)))
-        full[:, [LABELS.index(c) for c in self.classes]] = r
-        return full
-
-    def log_ratios_of(self, answers: Answers) -> np.ndarray:
-        """r for one person's answers (questions this model does not ask are ignored)."""
-        return self.log_ratios(encode(answers, self.questions))[0]
-
-    def as_json(self) -> dict:
-        return {
-            "questions": list(self.questions),
-            "features": feature_names(self.questions),
-            "classes": list(self.classes),
-            "weights": np.round(self.weights, 6).tolist(),
-            "bias": np.round(self.bias, 6).tolist(),
-            "strength": self.strength,
-        }
-
-    @classmethod
-    def from_json(cls, domain: str, spec: dict) -> AnswerModel:
-        return cls(
-            domain=domain,
-            questions=tuple(spec["questions"]),
-            classes=tuple(spec["classes"]),
-            weights=np.array(spec["weights"], dtype=np.float64),
-            bias=np.array(spec["bias"], dtype=np.float64),
-            strength=float(spec["strength"]),
-        )
-
-
-def with_answers(raw: np.ndarray, ratios: np.ndarray, strength: float) -> np.ndarray:
-    """Image probabilities updated by the answers' log ratios (still uncalibrated)."""
-    logits = np.log(np.clip(raw, PROBABILITY_FLOOR, 1.0)) + strength * ratios
-    return np.exp(_log_softmax(logits))
+from contract.answers import DomainModel, log_softmax
+from contract.questionnaire import BY_NAME
+from contract.taxonomy import LABELS
 
 
 def fit_answer_model(
@@ -84,7 +26,7 @@ def fit_answer_model(
     l2: float = 1.0,
     steps: int = 2000,
     seed: int = 0,
-) -> AnswerModel:
+) -> DomainModel:
     """Fit the regression on one domain's training answers (labels: indices into LABELS).
 
     Each row is repeated `copies` times with every question dropped at `drop_rate`, so the
@@ -99,7 +41,14 @@ def fit_answer_model(
     y = np.searchsorted(present, labels)
     x, y = _with_dropped_answers(questions, features, y, drop_rate, copies, seed)
     weights, bias = _multinomial_logistic_regression(x, y, len(present), l2, steps)
-    return AnswerModel(domain, questions, tuple(LABELS[i] for i in present), weights, bias)
+    return DomainModel(
+        domain=domain,
+        questions=tuple(BY_NAME[q] for q in questions),
+        classes=tuple(LABELS[i] for i in present),
+        labels=LABELS,
+        weights=weights,
+        bias=bias,
+    )
 
 
 def _with_dropped_answers(
@@ -111,7 +60,7 @@ def _with_dropped_answers(
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    widths = [len(BY_NAME[q].choices) for q in questions]
+    widths = [BY_NAME[q].width for q in questions]
     blocks = np.repeat(np.arange(len(questions)), widths)  # question of each feature column
     rows = [features]
     for _ in range(copies):
@@ -129,12 +78,7 @@ def _multinomial_logistic_regression(
     onehot = np.eye(classes)[y]
     rate = 1.0
     for _ in range(steps):
-        grad = (np.exp(_log_softmax(x @ weights + bias)) - onehot) / n
+        grad = (np.exp(log_softmax(x @ weights + bias)) - onehot) / n
         weights -= rate * (x.T @ grad + l2 / n * weights)
         bias -= rate * grad.sum(axis=0)
     return weights, bias
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))

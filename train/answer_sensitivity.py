@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.questionnaire import BY_NAME, YES_NO, Question
+from contract.screening import calibrate, refer
 from train import metrics
-from train.answer_model import with_answers
-from train.answers import BY_NAME, YES_NO, dataset_answers, normalise_answer
+from train.answers import dataset_answers
 from train.evaluate import card_of, check_run_and_model, split_predictions
 from train.fit_answers import models_from_card, ratios_of_answers
 from train.pipeline import label_indices
@@ -40,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def recorded_choice(question: Question, value: str) -> str | None:
+    index = question.recorded_index(value)
+    return None if index is None else question.choices[index]
+
+
 def reversed_answer_effects(
     card: dict, raw: np.ndarray, y: np.ndarray, domains: np.ndarray, answers: list[dict]
 ) -> list[dict]:
@@ -53,11 +59,11 @@ def reversed_answer_effects(
 
         def referred(given: list[dict], at: np.ndarray, domain=domain) -> np.ndarray:
             ratios = ratios_of_answers(models, [domain] * len(given), given)
-            probs = metrics.apply_temperature(with_answers(raw[at], ratios, 1.0), temperature)
-            return metrics.malignant_probability(probs) >= threshold
+            probs = calibrate(raw[at], temperature, ratios)
+            return refer(metrics.malignant_probability(probs), threshold)
 
-        for question in (q for q in model.questions if BY_NAME[q].choices == YES_NO):
-            said = [normalise_answer(BY_NAME[question], a.get(question, "")) for a in answers]
+        for question in (q for q in model.question_names if BY_NAME[q].choices == YES_NO):
+            said = [recorded_choice(BY_NAME[question], a.get(question, "")) for a in answers]
             at = np.array([i for i, v in enumerate(said) if v and domains[i] == domain], int)
             if not len(at):
                 continue

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.taxonomy import LABELS
 from train.metrics import is_malignant, malignant_probability
-from train.taxonomy import LABELS
 
 RESAMPLES = 2000
 

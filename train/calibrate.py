@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.screening import calibrate
 from train import metrics
 from train.datasets import Record
 from train.pipeline import label_indices
@@ -23,14 +24,18 @@ class ValCalibration:
 
 
 def calibrate_on_val(
-    val_records: list[Record], raw_val: np.ndarray, target_sensitivity: float
+    val_records: list[Record],
+    raw_val: np.ndarray,
+    target_sensitivity: float,
+    log_ratios: np.ndarray | None = None,
 ) -> ValCalibration:
     """Fit the temperature, then the threshold that reaches the target malignant sensitivity
-    in every domain (the strictest of the per-domain thresholds)."""
+    in every domain (the strictest of the per-domain thresholds); with the answers' log ratios,
+    for photo plus answers."""
     y_val = label_indices(val_records)
     domains = np.array([r.domain for r in val_records])
-    temperature = metrics.fit_temperature(y_val, raw_val)
-    probs = metrics.apply_temperature(raw_val, temperature)
+    temperature = metrics.fit_temperature(y_val, raw_val, log_ratios)
+    probs = calibrate(raw_val, temperature, log_ratios)
     threshold = min(
         metrics.threshold_for_sensitivity(
             y_val[domains == d], probs[domains == d], target_sensitivity

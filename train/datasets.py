@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from train.taxonomy import DERMOSCOPIC, LABELS, PAD_UFES20_TO_HAM, PHONE
+from contract.taxonomy import DERMOSCOPIC, LABELS, PAD_UFES20_TO_HAM, PHONE
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -25,9 +25,9 @@ class Record:
     """One labelled image."""
 
     path: Path
-    label: str  # a code of train.taxonomy.LABELS
+    label: str  # a code of contract.taxonomy.LABELS
     group: str  # lesion or patient: never split across train/val/test
-    domain: str  # train.taxonomy.DOMAINS
+    domain: str  # contract.taxonomy.DOMAINS
     source: str  # data-set name, for counts and attribution
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from train.metrics import apply_temperature
+from contract.screening import calibrate
+from contract.taxonomy import LABELS
 from train.model_card import read_model_card
 from train.pipeline import one_hot
 from train.split import SPLIT_CSV, differing_split
-from train.taxonomy import LABELS
 
 TEACHER_TARGETS = "teacher_train_probs.npy"
 
@@ -52,7 +52,7 @@ def distillation_targets(
     """(1 - weight) * one-hot label + weight * teacher ** (1 / T) renormalised: cross-entropy
     against this is the labels' cross-entropy plus the teacher's, mixed; T > 1 shows the
     student the teacher's runner-up classes."""
-    softened = apply_temperature(teacher_probs, temperature, floor=1e-7)
+    softened = calibrate(teacher_probs, temperature, floor=1e-7)
     return ((1.0 - weight) * one_hot(labels) + weight * softened).astype(np.float32)
 
 

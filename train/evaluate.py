@@ -14,18 +14,17 @@ carries, as in the app; with --answers, each image's answers from its data set a
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from contract.model_file import model_card
+from contract.questionnaire import QUESTION_NAMES
+from contract.screening import calibrate
 from train import metrics
-from train.answer_model import with_answers
-from train.answers import QUESTIONS
 from train.bootstrap import grouped_bootstrap_intervals
 from train.datasets import Skipped
 from train.fit_answers import answer_ratios, models_from_card
@@ -37,7 +36,7 @@ from train.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.report_md import metrics_markdown
 from train.split import SPLIT_CSV, SPLITS, read_split
 
-ANSWERED = [q.name for q in QUESTIONS]
+ANSWERED = list(QUESTION_NAMES)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,8 +108,7 @@ def image_folder(path: Path) -> str:
 def card_of(args: argparse.Namespace) -> dict:
     """The model card the evaluated model carries (a .tflite's own, else the run's)."""
     if args.model is not None:
-        with zipfile.ZipFile(io.BytesIO(args.model.read_bytes())) as packed:
-            return json.loads(packed.read("model_card.json"))
+        return model_card(args.model.read_bytes())
     return read_model_card(args.run)
 
 
@@ -142,14 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     domains = np.array([r.domain for r in records])
     groups = np.array([r.group for r in records])
     calibration, triage = card["calibration"], card["triage"]
+    ratios = None
     if args.answers is not None:
         ratios = answer_ratios(models_from_card(card), records, args.answers)
-        raw = with_answers(raw, ratios, 1.0)
         calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
         name += "-answers"
     temperature = calibration["temperature"]
     threshold = triage["malignant_threshold"]
-    probs = metrics.apply_temperature(raw, temperature)
+    probs = calibrate(raw, temperature, ratios)
+    uncalibrated = raw if ratios is None else calibrate(raw, 1.0, ratios)
     scopes = metrics.domain_scopes(domains)
     if args.by_folder:
         folders = np.array([image_folder(r.path) for r in records])
@@ -157,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {}
     for scope, mask in scopes.items():
         report[scope] = metrics.classification_report(y[mask], probs[mask], threshold)
-        report[scope]["ece_uncalibrated"] = metrics.expected_calibration_error(y[mask], raw[mask])
+        report[scope]["ece_uncalibrated"] = metrics.expected_calibration_error(
+            y[mask], uncalibrated[mask]
+        )
         report[scope]["ci95"] = grouped_bootstrap_intervals(
             y[mask], probs[mask], groups[mask], threshold
         )

@@ -19,21 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.answers import RULE, DomainModel, answer_spec
+from contract.questionnaire import BY_NAME, QUESTIONS, QUESTIONS_BY_DOMAIN, encode_recorded
+from contract.screening import calibrate
+from contract.taxonomy import LABELS
 from train import metrics
-from train.answer_model import AnswerModel, fit_answer_model, with_answers
-from train.answers import QUESTIONS, QUESTIONS_BY_DOMAIN, dataset_answers, encode, feature_names
+from train.answer_model import fit_answer_model
+from train.answers import dataset_answers
 from train.calibrate import calibrate_on_val
 from train.datasets import Record, Skipped
 from train.model_card import ANSWERS_LIMITATION, read_model_card, write_model_card
 from train.pipeline import label_indices
 from train.split import SPLIT_CSV, read_split
-from train.taxonomy import LABELS
-
-RULE = (
-    "r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)) with z = x W + b over the model's "
-    "classes (r_c = 0 for other labels and when nothing is answered); probabilities = "
-    "softmax((log max(p, 1e-6) + strength * r) / temperature), p being the model output"
-)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,12 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def features_of(records: list[Record], questions: tuple[str, ...]) -> np.ndarray:
-    rows = [encode(a, questions) for a in dataset_answers(records)]
-    return np.array(rows).reshape(len(rows), len(feature_names(questions)))
+    rows = [encode_recorded(a, questions) for a in dataset_answers(records)]
+    return np.array(rows).reshape(len(rows), sum(BY_NAME[q].width for q in questions))
 
 
 def answer_ratios(
-    models: dict[str, AnswerModel], records: list[Record], asked: Iterable[str] | None = None
+    models: dict[str, DomainModel], records: list[Record], asked: Iterable[str] | None = None
 ) -> np.ndarray:
     """strength * r for each record from its data set's answers; `asked` limits the answers to
     those questions, as if the others were skipped."""
@@ -75,12 +72,13 @@ def answer_ratios(
 
 
 def ratios_of_answers(
-    models: dict[str, AnswerModel], domains: Iterable[str], answers: Iterable[dict]
+    models: dict[str, DomainModel], domains: Iterable[str], answers: Iterable[dict]
 ) -> np.ndarray:
     """strength * r for each person's answers, by the domain's model (0 where it has none)."""
     return np.array(
         [
-            models[d].strength * models[d].log_ratios_of(a)
+            models[d].strength
+            * models[d].log_ratios(encode_recorded(a, models[d].question_names))[0]
             if d in models
             else np.zeros(len(LABELS))
             for d, a in zip(domains, answers, strict=True)
@@ -88,12 +86,13 @@ def ratios_of_answers(
     ).reshape(-1, len(LABELS))
 
 
-def models_from_card(card: dict) -> dict[str, AnswerModel]:
-    spec = card.get("answers") or {}
-    return {d: AnswerModel.from_json(d, m) for d, m in (spec.get("models") or {}).items()}
+def models_from_card(card: dict) -> dict[str, DomainModel]:
+    """The card's answers models, parsed as every client parses them (`contract.answers`)."""
+    spec = answer_spec(card, LABELS)
+    return spec.models if spec is not None else {}
 
 
-def fit_domain_models(train: list[Record]) -> dict[str, AnswerModel]:
+def fit_domain_models(train: list[Record]) -> dict[str, DomainModel]:
     """One model per domain with answers of at least two classes; other domains are named and
     left out (their photos keep the photo-only result)."""
     models = {}
@@ -108,16 +107,16 @@ def fit_domain_models(train: list[Record]) -> dict[str, AnswerModel]:
 
 
 def best_strength(
-    model: AnswerModel, raw: np.ndarray, records: list[Record], strengths: list[float]
+    model: DomainModel, raw: np.ndarray, records: list[Record], strengths: list[float]
 ) -> tuple[float, dict[float, float]]:
     """The strength with the best val balanced accuracy in the model's domain (ties: weaker)."""
     mask = np.array([r.domain == model.domain for r in records])
     y = label_indices(records)[mask]
     r = model.log_ratios(
-        features_of([x for x, m in zip(records, mask, strict=True) if m], model.questions)
+        features_of([x for x, m in zip(records, mask, strict=True) if m], model.question_names)
     )
     scores = {
-        s: metrics.balanced_accuracy(y, with_answers(raw[mask], r, s).argmax(axis=1))
+        s: metrics.balanced_accuracy(y, calibrate(raw[mask], 1.0, s * r).argmax(axis=1))
         for s in sorted(strengths)
     }
     return max(scores, key=lambda s: (scores[s], -s)), scores
@@ -152,9 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         models[domain] = replace(model, strength=strength)
         chosen[domain] = {"strength": strength, "val_balanced_accuracy_by_strength": scores}
         print(f"{domain}: val balanced accuracy by strength {scores}; chose {strength}")
-    combined = with_answers(raw, answer_ratios(models, val), 1.0)
     target = card["triage"]["target_sensitivity"]
-    calibration = calibrate_on_val(val, combined, target)
+    calibration = calibrate_on_val(val, raw, target, answer_ratios(models, val))
     card["answers"] = {
         "questions": [q.as_json() for q in QUESTIONS],
         "models": {d: m.as_json() for d, m in models.items()},

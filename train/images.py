@@ -1,9 +1,7 @@
-"""Decoding image files into fixed-size RGB pixel arrays.
+"""Decoding a data set's image files into model inputs, skipping (and naming) unreadable ones.
 
-Every consumer (training, evaluation, export calibration and verification) decodes the same
-way: EXIF orientation applied, converted to RGB, the whole image stretched to size x size with
-bilinear filtering. The demo server does the same with Pillow alone, so what the model saw in
-training is what it sees in use.
+Each file goes through `contract.images.model_input`, the decoding the demo server uses too, so
+what the model saw in training is what it sees in use.
 """
 
 from __future__ import annotations
@@ -12,17 +10,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageOps
 
+from contract.images import model_input
 from train.datasets import Record, Skipped
-
-
-def decode_image(path, size: int) -> np.ndarray:
-    """uint8 array (size, size, 3); raises OSError/ValueError for unreadable or truncated files."""
-    with Image.open(path) as image:
-        image.load()  # a truncated file fails here, not later
-        image = ImageOps.exif_transpose(image).convert("RGB")
-        return np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
 def decode_records(
@@ -32,8 +22,8 @@ def decode_records(
 
     def attempt(record: Record) -> np.ndarray | None:
         try:
-            return decode_image(record.path, size)
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            return model_input(record.path, size)
+        except (OSError, ValueError) as error:
             skipped.add(record.path, f"unreadable image ({error})")
             return None
 

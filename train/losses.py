@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from train.taxonomy import LABELS
+from contract.taxonomy import LABELS
 
 
 def class_log_prior(labels: np.ndarray) -> np.ndarray:

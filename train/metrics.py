@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from train.taxonomy import LABELS, MALIGNANT
+from contract import screening
+from contract.taxonomy import LABELS, MALIGNANT
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(LABELS)) -> np.ndarray:
@@ -63,9 +64,8 @@ def macro_ovr_auc(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
 
 
 def malignant_probability(probs: np.ndarray) -> np.ndarray:
-    """P(malignant) = P(mel) + P(bcc) + P(akiec)."""
-    mask = np.array([code in MALIGNANT for code in LABELS])
-    return probs[:, mask].sum(axis=1)
+    """P(malignant) = P(mel) + P(bcc) + P(akiec), as `contract.screening` computes it."""
+    return screening.malignant_probability(probs, LABELS, MALIGNANT)
 
 
 def is_malignant(y_true: np.ndarray) -> np.ndarray:
@@ -75,7 +75,7 @@ def is_malignant(y_true: np.ndarray) -> np.ndarray:
 def sensitivity_specificity(
     y_true: np.ndarray, probs: np.ndarray, threshold: float
 ) -> dict[str, float]:
-    flagged = malignant_probability(probs) >= threshold
+    flagged = screening.refer(malignant_probability(probs), threshold)
     truth = is_malignant(y_true)
     sens = flagged[truth].mean() if truth.any() else float("nan")
     spec = (~flagged[~truth]).mean() if (~truth).any() else float("nan")
@@ -104,22 +104,17 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
     return float(ece)
 
 
-def apply_temperature(probs: np.ndarray, temperature: float, floor: float = 1e-6) -> np.ndarray:
-    """softmax(log p / T): the same formula the demo server applies to the .tflite output
-    (with its floor, 1e-6, on the probabilities before the log)."""
-    logits = np.log(np.clip(probs, floor, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """Temperature minimising the negative log-likelihood, by a fine grid over log T."""
+def fit_temperature(
+    y_true: np.ndarray, probs: np.ndarray, log_ratios: np.ndarray | None = None
+) -> float:
+    """Temperature minimising the negative log-likelihood of `contract.screening.calibrate`
+    (with the answers' log ratios, if given), by a fine grid over log T."""
     candidates = np.exp(np.linspace(np.log(0.25), np.log(8.0), 400))
     rows = np.arange(len(y_true))
 
     def nll(t: float) -> float:
-        return float(-np.log(apply_temperature(probs, t)[rows, y_true] + 1e-12).mean())
+        calibrated = screening.calibrate(probs, t, log_ratios)
+        return float(-np.log(calibrated[rows, y_true] + 1e-12).mean())
 
     return float(min(candidates, key=nll))
 

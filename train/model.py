@@ -1,7 +1,7 @@
 """The classifier: a registered backbone plus a dropout + softmax head.
 
 Input: raw RGB pixels (0-255) at a fixed size, float32. Output: softmax probabilities in the
-order of `train.taxonomy.LABELS`. Everything in between, normalisation included, is inside
+order of `contract.taxonomy.LABELS`. Everything in between, normalisation included, is inside
 the model, so the exported .tflite is self-contained.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import keras
 
+from contract.taxonomy import LABELS
 from train.backbones import ModelSpec
-from train.taxonomy import LABELS
 
 
 def build_classifier(spec: ModelSpec, image_size: int, dropout: float) -> keras.Model:

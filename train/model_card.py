@@ -11,7 +11,7 @@ import datetime
 import json
 from pathlib import Path
 
-from train.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
+from contract.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
 
 MODEL_CARD_JSON = "model_card.json"
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from contract.images import open_upright_rgb, to_rgb
+
 # scikit-image samples bundled with the package (0.26); `eagle` and others need a download, and
 # `cat` is the same picture as `chelsea`.
 SKIMAGE_SAMPLES = (
@@ -76,8 +78,8 @@ def development_images() -> dict[str, Image.Image]:
         {f"skimage.lfw_subset_{i}": _from_float(faces[i], rescale=True) for i in DEVELOPMENT_FACES}
     )
     for name in DEVELOPMENT_MATPLOTLIB:
-        with Image.open(cbook.get_sample_data(name, asfileobj=False)) as image:
-            images[f"matplotlib.{name}"] = _on_white(image)
+        path = cbook.get_sample_data(name, asfileobj=False)
+        images[f"matplotlib.{name}"] = open_upright_rgb(path)[0]
     with gzip.open(cbook.get_sample_data("s1045.ima.gz", asfileobj=False)) as f:
         mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256)
     images["matplotlib.mri_slice"] = _from_float(mri, rescale=True)
@@ -106,21 +108,13 @@ def _other_frames(size: int = _SYNTHETIC_SIZE, seed: int = 12345) -> dict[str, I
     }
 
 
-def _on_white(image: Image.Image) -> Image.Image:
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
-
-
 def _skimage_sample(name: str) -> Image.Image:
     import skimage.data
 
     pixels = np.asarray(getattr(skimage.data, name)())
     if pixels.dtype == bool:
         pixels = pixels.astype(np.uint8) * 255
-    if pixels.ndim == 3 and pixels.shape[2] == 4:  # logo: composite on white, like uploads
-        return _on_white(Image.fromarray(pixels, "RGBA"))
-    return Image.fromarray(pixels).convert("RGB")
+    return to_rgb(Image.fromarray(pixels))  # logo's alpha: composited on white, like uploads
 
 
 def synthetic_frames(size: int = _SYNTHETIC_SIZE, seed: int = 0) -> dict[str, Image.Image]:

@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import tensorflow as tf
 
+from contract.taxonomy import LABELS, label_index
 from train.augment import augment
 from train.datasets import Record
-from train.taxonomy import LABELS, label_index
 
 
 def label_indices(records: list[Record]) -> np.ndarray:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.taxonomy import LABELS
 from train.datasets import Record
-from train.taxonomy import LABELS
 
 PREDICTIONS_CSV = "predictions.csv"
 _KEYS = ("path", "group", "domain", "label")

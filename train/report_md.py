@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from contract.taxonomy import LABELS
 from train.bootstrap import RESAMPLES
-from train.taxonomy import LABELS
 
 
 def _cell(value: float | None) -> str:
@@ -67,8 +67,8 @@ def metrics_markdown(result: dict) -> str:
 def _answers_note(asked: list[str] | None) -> str:
     if asked is None:
         return ""
-    from train.answers import QUESTIONS
+    from contract.questionnaire import QUESTION_NAMES
 
-    if set(asked) >= {q.name for q in QUESTIONS}:
+    if set(asked) >= set(QUESTION_NAMES):
         return ", photo plus each image's answers from its data set"
     return f", photo plus each image's answers to {', '.join(asked)} only (the rest skipped)"

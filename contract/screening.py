@@ -1,0 +1,95 @@
+"""From a model's raw probabilities to a screening answer: calibration, P(malignant), triage.
+
+Training fits the temperature and threshold with these functions, evaluation scores with them,
+and the server answers with them, so a threshold means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.answers import PHOTO_AND_ANSWERS, PHOTO_ONLY
+
+PROBABILITY_FLOOR = 1e-6
+REFER = "see_dermatologist"
+WATCH = "low_concern"
+
+
+def calibrate(
+    probabilities: np.ndarray,
+    temperature: float,
+    log_ratios: np.ndarray | None = None,
+    floor: float = PROBABILITY_FLOOR,
+) -> np.ndarray:
+    """softmax((log max(p, 1e-6) + log_ratios) / T), row by row, in float64.
+
+    `log_ratios` is the answers' strength * r (`contract.answers`); None is the photo-only result.
+    Only distillation, which softens a teacher rather than answering, asks for another floor.
+    """
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), floor, None)
+    logits = np.log(p)
+    if log_ratios is not None:
+        logits = logits + log_ratios
+    logits = logits / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=-1, keepdims=True)
+
+
+def malignant_columns(labels: Sequence[str], malignant: Sequence[str]) -> list[int]:
+    return [i for i, code in enumerate(labels) if code in malignant]
+
+
+def malignant_probability(
+    probabilities: np.ndarray, labels: Sequence[str], malignant: Sequence[str]
+) -> np.ndarray:
+    """P(malignant): the sum over the malignant or pre-malignant classes (last axis)."""
+    return np.asarray(probabilities)[..., malignant_columns(labels, malignant)].sum(axis=-1)
+
+
+def refer(p_malignant: np.ndarray | float, threshold: float) -> np.ndarray | bool:
+    """The triage rule: at or above the threshold, have a dermatologist look at it."""
+    return np.asarray(p_malignant) >= threshold
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The answer for one image, in the model's label order."""
+
+    probabilities: tuple[float, ...]
+    top_index: int
+    p_malignant: float
+    triage: str
+    unsure: bool
+    temperature: float
+    threshold: float
+    source: str = PHOTO_ONLY  # which calibration: photo only, or photo plus answers
+
+
+def screen(
+    raw: np.ndarray,
+    labels: Sequence[str],
+    malignant: Sequence[str],
+    temperature: float,
+    threshold: float,
+    unsure_below: float,
+    log_ratios: np.ndarray | None = None,
+) -> Screening:
+    """Calibrate one image's raw probabilities, then triage; `unsure` when no class reaches
+    `unsure_below`. With log ratios, pass the answers' own temperature and threshold."""
+    calibrated = calibrate(raw, temperature, log_ratios)
+    p_malignant = float(malignant_probability(calibrated, labels, malignant))
+    top = int(np.argmax(calibrated))
+    return Screening(
+        probabilities=tuple(float(p) for p in calibrated),
+        top_index=top,
+        p_malignant=p_malignant,
+        triage=REFER if refer(p_malignant, threshold) else WATCH,
+        unsure=bool(calibrated[top] < unsure_below),
+        temperature=temperature,
+        threshold=threshold,
+        source=PHOTO_ONLY if log_ratios is None else PHOTO_AND_ANSWERS,
+    )
