@@ -11,10 +11,15 @@ import waitress
 
 from demo_server import create_app
 from demo_server.config import (
-    DEFAULT_LESION_GATE_PATH,
-    DEFAULT_MODEL_PATH,
     DEFAULT_SAMPLES_DIR,
+    LESION_GATE_ENV,
+    LESION_GATE_FILENAME,
+    MODEL_ENV,
+    MODEL_FILENAME,
+    ModelLocation,
     ServerConfig,
+    locate_lesion_gate,
+    locate_model,
 )
 from demo_server.extensions import CLASSIFIER
 from demo_server.model import ModelError
@@ -66,13 +71,25 @@ def _probability(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    model: ModelLocation | None = None, lesion_gate: ModelLocation | None = None
+) -> argparse.ArgumentParser:
+    """The CLI; ``model`` / ``lesion_gate`` are the default files (looked up when not given)."""
+    model = locate_model() if model is None else model
+    lesion_gate = locate_lesion_gate() if lesion_gate is None else lesion_gate
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
         prog="python -m demo_server",
         description="Phone-like demo server for the skin-lesion screening model.",
     )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .tflite file")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=model.path,
+        metavar="PATH",
+        help=f"the classifier .tflite (default ${MODEL_ENV}, else ./models/{MODEL_FILENAME} "
+        "in the current folder, else the repository checkout's models/ folder; now %(default)s)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=_port, default=8000)
     parser.add_argument(
@@ -96,10 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument(
         "--lesion-gate",
         type=Path,
-        default=defaults.lesion_gate_path,
+        default=lesion_gate.path,
         metavar="PATH",
-        help='the "not a skin lesion" gate .tflite '
-        f"(default {DEFAULT_LESION_GATE_PATH} when it exists, else no gate)",
+        help=f'the "not a skin lesion" gate .tflite (default ${LESION_GATE_ENV}, else '
+        f"./models/{LESION_GATE_FILENAME}, else the checkout's models/ one; no gate when none "
+        "exists)",
     )
     gate.add_argument(
         "--no-lesion-gate",
@@ -111,13 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source(path: Path, location: ModelLocation) -> str:
+    """Say " (from $VAR)" when ``path`` is the environment variable's default."""
+    return f" (from ${location.env_var})" if location.from_env and path == location.path else ""
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
+    model, lesion_gate = locate_model(), locate_lesion_gate()
+    parser = build_parser(model, lesion_gate)
     args = parser.parse_args(argv)
+    if args.model is None:
+        parser.error(model.not_found_message("--model", "model"))
     if not args.model.is_file():
-        parser.error(f"model file not found: {args.model}")
+        parser.error(f"model file not found: {args.model}{_source(args.model, model)}")
     if args.lesion_gate is not None and not args.lesion_gate.is_file():
-        parser.error(f"lesion gate file not found: {args.lesion_gate}")
+        where = _source(args.lesion_gate, lesion_gate)
+        parser.error(f"lesion gate file not found: {args.lesion_gate}{where}")
     config = ServerConfig(
         model_path=args.model,
         samples_dir=args.samples,

@@ -3,20 +3,92 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "skin_lesion_int8_mixed.tflite"
+MODEL_FILENAME = "skin_lesion_int8_mixed.tflite"
+LESION_GATE_FILENAME = "lesion_gate.tflite"
+# Environment variables naming the model files (the --model / --lesion-gate flags win over them).
+MODEL_ENV = "SKINLESION_MODEL"
+LESION_GATE_ENV = "SKINLESION_LESION_GATE"
+# The repository checkout's files: found when the package is installed editable (pip install -e)
+# or run from the checkout; after a plain `pip install .` they are not next to the package.
+DEFAULT_MODEL_PATH = REPO_ROOT / "models" / MODEL_FILENAME
 DEFAULT_SAMPLES_DIR = REPO_ROOT / "sample_images"
-DEFAULT_LESION_GATE_PATH = REPO_ROOT / "models" / "lesion_gate.tflite"
+DEFAULT_LESION_GATE_PATH = REPO_ROOT / "models" / LESION_GATE_FILENAME
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a default model file was looked for, and which one to use.
+
+    ``path`` is the environment variable's value when it is set (whether or not the file
+    exists, so that a typo is reported, not skipped), else the first candidate that is a file,
+    else None. ``tried`` lists the candidate files looked at, in order.
+    """
+
+    path: Path | None
+    env_var: str
+    from_env: bool
+    tried: tuple[Path, ...]
+
+    def not_found_message(self, flag: str, what: str) -> str:
+        """The error text when nothing was found: the places tried and how to name a file."""
+        places = "\n".join(f"  {p}" for p in self.tried)
+        return (
+            f"no {what} file found. Tried ${self.env_var} (not set), then:\n{places}\n"
+            f"Pass {flag} PATH or set {self.env_var}=PATH to the .tflite file "
+            f"(the repository's models/{self.tried[0].name})."
+        )
+
+
+def locate_model_file(
+    filename: str,
+    env_var: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ModelLocation:
+    """Find a shipped model file: ``$env_var`` > ``./models/filename`` > the checkout's models/.
+
+    ``./models`` is relative to the current working directory (``cwd``), for a plain
+    ``pip install .`` run from a checkout or a folder holding the files; the last candidate is
+    the ``models/`` folder of the repository that holds this package (an editable install).
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get(env_var, "")
+    if value:
+        path = Path(value).expanduser()
+        return ModelLocation(path, env_var, from_env=True, tried=(path,))
+    here = (Path.cwd() if cwd is None else cwd) / "models" / filename
+    candidates = tuple(dict.fromkeys((here, REPO_ROOT / "models" / filename)))
+    found = next((p for p in candidates if p.is_file()), None)
+    return ModelLocation(found, env_var, from_env=False, tried=candidates)
+
+
+def locate_model(**kwargs: Any) -> ModelLocation:
+    """The classifier: ``$SKINLESION_MODEL`` > ./models/ > the checkout's models/."""
+    return locate_model_file(MODEL_FILENAME, MODEL_ENV, **kwargs)
+
+
+def locate_lesion_gate(**kwargs: Any) -> ModelLocation:
+    """The lesion gate: ``$SKINLESION_LESION_GATE`` > ./models/ > the checkout's models/."""
+    return locate_model_file(LESION_GATE_FILENAME, LESION_GATE_ENV, **kwargs)
+
+
+def default_model_path() -> Path:
+    """The classifier found by ``locate_model``; the checkout's path when none exists (loading
+    it then fails with a "not found" error naming that path)."""
+    return locate_model().path or DEFAULT_MODEL_PATH
 
 
 def default_lesion_gate_path() -> Path | None:
-    """The shipped "not a skin lesion" gate when it is in the repo, else None (no gate)."""
-    return DEFAULT_LESION_GATE_PATH if DEFAULT_LESION_GATE_PATH.is_file() else None
+    """The "not a skin lesion" gate found by ``locate_lesion_gate``, else None (no gate)."""
+    return locate_lesion_gate().path
 
 
 @dataclass(frozen=True)
@@ -25,10 +97,12 @@ class ServerConfig:
 
     In a Flask config mapping each field is spelled in upper case (``MODEL_PATH``, ...), except
     ``max_request_bytes`` which is Flask's own ``MAX_CONTENT_LENGTH``. ``LESION_GATE_PATH``
-    present but None (or False / "") means "no gate"; absent means the default.
+    present but None (or False / "") means "no gate"; absent means the default. The default
+    model files are looked up by ``locate_model`` / ``locate_lesion_gate`` when the config is
+    made (environment variable, then ./models/, then the checkout's models/).
     """
 
-    model_path: Path = DEFAULT_MODEL_PATH
+    model_path: Path = field(default_factory=default_model_path)
     samples_dir: Path = DEFAULT_SAMPLES_DIR
     max_request_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000

@@ -26,12 +26,12 @@ from export.convert import (
 from export.metadata import ModelInfo, write_metadata
 from export.report import write_report
 from export.verify import Verification, verify
-from train.datasets import Skipped
-from train.images import decode_records
-from train.model_card import read_model_card
-from train.pipeline import label_indices
-from train.predict import predict_keras, predict_tflite
-from train.split import SPLIT_CSV, read_split
+from train.data.datasets import Skipped
+from train.data.images import decode_records
+from train.data.pipeline import label_indices
+from train.data.split import SPLIT_CSV, read_split
+from train.evaluation.predict import predict_keras, predict_tflite
+from train.model.card import read_model_card
 
 MODEL_FILE_STEM = "skin_lesion"
 VERIFY_SPLITS = ("val", "test")

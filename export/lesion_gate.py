@@ -28,6 +28,9 @@ from contract.images import resize_to_input
 from export.calibration import representative_records
 from export.convert import VARIANTS, QuantizationConfig, convert
 from export.metadata import append_files
+from train.data.non_skin_images import development_images, non_skin_images
+from train.data.split import SPLIT_CSV, read_split
+from train.evaluation.predict import predict_tflite
 from train.lesion_gate import (
     DISTANCE,
     GATE_JSON,
@@ -37,9 +40,6 @@ from train.lesion_gate import (
     false_rejections,
     lesion_photos,
 )
-from train.non_skin_images import development_images, non_skin_images
-from train.predict import predict_tflite
-from train.split import SPLIT_CSV, read_split
 
 GATE_TFLITE = "lesion_gate.tflite"
 REPORT_STEM = "lesion_gate_report"

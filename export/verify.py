@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from train import metrics
+from train.evaluation import metrics
 
 
 @dataclass(frozen=True)

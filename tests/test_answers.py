@@ -19,10 +19,10 @@ from contract.questionnaire import (
 )
 from contract.screening import calibrate
 from contract.taxonomy import LABELS, PHONE
-from train import metrics
-from train.answer_model import fit_answer_model
-from train.answers import dataset_answers
-from train.datasets import Record, Skipped, load_dataset
+from train.answers.regression import fit_answer_model
+from train.data.answers import dataset_answers
+from train.data.datasets import Record, Skipped, load_dataset
+from train.evaluation import metrics
 
 AGE = BY_NAME["age"]
 encode = encode_recorded
@@ -179,7 +179,7 @@ def test_one_class_is_not_enough_to_fit():
 
 
 def test_pad_records_sex_only_for_biopsied_lesions(data_dir: Path):
-    """Why the phone model leaves sex out (train.answers.QUESTIONS_BY_DOMAIN)."""
+    """Why the phone model leaves sex out (train.data.answers.QUESTIONS_BY_DOMAIN)."""
     records = load_dataset(data_dir / "pad_ufes20", Skipped())
     without_sex = {
         r.label for r, a in zip(records, dataset_answers(records), strict=True) if not a["sex"]
@@ -219,7 +219,7 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
 
 
 def test_a_domain_without_answers_for_two_classes_gets_no_model(tmp_path: Path, capsys):
-    from train.fit_answers import fit_domain_models
+    from train.answers.fitting import fit_domain_models
 
     folder = tmp_path / "mine"  # a class-folder data set: no metadata csv, so no answers
     photos = [Record(folder / c / f"{i}.jpg", c, f"g{i}", PHONE, "mine") for i, c in

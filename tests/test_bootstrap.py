@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from contract.taxonomy import LABELS
-from train import metrics
-from train.bootstrap import grouped_bootstrap_intervals, paired_difference_intervals
+from train.evaluation import metrics
+from train.evaluation.bootstrap import grouped_bootstrap_intervals, paired_difference_intervals
 
 
 def noisy_predictions(n_images: int, accuracy: float, seed: int):

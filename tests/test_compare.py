@@ -10,8 +10,8 @@ import pytest
 
 from contract.taxonomy import LABELS
 from train.compare import main
-from train.datasets import Record
-from train.prediction_table import PREDICTIONS_CSV, read_predictions, write_predictions
+from train.data.datasets import Record
+from train.evaluation.prediction_table import PREDICTIONS_CSV, read_predictions, write_predictions
 
 
 def records(n: int) -> list[Record]:

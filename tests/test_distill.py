@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from contract.taxonomy import LABELS
-from train.datasets import Record
-from train.distill import (
+from train.data.datasets import Record
+from train.data.split import SPLIT_CSV, write_split
+from train.model.distill import (
     TEACHER_TARGETS,
     TeacherError,
     check_teacher,
     distillation_targets,
     teacher_train_probs,
 )
-from train.split import SPLIT_CSV, write_split
 
 
 def _probs(rows: int, seed: int = 0) -> np.ndarray:

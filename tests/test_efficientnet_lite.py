@@ -6,7 +6,7 @@ import pytest
 from skimage import data
 from skimage.transform import resize
 
-from train.efficientnet_lite import (
+from train.model.efficientnet_lite import (
     VARIANTS,
     block_names,
     build_efficientnet_lite,

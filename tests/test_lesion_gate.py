@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from train.non_skin_images import development_images, non_skin_images
+from train.data.non_skin_images import development_images, non_skin_images
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 MUST_REJECT = ("skimage.chelsea", "skimage.coffee", "white", "black", "document")
@@ -19,10 +19,10 @@ MUST_REJECT = ("skimage.chelsea", "skimage.coffee", "white", "black", "document"
 @pytest.fixture(scope="module")
 def gate_run(data_dir: Path, tmp_path_factory) -> Path:
     """A run folder with a small grouped split and a gate fitted on ~300 train images."""
-    from train.datasets import Skipped, load_dataset, merge_identical_images
+    from train.data.datasets import Skipped, load_dataset, merge_identical_images
+    from train.data.split import SPLIT_CSV, SplitFractions, grouped_split, write_split
+    from train.data.subset import take_per_class
     from train.lesion_gate import GATE_JSON, GATE_KERAS, GateConfig, fit_lesion_gate
-    from train.split import SPLIT_CSV, SplitFractions, grouped_split, write_split
-    from train.subset import take_per_class
 
     run = tmp_path_factory.mktemp("runs") / "gate"
     run.mkdir()

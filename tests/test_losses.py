@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from contract.taxonomy import LABELS
-from train.losses import class_log_prior, logit_adjusted_crossentropy
+from train.model.losses import class_log_prior, logit_adjusted_crossentropy
 
 
 def test_class_log_prior_is_the_label_share_with_a_floor_of_one():

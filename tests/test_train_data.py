@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from contract.taxonomy import DERMOSCOPIC, LABELS, PHONE
-from train.datasets import (
+from train.data.datasets import (
     DatasetError,
     Skipped,
     load_dataset,
     merge_identical_images,
 )
-from train.images import decode_records
-from train.split import SplitFractions, grouped_split, read_split, write_split
-from train.subset import take_per_class
+from train.data.images import decode_records
+from train.data.split import SplitFractions, grouped_split, read_split, write_split
+from train.data.subset import take_per_class
 
 
 @pytest.fixture(scope="module")

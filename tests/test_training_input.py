@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.pipeline import one_hot, training_dataset
+from train.data.pipeline import one_hot, training_dataset
 
 N_COMMON, N_RARE = 90, 10
 

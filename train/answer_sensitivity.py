@@ -18,12 +18,13 @@ import numpy as np
 
 from contract.questionnaire import BY_NAME, YES_NO, Question
 from contract.screening import calibrate, refer
-from train import metrics
-from train.answers import dataset_answers
-from train.evaluate import card_of, check_run_and_model, split_predictions
-from train.fit_answers import models_from_card, ratios_of_answers
-from train.pipeline import label_indices
-from train.split import SPLITS
+from train.answers.fitting import models_from_card, ratios_of_answers
+from train.cli import check_run_and_model
+from train.data.answers import dataset_answers
+from train.data.pipeline import label_indices
+from train.data.split import SPLITS
+from train.evaluation import metrics
+from train.evaluation.evaluate import card_of, split_predictions
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,8 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, help="a .tflite instead of the run's model.keras")
     parser.add_argument("--split", choices=SPLITS, default="val")
     args = parser.parse_args(argv)
-    check_run_and_model(parser, args)
-    args.card = card_of(args)
+    check_run_and_model(parser, args.run, args.model)
+    args.card = card_of(args.run, args.model)
     if "answers" not in args.card:
         parser.error("the model card has no answers section; run python -m train.fit_answers")
     return args
@@ -86,7 +87,7 @@ def reversed_answer_effects(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     card = args.card
-    raw, records, _ = split_predictions(args, card)
+    raw, records, _ = split_predictions(args.run, args.model, args.split, card)
     rows = reversed_answer_effects(
         card,
         raw,

@@ -3,9 +3,9 @@
     python -m train.ensemble runs/A runs/B --out runs/A+B
 
 Members must share split.csv and input size, so the ensemble's val and test are theirs. The
-averaged model is calibrated on val like a single run (`train.calibrate`) and written as a run
-folder (model.keras, model_card.json, split.csv) that `train.evaluate` and `python -m export`
-take unchanged; the .tflite is one file with every member inside.
+averaged model is calibrated on val like a single run (`train.evaluation.calibrate`) and
+written as a run folder (model.keras, model_card.json, split.csv) that `train.evaluate` and
+`python -m export` take unchanged; the .tflite is one file with every member inside.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from train.datasets import Skipped
-from train.model_card import build_model_card, read_model_card, write_model_card
-from train.split import SPLIT_CSV, differing_split, read_split
+from train.data.datasets import Skipped
+from train.data.split import SPLIT_CSV, differing_split, read_split
+from train.model.card import build_model_card, read_model_card, write_model_card
 
 RUN_FILES = ("model.keras", "model_card.json", SPLIT_CSV)
 
@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from train import metrics
-    from train.calibrate import calibrate_on_val
-    from train.images import decode_records
-    from train.predict import predict_keras
+    from train.data.images import decode_records
+    from train.evaluation import metrics
+    from train.evaluation.calibrate import calibrate_on_val
+    from train.evaluation.predict import predict_keras
 
     cards = [read_model_card(run) for run in args.runs]
     size = cards[0]["input"]["height"]

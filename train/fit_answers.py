@@ -2,35 +2,19 @@
 
     python -m train.fit_answers runs/NAME
 
-Per domain, the regression is fitted on the run's train split (answers only, no images); its
-strength is the one of --strengths with the best val balanced accuracy in that domain; then
-temperature and triage threshold are fitted on val again, for photo plus answers. The photo-only
-calibration stays as it was. `python -m export` packs the card, so the .tflite carries it all.
+How: `train.answers.fitting` (regressions on train; strength, temperature and threshold on val).
+`python -m export` packs the card, so the .tflite carries it all.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from contract.answers import RULE, DomainModel, answer_spec
-from contract.questionnaire import BY_NAME, QUESTIONS, QUESTIONS_BY_DOMAIN, encode_recorded
-from contract.screening import calibrate
-from contract.taxonomy import LABELS
-from train import metrics
-from train.answer_model import fit_answer_model
-from train.answers import dataset_answers
-from train.calibrate import calibrate_on_val
-from train.datasets import Record, Skipped
-from train.model_card import ANSWERS_LIMITATION, read_model_card, write_model_card
-from train.pipeline import label_indices
-from train.split import SPLIT_CSV, read_split
+from train.answers.fitting import DEFAULT_STRENGTHS, AnswersError, fit_answers
+from train.cli import comma_floats
+from train.data.split import SPLIT_CSV
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,134 +24,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("run", type=Path, help="a finished run folder (model.keras, card, split)")
     parser.add_argument(
         "--strengths",
-        type=float,
-        nargs="+",
-        default=[0.25, 0.5, 0.75, 1.0],
-        help="strengths to try on val, per domain (default: 0.25 0.5 0.75 1.0)",
+        type=comma_floats,
+        default=list(DEFAULT_STRENGTHS),
+        metavar="S,...",
+        help="strengths to try on val, per domain (default: 0.25,0.5,0.75,1)",
     )
     args = parser.parse_args(argv)
     for name in ("model.keras", "model_card.json", SPLIT_CSV):
         if not (args.run / name).is_file():
             parser.error(f"{args.run / name} not found; is {args.run} a finished run folder?")
-    if any(s <= 0 for s in args.strengths):
+    if not args.strengths or any(s <= 0 for s in args.strengths):
         parser.error("--strengths must be positive")
     return args
 
 
-def features_of(records: list[Record], questions: tuple[str, ...]) -> np.ndarray:
-    rows = [encode_recorded(a, questions) for a in dataset_answers(records)]
-    return np.array(rows).reshape(len(rows), sum(BY_NAME[q].width for q in questions))
-
-
-def answer_ratios(
-    models: dict[str, DomainModel], records: list[Record], asked: Iterable[str] | None = None
-) -> np.ndarray:
-    """strength * r for each record from its data set's answers; `asked` limits the answers to
-    those questions, as if the others were skipped."""
-    answers = dataset_answers(records)
-    if asked is not None:
-        kept = set(asked)
-        answers = [{q: a for q, a in given.items() if q in kept} for given in answers]
-    return ratios_of_answers(models, [r.domain for r in records], answers)
-
-
-def ratios_of_answers(
-    models: dict[str, DomainModel], domains: Iterable[str], answers: Iterable[dict]
-) -> np.ndarray:
-    """strength * r for each person's answers, by the domain's model (0 where it has none)."""
-    return np.array(
-        [
-            models[d].strength
-            * models[d].log_ratios(encode_recorded(a, models[d].question_names))[0]
-            if d in models
-            else np.zeros(len(LABELS))
-            for d, a in zip(domains, answers, strict=True)
-        ]
-    ).reshape(-1, len(LABELS))
-
-
-def models_from_card(card: dict) -> dict[str, DomainModel]:
-    """The card's answers models, parsed as every client parses them (`contract.answers`)."""
-    spec = answer_spec(card, LABELS)
-    return spec.models if spec is not None else {}
-
-
-def fit_domain_models(train: list[Record]) -> dict[str, DomainModel]:
-    """One model per domain with answers of at least two classes; other domains are named and
-    left out (their photos keep the photo-only result)."""
-    models = {}
-    for domain, questions in QUESTIONS_BY_DOMAIN.items():
-        records = [r for r in train if r.domain == domain]
-        features = features_of(records, questions)
-        try:
-            models[domain] = fit_answer_model(domain, questions, features, label_indices(records))
-        except ValueError:  # fewer than two classes among the answered records
-            print(f"{domain}: no answers for two classes in the train split; no model", flush=True)
-    return models
-
-
-def best_strength(
-    model: DomainModel, raw: np.ndarray, records: list[Record], strengths: list[float]
-) -> tuple[float, dict[float, float]]:
-    """The strength with the best val balanced accuracy in the model's domain (ties: weaker)."""
-    mask = np.array([r.domain == model.domain for r in records])
-    y = label_indices(records)[mask]
-    r = model.log_ratios(
-        features_of([x for x, m in zip(records, mask, strict=True) if m], model.question_names)
-    )
-    scores = {
-        s: metrics.balanced_accuracy(y, calibrate(raw[mask], 1.0, s * r).argmax(axis=1))
-        for s in sorted(strengths)
-    }
-    return max(scores, key=lambda s: (scores[s], -s)), scores
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    from train.images import decode_records
-    from train.predict import predict_keras
-
-    card = read_model_card(args.run)
-    split = read_split(args.run / SPLIT_CSV)
-    skipped = Skipped()
-    pixels, val = decode_records(split["val"], card["input"]["height"], skipped)
-    skipped.warn()
-    raw = predict_keras(keras.models.load_model(args.run / "model.keras"), pixels)
-
-    models = fit_domain_models(split["train"])
-    if not models:
-        print(
-            "python -m train.fit_answers: error: the train split has no answers to learn from "
-            "(HAM10000 or PAD-UFES-20 metadata csv files beside the images)",
-            file=sys.stderr,
-        )
+    try:
+        fit_answers(args.run, args.strengths)
+    except AnswersError as error:
+        print(f"python -m train.fit_answers: error: {error}", file=sys.stderr)
         return 2
-    chosen = {}
-    for domain, model in list(models.items()):
-        strength, scores = best_strength(model, raw, val, args.strengths)
-        models[domain] = replace(model, strength=strength)
-        chosen[domain] = {"strength": strength, "val_balanced_accuracy_by_strength": scores}
-        print(f"{domain}: val balanced accuracy by strength {scores}; chose {strength}")
-    target = card["triage"]["target_sensitivity"]
-    calibration = calibrate_on_val(val, raw, target, answer_ratios(models, val))
-    card["answers"] = {
-        "questions": [q.as_json() for q in QUESTIONS],
-        "models": {d: m.as_json() for d, m in models.items()},
-        "rule": RULE,
-        "fitted_on": "train (regressions), val (strengths, temperature, threshold)",
-        "strength_search": chosen,
-        "calibration": {"temperature": calibration.temperature, "fitted_on": "val"},
-        "triage": {"malignant_threshold": calibration.threshold, "target_sensitivity": target},
-        "metrics": {"val": calibration.report},
-    }
-    if ANSWERS_LIMITATION not in card["limitations"]:
-        card["limitations"].append(ANSWERS_LIMITATION)
-    write_model_card(args.run, card)
-    for domain, report in calibration.report.items():
-        print(f"val with answers, {domain}: {metrics.summary_line(report)}")
     print(f"wrote the answers' model into {args.run / 'model_card.json'}")
     return 0
 

@@ -13,7 +13,7 @@ whole computation is one Keras model, so the phone runs a single .tflite and com
 
 Measured on our data: the head alone misses textures, microscopy and terrain-like pictures (it
 let 3 of the 21 development images of the time through, see
-`train.non_skin_images.development_images`, which now holds 19); the middle layers see colour
+`train.data.non_skin_images.development_images`, which now holds 19); the middle layers see colour
 and texture statistics and catch them (21/21) at the same val false rejections. For the head,
 few principal components (32-128) do not work, because non-skin images differ from lesions
 mostly in the minor directions, and L2 normalisation is needed because blank frames give weak
@@ -33,11 +33,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from train.datasets import Record, Skipped
-from train.efficientnet_lite import build_efficientnet_lite
-from train.images import decode_records
-from train.split import SPLIT_CSV, read_split
-from train.subset import take_per_class
+from train.data.datasets import Record, Skipped
+from train.data.images import decode_records
+from train.data.split import SPLIT_CSV, read_split
+from train.data.subset import take_per_class
+from train.model.efficientnet_lite import build_efficientnet_lite
 
 GATE_KERAS = "lesion_gate.keras"
 GATE_JSON = "lesion_gate.json"

@@ -1,0 +1,198 @@
+"""End to end on a phone-sized headless Chromium: pick a sample or a photo, see the result.
+
+Needs Debian's chromium (apt) and Playwright for Python (pip); skipped without them.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import waitress
+from PIL import Image
+
+from demo_server import create_app
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--headless",
+]
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
+)
+pytestmark = [
+    pytest.mark.slow,  # a browser: seconds per test
+    pytest.mark.skipif(
+        shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+    ),
+]
+
+
+def _serve(model_path, samples_dir):
+    app = create_app(
+        {"MODEL_PATH": model_path, "SAMPLES_DIR": samples_dir, "LESION_GATE_PATH": None}
+    )
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def server_url(demo_model_path, demo_samples_dir):
+    yield from _serve(demo_model_path, demo_samples_dir)
+
+
+@pytest.fixture(scope="module")
+def answers_server_url(demo_answers_model_path, demo_samples_dir):
+    """The same page over the model whose card has questions about the person and the spot."""
+    yield from _serve(demo_answers_model_path, demo_samples_dir)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def phone(browser):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    yield page, problems
+    context.close()
+
+
+def test_tap_a_sample_see_the_result_and_where_it_looked(server_url, phone):
+    page, problems = phone
+    page.goto(server_url + "/")
+    page.locator(".sample").first.tap()
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    assert page.locator("#scores li").count() == 7
+    assert page.locator("#triage-message").inner_text().strip()
+    assert "Test disclaimer" in page.locator("footer .disclaimer").inner_text()
+    assert page.locator("#unsure").is_visible()  # a random model is unsure of everything
+    page.locator("#explain").tap()
+    page.locator("#explain-note").wait_for(state="visible", timeout=15_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo_server_mobile_result.png"), full_page=True)
+    assert not problems, problems
+
+
+def test_heatmap_is_stretched_over_the_photo(server_url, phone):
+    """The overlay covers the photo exactly, as the model stretched the photo (API mocked)."""
+    page, problems = phone
+    overlay = io.BytesIO()
+    Image.new("RGBA", (8, 8), (255, 0, 0, 160)).save(overlay, "PNG")
+    fake = {
+        "max_drop": 0.4,
+        "heatmap_png": "data:image/png;base64," + base64.b64encode(overlay.getvalue()).decode(),
+    }
+    page.route("**/api/v1/explain", lambda route: route.fulfill(json=fake))
+    page.goto(server_url + "/")
+    page.locator(".sample").nth(1).tap()
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    page.locator("#explain").tap()
+    page.locator("#heatmap").wait_for(state="visible", timeout=15_000)
+    photo, heatmap = page.locator("#photo").bounding_box(), page.locator("#heatmap").bounding_box()
+    assert heatmap == pytest.approx(photo, abs=1)
+    assert "Red shows" in page.locator("#explain-note").inner_text()
+    assert not problems, problems
+
+
+def test_pick_a_photo_is_downsized_and_classified(server_url, phone, tmp_path):
+    page, problems = phone
+    photo = tmp_path / "photo.png"
+    pixels = np.random.default_rng(8).integers(0, 255, (1500, 2000, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(photo)
+    page.goto(server_url + "/")
+    with page.expect_response("**/api/v1/classify") as response_info:
+        page.set_input_files("#gallery", str(photo))
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    # What the server received: the browser re-encoded the photo as a 1024 px JPEG.
+    received = response_info.value.json()["image"]
+    assert received == {"format": "JPEG", "mode": "RGB", "width": 1024, "height": 768}
+    assert not problems, problems
+
+
+def test_error_is_shown_for_a_non_image(server_url, phone, tmp_path):
+    page, _ = phone
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not really a picture")
+    page.goto(server_url + "/")
+    page.set_input_files("#gallery", str(junk))
+    page.locator("#status.error").wait_for(timeout=15_000)
+    assert "not an image" in page.locator("#status").inner_text()
+
+
+def test_model_page(server_url, phone):
+    page, problems = phone
+    page.goto(server_url + "/model")
+    assert "Testing the demo server only." in page.content()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo_server_mobile_model.png"), full_page=True)
+    assert not problems, problems
+
+
+def test_answers_change_the_result_and_say_so(answers_server_url, phone):
+    page, problems = phone
+    page.goto(answers_server_url + "/")
+    assert not page.locator("#answer-fields").is_visible()  # collapsed until opened
+    assert "not stored" in page.locator("#answers summary").inner_text()
+    page.locator("#answers summary").tap()
+    page.select_option("select[name=itch]", "yes")
+    page.fill("input[name=age]", "80")
+    with page.expect_response("**/api/v1/classify") as response_info:
+        page.locator(".sample").first.tap()
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    body = response_info.value.json()
+    assert body["answers"]["used"] == {"age": "75+", "itch": "yes"}
+    note = page.locator("#calibration-note")
+    assert note.inner_text() == "Calibrated on the photo plus your answers (2 of 9 answered)."
+    # The dermatoscope's model asks only age, sex and site: the rest is hidden, not sent, and
+    # changing the domain checks the same photo again.
+    with page.expect_response("**/api/v1/classify") as response_info:
+        page.select_option("#domain", "dermoscopic")
+    assert response_info.value.json()["answers"]["used"] == {"age": "75+"}
+    assert not page.locator("select[name=itch]").is_visible()
+    page.locator("#calibration-note", has_text="(1 of 3 answered)").wait_for(timeout=15_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo_server_mobile_answers.png"), full_page=True)
+    assert not problems, problems
+
+
+def test_no_answers_box_without_answers(server_url, phone):
+    page, problems = phone
+    page.goto(server_url + "/")
+    assert page.locator("#answers").count() == 0
+    page.locator(".sample").first.tap()
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    assert not page.locator("#calibration-note").is_visible()
+    assert not problems, problems

@@ -1,0 +1,1 @@
+"""The answers' model: fitting the per-domain regressions and their strength on a run."""

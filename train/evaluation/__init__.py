@@ -1,0 +1,2 @@
+"""Evaluation and statistics: metrics, grouped bootstrap intervals, calibration on val, plots,
+reports and predictions."""

@@ -1,0 +1,103 @@
+"""Confidence intervals for the headline metrics, by resampling whole lesions / patients.
+
+A test split of 273 phone images holds 7 melanomas: a point estimate alone overstates what we
+know. Images of one lesion (or one patient, or a PAD photo and its cut-out) are not independent,
+so the bootstrap draws groups, the unit the split keeps apart, not images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from contract.taxonomy import LABELS
+from train.evaluation.metrics import is_malignant, malignant_probability
+
+RESAMPLES = 2000
+
+
+def grouped_bootstrap_intervals(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    groups: np.ndarray,
+    threshold: float,
+    resamples: int = RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Percentile intervals of balanced accuracy and malignant sensitivity / specificity
+    (at `threshold`) over `resamples` draws of the groups with replacement."""
+    weights = _group_weights(y_true, groups, resamples, seed)
+    tail = (1 - level) / 2
+    draws = _metric_draws(weights, y_true, probs, threshold)
+    return {name: _interval(values, tail) for name, values in draws.items()}
+
+
+def paired_difference_intervals(
+    y_true: np.ndarray,
+    groups: np.ndarray,
+    a: tuple[np.ndarray, float],
+    b: tuple[np.ndarray, float],
+    resamples: int = RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, float | list[float]]]:
+    """Each metric of two models' (probabilities, threshold) on the same images, and B minus A
+    with a percentile interval from the same group draws for both: is B's lead more than noise?"""
+    resampled = _group_weights(y_true, groups, resamples, seed)
+    weights = np.vstack([np.ones(len(y_true)), resampled])  # row 0: the images as they are
+    draws_a, draws_b = _metric_draws(weights, y_true, *a), _metric_draws(weights, y_true, *b)
+    tail = (1 - level) / 2
+    result = {}
+    for name in draws_a:
+        differences = draws_b[name][1:] - draws_a[name][1:]
+        result[name] = {
+            "a": float(draws_a[name][0]),
+            "b": float(draws_b[name][0]),
+            "difference": float(draws_b[name][0] - draws_a[name][0]),
+            "interval": _interval(differences, tail),
+            "b_ahead": float(np.mean(differences[np.isfinite(differences)] > 0)),
+        }
+    return result
+
+
+def _group_weights(y_true: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """How often each image is drawn (resamples x images) when whole groups are drawn."""
+    if len(y_true) == 0:
+        raise ValueError("no predictions to resample")
+    _, group_of_image = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(group_of_image.max()) + 1
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_groups, size=(resamples, n_groups))
+    group_counts = np.stack([np.bincount(row, minlength=n_groups) for row in draws])
+    return group_counts[:, group_of_image].astype(np.float64)
+
+
+def _metric_draws(
+    weights: np.ndarray, y_true: np.ndarray, probs: np.ndarray, threshold: float
+) -> dict[str, np.ndarray]:
+    """Balanced accuracy and malignant sensitivity / specificity under each row of weights."""
+    n = len(LABELS)
+    cells = np.zeros((len(y_true), n * n))
+    cells[np.arange(len(y_true)), y_true * n + probs.argmax(axis=1)] = 1
+    matrices = (weights @ cells).reshape(len(weights), n, n)
+    support = matrices.sum(axis=2)
+    hits = np.diagonal(matrices, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, hits / support, np.nan)
+        balanced = np.nanmean(recall, axis=1)
+        flagged = malignant_probability(probs) >= threshold
+        truth = is_malignant(y_true)
+        sensitivity = weights[:, truth & flagged].sum(1) / weights[:, truth].sum(1)
+        specificity = weights[:, ~truth & ~flagged].sum(1) / weights[:, ~truth].sum(1)
+    return {
+        "balanced_accuracy": balanced,
+        "malignant_sensitivity": sensitivity,
+        "malignant_specificity": specificity,
+    }
+
+
+def _interval(values: np.ndarray, tail: float) -> list[float]:
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return [float("nan"), float("nan")]
+    return [float(np.quantile(finite, tail)), float(np.quantile(finite, 1 - tail))]

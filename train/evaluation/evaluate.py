@@ -1,0 +1,163 @@
+"""Evaluating a run's Keras model or an exported .tflite on one split of the run.
+
+Probabilities are calibrated as the app calibrates them (`contract.screening`); with answers,
+each image's answers from its data set are added first, with the answers' calibration. Writes
+metrics.json and report.md (overall and per domain: balanced accuracy, per-class recall,
+one-vs-rest AUC, malignant sensitivity/specificity at the shipped threshold, ECE, confusion
+matrix; 95% intervals from resampling whole lesions / patients), predictions.csv (per image, for
+`train.compare`) and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from contract.model_file import model_card, read_model_file
+from contract.screening import calibrate
+from train.answers.fitting import answer_ratios, models_from_card
+from train.data.datasets import Record, Skipped
+from train.data.images import decode_records
+from train.data.pipeline import label_indices
+from train.data.split import SPLIT_CSV, read_split
+from train.evaluation import metrics
+from train.evaluation.bootstrap import grouped_bootstrap_intervals
+from train.evaluation.predict import predict_keras, predict_tflite
+from train.evaluation.prediction_table import PREDICTIONS_CSV, write_predictions
+from train.evaluation.report_md import metrics_markdown
+from train.model.card import read_model_card, write_model_card
+
+KERAS_MODEL = "model.keras"
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What one evaluation computed, before anything is written."""
+
+    name: str
+    records: list[Record]
+    raw: np.ndarray  # the model's outputs
+    probs: np.ndarray  # calibrated (with the answers, if asked)
+    report: dict
+    scopes: dict[str, np.ndarray]
+    temperature: float
+    threshold: float
+
+
+def card_of(run: Path, model: Path | None) -> dict:
+    """The model card the evaluated model carries (a .tflite's own, else the run's)."""
+    if model is not None:
+        return model_card(read_model_file(model))
+    return read_model_card(run)
+
+
+def image_folder(path: Path) -> str:
+    """The data-set folder an image came from (the folder holding `images/` or the class dirs)."""
+    parent = path.parent
+    return (
+        parent.parent.name
+        if parent.name.lower().startswith(("images", "ham10000_images"))
+        else parent.name
+    )
+
+
+def split_predictions(
+    run: Path, model: Path | None, split: str, card: dict
+) -> tuple[np.ndarray, list[Record], str]:
+    """Raw probabilities of `model` (a .tflite) or the run's Keras model on one split, the
+    records they belong to (unreadable images skipped with a warning), and a short name."""
+    skipped = Skipped()
+    pixels, records = decode_records(
+        read_split(run / SPLIT_CSV)[split], card["input"]["height"], skipped
+    )
+    skipped.warn()
+    if model is not None:
+        return predict_tflite(model, pixels), records, model.stem
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return predict_keras(keras.models.load_model(run / KERAS_MODEL), pixels), records, "keras"
+
+
+def evaluate(
+    run: Path,
+    model: Path | None = None,
+    split: str = "val",
+    answers: Sequence[str] | None = None,
+    by_folder: bool = False,
+) -> Evaluated:
+    """Score a model on a split; `answers` names the questions whose recorded answers are used
+    (None: photo only)."""
+    card = card_of(run, model)
+    raw, records, name = split_predictions(run, model, split, card)
+    y = label_indices(records)
+    domains = np.array([r.domain for r in records])
+    groups = np.array([r.group for r in records])
+    calibration, triage = card["calibration"], card["triage"]
+    ratios = None
+    if answers is not None:
+        ratios = answer_ratios(models_from_card(card), records, answers)
+        calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
+        name += "-answers"
+    temperature = calibration["temperature"]
+    threshold = triage["malignant_threshold"]
+    probs = calibrate(raw, temperature, ratios)
+    uncalibrated = raw if ratios is None else calibrate(raw, 1.0, ratios)
+    scopes = metrics.domain_scopes(domains)
+    if by_folder:
+        folders = np.array([image_folder(r.path) for r in records])
+        scopes.update({f"folder {f}": folders == f for f in sorted(set(folders.tolist()))})
+    report = {}
+    for scope, mask in scopes.items():
+        report[scope] = metrics.classification_report(y[mask], probs[mask], threshold)
+        report[scope]["ece_uncalibrated"] = metrics.expected_calibration_error(
+            y[mask], uncalibrated[mask]
+        )
+        report[scope]["ci95"] = grouped_bootstrap_intervals(
+            y[mask], probs[mask], groups[mask], threshold
+        )
+    return Evaluated(name, records, raw, probs, report, scopes, temperature, threshold)
+
+
+def write_evaluation(
+    result: Evaluated,
+    out: Path,
+    model: Path,
+    split: str,
+    answers: Sequence[str] | None,
+) -> None:
+    """metrics.json, report.md, predictions.csv and the plots of one evaluation."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "model": str(model),
+        "split": split,
+        "answers": list(answers) if answers is not None else None,
+        "temperature": result.temperature,
+        "malignant_threshold": result.threshold,
+        "metrics": result.report,
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(metrics_markdown(summary), encoding="utf-8")
+    write_predictions(out / PREDICTIONS_CSV, result.records, result.probs)
+
+    from train.evaluation.plots import plot_confusion, plot_reliability, plot_roc
+
+    y = label_indices(result.records)
+    for scope, mask in result.scopes.items():
+        title = f"{result.name}, {split} split, {scope}"
+        stem = scope.replace(" ", "_")
+        plot_confusion(y[mask], result.probs[mask], title, out / f"confusion_{stem}.png")
+        plot_roc(y[mask], result.probs[mask], title, out / f"roc_{stem}.png")
+        plot_reliability(y[mask], result.probs[mask], title, out / f"reliability_{stem}.png")
+
+
+def record_in_card(run: Path, split: str, report: dict, with_answers: bool) -> None:
+    """Store a split's metrics of the run's own model in its card, so exports carry them."""
+    card = read_model_card(run)
+    (card["answers"] if with_answers else card)["metrics"][split] = report
+    write_model_card(run, card)

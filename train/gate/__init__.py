@@ -1,0 +1,1 @@
+"""The "not a skin-lesion photo" gate: Mahalanobis detectors on pretrained features."""

@@ -1,0 +1,72 @@
+"""Knowledge distillation: one network trained towards an ensemble's probabilities.
+
+Why: an ensemble of four networks costs several times the size and time of one (the README's
+"Speed and size" has the figures). A single network trained on the ensemble's soft predictions
+as well as on the labels (Hinton et al., "Distilling the knowledge in a neural network", 2015)
+may keep part of the ensemble's gain at a quarter of its size. The teacher's probabilities on
+the un-augmented train images are computed once and cached in the run folder, so --resume
+trains towards the same targets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from contract.screening import calibrate
+from contract.taxonomy import LABELS
+from train.data.pipeline import one_hot
+from train.data.split import SPLIT_CSV, differing_split
+from train.model.card import read_model_card
+
+TEACHER_TARGETS = "teacher_train_probs.npy"
+
+
+class TeacherError(ValueError):
+    """The teacher cannot teach this run; the message says why."""
+
+
+def check_teacher(teacher: Path, student_split_csv: Path, image_size: int) -> None:
+    """A teacher that saw the student's val or test images would leak them into training."""
+    if not (teacher / "model.keras").is_file():
+        raise TeacherError(f"{teacher / 'model.keras'} not found; is {teacher} a run folder?")
+    differing = differing_split(student_split_csv, teacher / SPLIT_CSV)
+    if differing is not None:
+        raise TeacherError(
+            f"{teacher} was trained on another split ({differing} differs); a teacher must share "
+            "the student's split.csv, or it would pass on what it learnt from the student's "
+            "val and test images"
+        )
+    teacher_size = read_model_card(teacher)["input"]["height"]
+    if teacher_size != image_size:
+        raise TeacherError(
+            f"{teacher} takes {teacher_size} px images; the student trains at "
+            f"{image_size} px (give --image-size {teacher_size})"
+        )
+
+
+def distillation_targets(
+    labels: np.ndarray, teacher_probs: np.ndarray, weight: float, temperature: float
+) -> np.ndarray:
+    """(1 - weight) * one-hot label + weight * teacher ** (1 / T) renormalised: cross-entropy
+    against this is the labels' cross-entropy plus the teacher's, mixed; T > 1 shows the
+    student the teacher's runner-up classes."""
+    softened = calibrate(teacher_probs, temperature, floor=1e-7)
+    return ((1.0 - weight) * one_hot(labels) + weight * softened).astype(np.float32)
+
+
+def teacher_train_probs(teacher: Path, pixels: np.ndarray, run_dir: Path) -> np.ndarray:
+    """The teacher's (uncalibrated) probabilities on the train images, cached in the run."""
+    cache = run_dir / TEACHER_TARGETS
+    if cache.is_file():
+        probs = np.load(cache)
+        if probs.shape == (len(pixels), len(LABELS)):
+            return probs
+    import keras
+
+    from train.evaluation.predict import predict_keras
+
+    probs = predict_keras(keras.models.load_model(teacher / "model.keras"), pixels)
+    np.save(cache, probs)
+    return probs
