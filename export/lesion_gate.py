@@ -31,7 +31,7 @@ from export.metadata import append_files
 from train.data.non_skin_images import development_images, non_skin_images
 from train.data.split import SPLIT_CSV, read_split
 from train.evaluation.predict import predict_tflite
-from train.lesion_gate import (
+from train.gate.fit import (
     DISTANCE,
     GATE_JSON,
     GATE_KERAS,

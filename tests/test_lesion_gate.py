@@ -22,7 +22,7 @@ def gate_run(data_dir: Path, tmp_path_factory) -> Path:
     from train.data.datasets import Skipped, load_dataset, merge_identical_images
     from train.data.split import SPLIT_CSV, SplitFractions, grouped_split, write_split
     from train.data.subset import take_per_class
-    from train.lesion_gate import GATE_JSON, GATE_KERAS, GateConfig, fit_lesion_gate
+    from train.gate.fit import GATE_JSON, GATE_KERAS, GateConfig, fit_lesion_gate
 
     run = tmp_path_factory.mktemp("runs") / "gate"
     run.mkdir()
@@ -66,7 +66,7 @@ def test_cutouts_are_told_apart_from_photos(data_dir: Path):
     import numpy as np
 
     from contract.images import model_input
-    from train.lesion_gate import is_cutout
+    from train.gate.fit import is_cutout
 
     photos = sorted(SAMPLES.glob("*.jpg"))
     cutouts = sorted((data_dir / "pad_ufes20_cutouts" / "images").glob("*.jpg"))[:20]
@@ -87,7 +87,7 @@ def test_non_skin_images_are_rejected(gate, name: str):
 @pytest.mark.data
 @pytest.mark.slow
 def test_json_round_trip(gate_file: Path, gate):
-    from train.lesion_gate import DISTANCE, HEAD, MIDDLE_LAYERS
+    from train.gate.fit import DISTANCE, HEAD, MIDDLE_LAYERS
 
     data = gate_file.read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -155,7 +155,7 @@ def test_gate_model_is_the_largest_scaled_layer_distance():
     import keras
     import numpy as np
 
-    from train.lesion_gate import Detector, build_gate, fit_detector
+    from train.gate.fit import Detector, build_gate, fit_detector
 
     rng = np.random.default_rng(0)
     inputs = keras.Input((6,))

@@ -20,10 +20,9 @@ from train.cli import comma_paths
 from train.data.datasets import DatasetError
 from train.data.split import SPLIT_CSV
 from train.model.distill import TeacherError
-from train.model.hparams import HParams
+from train.model.hparams import BALANCING, HParams, validate
 from train.model.training import HPARAMS_JSON, TrainingError, create, start_run, train
 
-BALANCING = ("loss_weights", "sampling", "logit_adjust")
 # What --resume may change: a third stage extends a run without redoing it. Any other option
 # would silently train another recipe than the one its checkpoints came from.
 EXTENDABLE_ON_RESUME = ("more_epochs", "more_blocks", "more_learning_rate")
@@ -117,16 +116,6 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         help="train on a small subset (whole lesions/patients) for smoke runs",
     )
     args = parser.parse_args(argv)
-
-    from train.model.backbones import BACKBONES
-
-    if args.backbone not in BACKBONES:
-        parser.error(f"--backbone must be one of {', '.join(sorted(BACKBONES))}")
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.image_size and not 32 <= args.image_size <= 1024:
-        parser.error("--image-size must be between 32 and 1024 (or 0 for the backbone default)")
     if args.split_only and (args.resume or args.split_from is not None):
         parser.error(
             "--split-only makes a new split from --data; not with --resume or --split-from"
@@ -173,30 +162,11 @@ def resumed_hparams(
 
 
 def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
-    """Checks that need the whole recipe (with --resume, the saved one as extended)."""
-    from train.model.backbones import BACKBONES
-
-    spec = BACKBONES[hparams.backbone]
-    if spec.set_trainable_top_blocks is not None:
-        for name in ("finetune_blocks", "more_blocks"):
-            if not 0 <= getattr(hparams, name) <= spec.blocks:
-                option = "--" + name.replace("_", "-")
-                parser.error(f"{option} must be between 0 and {spec.blocks} for {spec.name}")
-    if hparams.more_epochs < 0:
-        parser.error("--more-epochs must be at least 0")
-    if not 0.0 <= hparams.ema_momentum < 1.0:
-        parser.error("--ema-momentum must be at least 0 and below 1")
-    if not 0.0 <= hparams.distill_weight <= 1.0:
-        parser.error("--distill-weight must be between 0 and 1")
-    if hparams.distill_temperature <= 0:
-        parser.error("--distill-temperature must be above 0")
-    if hparams.distill_from and not Path(hparams.distill_from).is_dir():
-        parser.error(f"--distill-from {hparams.distill_from}: no such run folder")
-    if hparams.more_epochs and not spec.pretrained:
-        parser.error(
-            f"--more-epochs: {hparams.backbone} trains in one stage; a third stage "
-            "needs a pretrained backbone"
-        )
+    """The whole recipe's checks (with --resume, the saved one as extended) as usage errors."""
+    try:
+        validate(hparams)
+    except ValueError as error:
+        parser.error(str(error))
     return hparams
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+BALANCING = ("loss_weights", "sampling", "logit_adjust")
+
 
 @dataclass
 class HParams:
@@ -45,3 +47,41 @@ class HParams:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def validate(hp: HParams) -> None:
+    """ValueError naming the option (as `python -m train` spells it) that cannot be trained."""
+    from pathlib import Path
+
+    from train.model.backbones import BACKBONES
+
+    if hp.backbone not in BACKBONES:
+        raise ValueError(f"--backbone must be one of {', '.join(sorted(BACKBONES))}")
+    for name in ("epochs", "batch_size"):
+        if getattr(hp, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if hp.image_size and not 32 <= hp.image_size <= 1024:
+        raise ValueError("--image-size must be between 32 and 1024 (or 0 for the backbone default)")
+    if hp.balance not in BALANCING:
+        raise ValueError(f"--balance must be one of {', '.join(BALANCING)}")
+    spec = BACKBONES[hp.backbone]
+    if spec.set_trainable_top_blocks is not None:
+        for name in ("finetune_blocks", "more_blocks"):
+            if not 0 <= getattr(hp, name) <= spec.blocks:
+                option = "--" + name.replace("_", "-")
+                raise ValueError(f"{option} must be between 0 and {spec.blocks} for {spec.name}")
+    if hp.more_epochs < 0:
+        raise ValueError("--more-epochs must be at least 0")
+    if not 0.0 <= hp.ema_momentum < 1.0:
+        raise ValueError("--ema-momentum must be at least 0 and below 1")
+    if not 0.0 <= hp.distill_weight <= 1.0:
+        raise ValueError("--distill-weight must be between 0 and 1")
+    if hp.distill_temperature <= 0:
+        raise ValueError("--distill-temperature must be above 0")
+    if hp.distill_from and not Path(hp.distill_from).is_dir():
+        raise ValueError(f"--distill-from {hp.distill_from}: no such run folder")
+    if hp.more_epochs and not spec.pretrained:
+        raise ValueError(
+            f"--more-epochs: {hp.backbone} trains in one stage; a third stage "
+            "needs a pretrained backbone"
+        )

@@ -1,0 +1,116 @@
+"""Recipe files: parsing, refusing what cannot run, and a tiny recipe end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from train.model.recipe import RecipeError, load_recipe, parse_recipe
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY = """
+[split]
+data = ["{data}/ham10000", "{data}/pad_ufes20"]
+seed = 7
+
+[defaults]
+backbone = "tiny_cnn"
+epochs = 1
+image_size = 64
+batch_size = 16
+max_images_per_class = 12
+
+[[members]]
+name = "a"
+seed = 1
+
+[[members]]
+name = "b"
+seed = 2
+dropout = 0.3
+
+[answers]
+strengths = [0.5, 1.0]
+"""
+
+
+def test_the_shipped_recipe_names_four_members_on_one_split():
+    recipe = load_recipe(REPO / "recipes" / "shipped.toml")
+    assert [m.name for m in recipe.members] == ["seed3", "seed4", "seed13", "fb12_seed16"]
+    assert [m.hparams.seed for m in recipe.members] == [3, 4, 13, 16]
+    assert [m.hparams.finetune_blocks for m in recipe.members] == [8, 8, 8, 12]
+    assert {m.hparams.balance for m in recipe.members} == {"sampling"}
+    assert recipe.split.seed == 1337 and len(recipe.data) == 3
+    assert recipe.answer_strengths == (0.25, 0.5, 0.75, 1.0)
+
+
+def test_members_inherit_the_defaults_and_override_them():
+    recipe = parse_recipe(TINY.format(data="d"))
+    a, b = recipe.members
+    assert (a.hparams.backbone, a.hparams.dropout, a.hparams.seed) == ("tiny_cnn", 0.2, 1)
+    assert (b.hparams.dropout, b.hparams.seed) == (0.3, 2)
+    assert recipe.split.seed == 7 and recipe.split.max_images_per_class == 12
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.replace("dropout = 0.3", "droput = 0.3"), "unknown field(s) ['droput']"),
+        (lambda t: t.replace('name = "b"', 'name = "a"'), "names must be unique"),
+        (lambda t: t.replace("epochs = 1", "epochs = 0"), "--epochs must be at least 1"),
+        (lambda t: t.replace('"tiny_cnn"', '"resnet"'), "--backbone must be one of"),
+        (lambda t: t.replace("[answers]", "[answer]"), "unknown field(s) ['answer']"),
+        (lambda t: t.replace("[0.5, 1.0]", "[0.5, 0]"), "strengths must be positive"),
+        (lambda t: t.replace('data = ["d/ham10000", "d/pad_ufes20"]', ""), "either data"),
+        (lambda t: t.split("[[members]]")[0], "no [[members]]"),
+        (lambda t: t + "\n[oops", "not valid TOML"),
+    ],
+)
+def test_a_recipe_that_cannot_run_is_refused_with_the_field(change, message):
+    with pytest.raises(RecipeError) as raised:
+        parse_recipe(change(TINY.format(data="d")))
+    assert message in str(raised.value)
+
+
+def test_the_cli_gives_a_usage_error_for_a_bad_recipe(tmp_path: Path, capsys):
+    from train.recipe import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.format(data="d").replace("seed = 2", "seeds = 2"))
+    with pytest.raises(SystemExit) as raised:
+        main([str(bad), "--out", str(tmp_path / "run")])
+    assert raised.value.code == 2
+    assert "unknown field(s) ['seeds']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_tiny_recipe_trains_averages_and_fits_answers(data_dir: Path, tmp_path: Path, capsys):
+    from train.recipe import main
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY.format(data=data_dir))
+    out = tmp_path / "run"
+    assert main([str(recipe), "--out", str(out)]) == 0
+    for member in ("a", "b"):
+        assert (out / "members" / member / "model.keras").is_file()
+        split = (out / "members" / member / "split.csv").read_bytes()
+        assert split == (out / "split.csv").read_bytes()  # one split for every member
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["backbone"] == "tiny_cnn-ensemble-of-2"
+    assert [m["seed"] for m in card["hparams"]["members"]] == [1, 2]
+    assert set(card["answers"]["models"]) == {"dermoscopic", "phone"}
+    assert (out / "recipe.toml").read_text() == recipe.read_text()
+
+    # Resuming a finished recipe redoes nothing; another recipe cannot resume it.
+    capsys.readouterr()
+    assert main([str(recipe), "--out", str(out), "--resume"]) == 0
+    assert "member a: done" in capsys.readouterr().out
+    other = tmp_path / "other.toml"
+    other.write_text(recipe.read_text().replace("seed = 2", "seed = 3"))
+    assert main([str(other), "--out", str(out), "--resume"]) == 2
+    assert "was not started from this recipe" in capsys.readouterr().err
+    assert main([str(recipe), "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err

@@ -1,0 +1,215 @@
+"""Fit the "not a skin lesion" gate: Mahalanobis detectors on several layers of ImageNet features.
+
+No negative training data exists, so the gate models lesion photos only, on pretrained
+EfficientNet-Lite0 features taken at several depths (Lee et al. 2018, "A simple unified framework
+for detecting out-of-distribution samples"): the pooled outputs of blocks 3, 4, 5 and 6 (40 to
+192 channels) and the head (1280 channels, L2-normalised). For each, PCA whitening with
+shrinkage towards the mean eigenvalue is fitted on the run's train split, giving a squared
+distance from the lesion mean; each distance is divided by its own val threshold and the gate
+outputs the largest of these ratios, compared with one threshold chosen on the val split. The
+whole computation is one Keras model, so the phone runs a single .tflite and compares one number.
+
+Measured on our data: the head alone misses textures, microscopy and terrain-like pictures (it
+let 3 of the 21 development images of the time through, see
+`train.data.non_skin_images.development_images`, which now holds 19); the middle layers see colour
+and texture statistics and catch them (21/21) at the same val false rejections. For the head,
+few principal components (32-128) do not work, because non-skin images differ from lesions
+mostly in the minor directions, and L2 normalisation is needed because blank frames give weak
+features that sit near the lesion mean.
+
+`python -m train.lesion_gate` writes lesion_gate.keras and lesion_gate.json into a run folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from train.data.datasets import Record, Skipped
+from train.data.images import decode_records
+from train.data.split import read_split
+from train.data.subset import take_per_class
+from train.model.efficientnet_lite import build_efficientnet_lite
+
+GATE_KERAS = "lesion_gate.keras"
+GATE_JSON = "lesion_gate.json"
+DISTANCE = "largest ratio of a layer's squared Mahalanobis distance to that layer's val threshold"
+HEAD = "head"
+MIDDLE_LAYERS = ("block3b_add", "block4c_add", "block5c_add", "block6d_add")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """How the gate is fitted; the defaults are what the shipped gate uses."""
+
+    image_size: int = 128
+    components: int = 768  # of the head's 1280; the middle layers keep all their channels
+    shrinkage: float = 0.3  # weight of the mean eigenvalue blended into the head's covariance
+    middle_layers: tuple[str, ...] = MIDDLE_LAYERS
+    middle_shrinkage: float = 0.01
+    max_images: int = 10_000  # more than the train split: fit on all of it
+    seed: int = 0
+    # Per-domain share of val lesion photos allowed above the threshold (target: <= 2 %).
+    val_false_rejection: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.image_size < 32 or not 1 <= self.components <= 1280:
+            raise ValueError(f"bad image size {self.image_size} or components {self.components}")
+        for shrinkage in (self.shrinkage, self.middle_shrinkage):
+            if not 0 <= shrinkage < 1:
+                raise ValueError(f"shrinkage must be in [0, 1), got {shrinkage}")
+        if not 0 < self.val_false_rejection < 0.5:
+            raise ValueError("val_false_rejection must be in (0, 0.5)")
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One layer's Mahalanobis detector: distance = |(features - mean) W|^2 / scale."""
+
+    layer: str
+    whitening: np.ndarray
+    mean: np.ndarray
+    scale: float = 1.0  # the layer's own val threshold, so that detectors compare as ratios
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        return np.sum(((features - self.mean) @ self.whitening) ** 2, axis=1) / self.scale
+
+
+def choose_threshold(distances: np.ndarray, domains: np.ndarray, false_rejection: float) -> float:
+    """The largest per-domain (1 - false_rejection) quantile: no domain rejects more."""
+    return float(
+        max(np.quantile(distances[domains == d], 1 - false_rejection) for d in set(domains))
+    )
+
+
+def false_rejections(distances: np.ndarray, domains: np.ndarray, threshold: float) -> dict:
+    """Share of lesion photos above the threshold, per domain and overall."""
+    rates = {d: float(np.mean(distances[domains == d] > threshold)) for d in sorted(set(domains))}
+    return {**rates, "overall": float(np.mean(distances > threshold))}
+
+
+def fit_detector(layer: str, features: np.ndarray, components: int, shrinkage: float) -> Detector:
+    """Whiten on the top principal axes of the train features, scaled to unit variance."""
+    mean = features.mean(axis=0)
+    cov = np.cov(features - mean, rowvar=False)
+    cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov))
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
+    top = np.argsort(eigenvalues)[::-1][:components]
+    return Detector(layer, eigenvectors[:, top] / np.sqrt(eigenvalues[top]), mean)
+
+
+def feature_model(image_size: int, middle_layers: tuple[str, ...]) -> keras.Model:
+    """Pretrained EfficientNet-Lite0 -> [pooled middle layers..., L2-normalised head]."""
+    backbone = build_efficientnet_lite("lite0", image_size)
+    pooled = [
+        keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(backbone.get_layer(name).output)
+        for name in middle_layers
+    ]
+    head = keras.layers.UnitNormalization(name="unit_norm")(backbone.output)
+    return keras.Model(backbone.input, [*pooled, head], name="gate_features")
+
+
+def build_gate(features: keras.Model, detectors: list[Detector]) -> keras.Model:
+    """Features -> per layer (x - mean) W -> sum of squares / scale -> the largest, (batch, 1)."""
+    ratios = []
+    for tensor, detector in zip(features.outputs, detectors, strict=True):
+        whiten = keras.layers.Dense(detector.whitening.shape[1], name=f"{detector.layer}_whiten")
+        z = whiten(tensor)
+        squares = keras.layers.Multiply(name=f"{detector.layer}_squares")([z, z])
+        total = keras.layers.Dense(1, use_bias=False, name=f"{detector.layer}_distance")
+        ratios.append(total(squares))
+        whitening = detector.whitening.astype(np.float32)
+        whiten.set_weights([whitening, (-detector.mean @ detector.whitening).astype(np.float32)])
+        total.set_weights([np.full((whitening.shape[1], 1), 1 / detector.scale, np.float32)])
+    distance = keras.layers.Maximum(name="distance")(ratios)
+    return keras.Model(features.input, distance, name="lesion_gate")
+
+
+def is_cutout(pixels: np.ndarray) -> np.ndarray:
+    """Background-removed cut-outs (PAD-UFES-20's): over a fifth of the frame pure black.
+
+    Measured at 128 px: camera photos have at most 12.5 % such pixels (dermoscopic vignettes),
+    cut-outs at least 23.6 %, and some are black but for a few dozen pixels.
+    """
+    return np.mean(pixels.max(axis=-1) <= 8, axis=(1, 2)) > 0.2
+
+
+def lesion_photos(records: list[Record], size: int) -> tuple[np.ndarray, list[Record]]:
+    """Decoded camera photos of the records, without cut-outs.
+
+    The gate judges what people upload, which is never a cut-out; fitted with them, it learned
+    that a nearly black frame looks like a lesion photo.
+    """
+    skipped = Skipped()
+    pixels, kept = decode_records(records, size, skipped)
+    skipped.warn()
+    photos = ~is_cutout(pixels)
+    return pixels[photos], [r for r, photo in zip(kept, photos, strict=True) if photo]
+
+
+def _predict_all(model: keras.Model, pixels: np.ndarray) -> list[np.ndarray]:
+    outputs = model.predict(pixels, batch_size=64, verbose=0)
+    return [np.asarray(x, np.float64) for x in outputs]
+
+
+def fit_lesion_gate(split_csv: Path, config: GateConfig | None = None) -> tuple[keras.Model, dict]:
+    """Fit on the train split's lesions, scale and threshold on val; return (model, info)."""
+    config = config or GateConfig()
+    split = read_split(Path(split_csv))
+    strata = {(r.domain, r.label) for r in split["train"]}
+    train = split["train"]
+    if config.max_images < len(train):  # whole groups, about equal per (domain, class)
+        per_stratum = max(1, config.max_images // len(strata))
+        train = take_per_class(train, per_stratum, config.seed)[: config.max_images]
+    pixels, train = lesion_photos(train, config.image_size)
+    features = feature_model(config.image_size, config.middle_layers)
+    layers = [*config.middle_layers, HEAD]
+    unscaled = [
+        fit_detector(layer, x, config.components, config.shrinkage)
+        if layer == HEAD
+        else fit_detector(layer, x, x.shape[1], config.middle_shrinkage)
+        for layer, x in zip(layers, _predict_all(features, pixels), strict=True)
+    ]
+
+    val_pixels, val = lesion_photos(split["val"], config.image_size)
+    domains = np.array([r.domain for r in val])
+    rule = config.val_false_rejection
+    raw = [
+        d.distances(x) for d, x in zip(unscaled, _predict_all(features, val_pixels), strict=True)
+    ]
+    scales = [choose_threshold(r, domains, rule) for r in raw]
+    detectors = [
+        Detector(d.layer, d.whitening, d.mean, scale)
+        for d, scale in zip(unscaled, scales, strict=True)
+    ]
+    model = build_gate(features, detectors)
+    # What the model outputs (tests check the graph against Detector.distances), without
+    # running the backbone over val a second time.
+    distances = np.max([r / scale for r, scale in zip(raw, scales, strict=True)], axis=0)
+    threshold = choose_threshold(distances, domains, rule)
+    info = {
+        "threshold": threshold,
+        "image_size": config.image_size,
+        "components": config.components,
+        "output": DISTANCE,
+        "config": asdict(config),
+        "features": "EfficientNet-Lite0 ImageNet features: pooled outputs of "
+        + ", ".join(config.middle_layers)
+        + " and the pooled head (1280-d, L2-normalised)",
+        "layer_thresholds": {d.layer: d.scale for d in detectors},
+        "fitted_on": {
+            "split_csv": str(split_csv),
+            "train_images": len(train),
+            "by_domain": {d: sum(r.domain == d for r in train) for d in sorted(set(domains))},
+        },
+        "threshold_rule": (
+            f"largest per-domain {100 * (1 - rule):g}th percentile of val lesion distances"
+        ),
+        "val_images": {d: int(np.sum(domains == d)) for d in sorted(set(domains))},
+        "cutouts": "left out of fitting and of every false-rejection figure (see is_cutout)",
+        "val_false_rejection": false_rejections(distances, domains, threshold),
+    }
+    return model, info

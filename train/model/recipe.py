@@ -1,0 +1,185 @@
+"""Recipes as files: the networks of a shipped model, their seeds and settings, in one TOML file.
+
+    [split]                 # the grouped split every member shares
+    data = ["../shared/data/ham10000", ...]
+    seed = 1337
+    [defaults]              # HParams fields every member starts from
+    backbone = "efficientnet_lite0"
+    [[members]]             # one network each: a name and the fields that differ
+    name = "seed3"
+    seed = 3
+    [answers]               # fit the answers' model on the result (optional)
+    strengths = [0.25, 0.5, 0.75, 1.0]
+
+`run_recipe` trains each member into OUT/members/NAME on OUT/split.csv, averages them into OUT
+(one member is copied), and fits the answers' model: OUT is then a run folder like any other.
+Every step checkpoints or is skipped when its output exists, so `resume=True` continues.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from train.data.split import SPLIT_CSV, read_split, write_split
+from train.model.hparams import HParams, validate
+
+RECIPE_COPY = "recipe.toml"
+MEMBERS = "members"
+_HPARAM_NAMES = {f.name for f in fields(HParams)}
+_SPLIT_KEYS = {"data", "split_from", "seed", "val_fraction", "test_fraction"}
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be run as written; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    hparams: HParams
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe: where the split comes from, the members, the answers' strengths."""
+
+    members: tuple[Member, ...]
+    data: tuple[Path, ...] = ()
+    split_from: Path | None = None
+    split: HParams = field(default_factory=HParams)  # seed and fractions of the split
+    answer_strengths: tuple[float, ...] | None = None  # None: no answers' model
+    text: str = ""
+
+
+def _unknown(section: str, given: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(given) - allowed)
+    if extra:
+        raise RecipeError(f"[{section}]: unknown field(s) {extra}; allowed: {sorted(allowed)}")
+
+
+def _hparams(section: str, values: Mapping[str, Any], base: HParams) -> HParams:
+    _unknown(section, values, _HPARAM_NAMES)
+    try:
+        return replace(base, **values)
+    except TypeError as error:
+        raise RecipeError(f"[{section}]: {error}") from None
+
+
+def parse_recipe(text: str) -> Recipe:
+    """A recipe from TOML text; RecipeError for anything it cannot run."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"not valid TOML: {error}") from None
+    _unknown("recipe", raw, {"description", "split", "defaults", "members", "answers"})
+    split = dict(raw.get("split", {}))
+    _unknown("split", split, _SPLIT_KEYS)
+    data = tuple(Path(p) for p in split.pop("data", ()))
+    split_from = Path(split.pop("split_from")) if "split_from" in split else None
+    if bool(data) == (split_from is not None):
+        raise RecipeError("[split]: give either data (folders) or split_from (a split.csv)")
+    defaults = _hparams("defaults", raw.get("defaults", {}), HParams())
+    members = []
+    for index, spec in enumerate(raw.get("members", [])):
+        spec = dict(spec)
+        name = str(spec.pop("name", ""))
+        if not name or "/" in name or name.startswith("."):
+            raise RecipeError(f"[[members]] #{index + 1}: needs a plain name")
+        hparams = _hparams(f"members.{name}", spec, defaults)
+        try:
+            validate(hparams)
+        except ValueError as error:
+            raise RecipeError(f"[[members]] {name}: {error}") from None
+        members.append(Member(name, hparams))
+    if not members:
+        raise RecipeError("no [[members]]")
+    if len({m.name for m in members}) != len(members):
+        raise RecipeError("[[members]]: names must be unique")
+    answers = raw.get("answers")
+    strengths = None
+    if answers is not None:
+        _unknown("answers", answers, {"strengths"})
+        strengths = tuple(float(s) for s in answers.get("strengths", (0.25, 0.5, 0.75, 1.0)))
+        if not strengths or min(strengths) <= 0:
+            raise RecipeError("[answers]: strengths must be positive")
+    return Recipe(
+        members=tuple(members),
+        data=data,
+        split_from=split_from,
+        split=_hparams("split", split, defaults),
+        answer_strengths=strengths,
+        text=text,
+    )
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecipeError(f"cannot read {path}: {error.strerror}") from None
+    return parse_recipe(text)
+
+
+def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False) -> dict:
+    """Train, average and fit the answers of a recipe into the run folder `out`; its card."""
+    from train.model.card import read_model_card
+    from train.model.training import create, make_split
+
+    out = Path(out)
+    copy = out / RECIPE_COPY
+    if resume:
+        if not copy.is_file() or copy.read_text(encoding="utf-8") != recipe.text:
+            raise RecipeError(f"--resume: {out} was not started from this recipe ({copy})")
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise RecipeError(f"{out} exists and is not empty; resume it or choose another")
+        out.mkdir(parents=True, exist_ok=True)
+        copy.write_text(recipe.text, encoding="utf-8")
+    split_csv = out / SPLIT_CSV
+    if not split_csv.is_file():
+        from train.data.datasets import Skipped
+
+        skipped = Skipped()
+        splits = (
+            read_split(recipe.split_from)
+            if recipe.split_from is not None
+            else make_split(recipe.data, recipe.split, skipped)
+        )
+        skipped.warn()
+        write_split(split_csv, splits)
+
+    runs = []
+    for member in recipe.members:
+        run = out / MEMBERS / member.name
+        runs.append(run)
+        if (run / "model.keras").is_file():
+            print(f"member {member.name}: done", flush=True)
+            continue
+        started = (run / "hparams.json").is_file()
+        print(f"member {member.name}: {'resuming' if started else 'training'}", flush=True)
+        create(run, member.hparams, split_from=None if started else split_csv, resume=started)
+
+    if not (out / "model.keras").is_file():
+        _combine(runs, out)
+    card = read_model_card(out)
+    if recipe.answer_strengths is not None and "answers" not in card:
+        from train.answers.fitting import fit_answers
+
+        card = fit_answers(out, recipe.answer_strengths)
+    return card
+
+
+def _combine(runs: Sequence[Path], out: Path) -> None:
+    """The members' average as the recipe's model (a single member is copied)."""
+    if len(runs) == 1:
+        for name in ("model.keras", "model_card.json"):
+            shutil.copyfile(runs[0] / name, out / name)
+        return
+    from train.model.ensemble import ensemble_runs
+
+    ensemble_runs(runs, out)

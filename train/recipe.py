@@ -1,0 +1,52 @@
+"""Run a recipe file: its split, every member network, their average and the answers' model.
+
+    python -m train.recipe recipes/shipped.toml --out runs/shipped [--resume]
+
+The recipe format is in `train.model.recipe`. OUT becomes a run folder (model.keras,
+model_card.json, split.csv) that `train.evaluate` and `python -m export` take, with the members
+in OUT/members/ and the recipe copied to OUT/recipe.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from train.data.datasets import DatasetError
+from train.model.distill import TeacherError
+from train.model.ensemble import EnsembleError
+from train.model.recipe import RecipeError, load_recipe, run_recipe
+from train.model.training import TrainingError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.recipe", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("recipe", type=Path, help="a recipe .toml file (e.g. recipes/shipped.toml)")
+    parser.add_argument("--out", type=Path, required=True, help="the run folder to write")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run of the same recipe"
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.parsed = load_recipe(args.recipe)
+    except RecipeError as error:
+        parser.error(f"{args.recipe}: {error}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run_recipe(args.parsed, args.out, args.resume)
+    except (RecipeError, DatasetError, TrainingError, TeacherError, EnsembleError) as error:
+        print(f"python -m train.recipe: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out / 'model.keras'} and {args.out / 'model_card.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
