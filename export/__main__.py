@@ -1,10 +1,13 @@
 """Export a trained run to self-describing .tflite files and verify them.
 
-    python -m export runs/NAME --out models/ [--variants int8,float32] [--calibration-images 1000]
+    python -m export runs/NAME [--out runs/NAME/export] [--variants int8_mixed,float32] \
+        [--calibration-images 1000]
 
 For each variant: convert, pack the metadata (labels, display names, normalisation, model card),
-run it with the LiteRT interpreter on the run's own val and test splits, compare with the Keras
-model, and fail (exit 1) if it loses more balanced accuracy than allowed.
+run it with the LiteRT interpreter exactly as the demo server does (`contract.tensors.invoke`)
+on the run's own val and test splits, compare with the Keras model, and fail (exit 1) if it
+loses more balanced accuracy than allowed. The files go to a new folder; only
+`python -m export.ship` puts a passing export into models/.
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ from train.evaluation.predict import predict_keras, predict_tflite
 from train.model.card import read_model_card
 
 MODEL_FILE_STEM = "skin_lesion"
+SHIPPED_MODELS = Path("models")  # replaced only by python -m export.ship
 VERIFY_SPLITS = ("val", "test")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a run folder written by python -m train")
-    parser.add_argument("--out", type=Path, default=Path("models"))
+    parser.add_argument(
+        "--out", type=Path, help="a new folder for the files (default: RUN/export)"
+    )
     parser.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
@@ -80,6 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for needed in ("model.keras", "model_card.json", SPLIT_CSV):
         if not (args.run / needed).is_file():
             parser.error(f"{args.run / needed} not found; is {args.run} a finished run folder?")
+    args.out = args.out or args.run / "export"
+    if args.out.resolve() == SHIPPED_MODELS.resolve():
+        parser.error(f"--out {args.out}: export to a new folder, then python -m export.ship it")
+    if args.out.exists() and any(args.out.iterdir()):
+        parser.error(f"--out {args.out} exists and is not empty; choose a new folder")
     if args.calibration_images < 1:
         parser.error("--calibration-images must be at least 1")
     if args.float_ops < 1:

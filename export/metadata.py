@@ -271,6 +271,6 @@ def append_files(flatbuffer: bytes, files: dict[str, bytes]) -> bytes:
     out = io.BytesIO(flatbuffer)
     out.seek(0, io.SEEK_END)
     with zipfile.ZipFile(out, mode="a", compression=zipfile.ZIP_STORED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
+        for name, content in files.items():  # a fixed date: the same export, the same bytes
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
     return out.getvalue()

@@ -36,8 +36,8 @@ def check_export(folder: Path) -> list[Path]:
         raise ShipError(f"{report} not found; ship a folder written by python -m export")
     try:
         passed = json.loads(report.read_text(encoding="utf-8"))["passed"]
-    except (ValueError, KeyError) as error:
-        raise ShipError(f"{report} is not an export report: {error}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise ShipError(f"{report} is not an export report: {error!r}") from None
     if passed is not True:
         raise ShipError(f"{report}: the accuracy gate failed; this export cannot be shipped")
     classifiers = sorted(folder.glob(CLASSIFIER_GLOB))

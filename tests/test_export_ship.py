@@ -1,0 +1,82 @@
+"""export.ship: models/ is replaced by a passing export folder, all at once, or not at all."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from export.ship import ShipError, check_export, main, ship
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def export_folder(root: Path, passed: bool = True) -> Path:
+    folder = root / "export"
+    (folder / "evaluation").mkdir(parents=True)
+    shutil.copyfile(FIXTURES / "tiny_uint8.tflite", folder / "skin_lesion_int8_mixed.tflite")
+    (folder / "verification.json").write_text(json.dumps({"passed": passed, "failures": []}))
+    (folder / "evaluation" / "metrics.json").write_text("{}")
+    return folder
+
+
+def old_models(root: Path) -> Path:
+    models = root / "models"
+    models.mkdir()
+    (models / "skin_lesion_float32.tflite").write_bytes(b"old")
+    (models / "verification.json").write_text("{}")
+    return models
+
+
+def test_ship_replaces_every_file_of_models(tmp_path: Path):
+    models = old_models(tmp_path)
+    shipped = ship(export_folder(tmp_path), models)
+    names = sorted(p.relative_to(models).as_posix() for p in shipped)
+    assert names == [
+        "evaluation/metrics.json",
+        "skin_lesion_int8_mixed.tflite",
+        "verification.json",
+    ]
+    assert not (models / "skin_lesion_float32.tflite").exists()  # nothing old is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "models"]  # no leftovers
+
+
+def test_a_failed_gate_leaves_models_untouched(tmp_path: Path, capsys):
+    models = old_models(tmp_path)
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    folder = export_folder(tmp_path, passed=False)
+    assert main([str(folder), "--models", str(models)]) == 1
+    assert "accuracy gate failed" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda f: (f / "verification.json").unlink(), "verification.json not found"),
+        (lambda f: (f / "verification.json").write_text("[]"), "not an export report"),
+        (lambda f: (f / "skin_lesion_int8_mixed.tflite").unlink(), "holds no skin_lesion_"),
+        (
+            lambda f: (f / "skin_lesion_int8_mixed.tflite").write_bytes(b"junk"),
+            "not a TFLite model",
+        ),
+        (lambda f: (f / "lesion_gate.tflite").write_bytes(b"junk"), "not a TFLite model"),
+    ],
+)
+def test_an_incomplete_export_is_refused(tmp_path: Path, damage, reason):
+    folder = export_folder(tmp_path)
+    damage(folder)
+    with pytest.raises(ShipError, match=reason):
+        check_export(folder)
+
+
+def test_ship_cli_usage_errors(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing")])
+    assert "no such folder" in capsys.readouterr().err
+    models = old_models(tmp_path)
+    with pytest.raises(SystemExit):
+        main([str(models), "--models", str(models)])
+    assert "is the models folder itself" in capsys.readouterr().err
