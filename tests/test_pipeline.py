@@ -14,6 +14,8 @@ import pytest
 from contract.taxonomy import LABELS
 from export.convert import VARIANTS
 
+pytestmark = pytest.mark.slow  # every test here trains, converts or evaluates a model
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 
 
