@@ -13,6 +13,7 @@ loses more balanced accuracy than allowed. The files go to a new folder; only
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from export.convert import (
 )
 from export.metadata import ModelInfo, write_metadata
 from export.report import write_report
+from export.ship import SHIPPED_MODELS
 from export.verify import Verification, verify
 from train.data.datasets import Skipped
 from train.data.images import decode_records
@@ -37,7 +39,6 @@ from train.evaluation.predict import predict_keras, predict_tflite
 from train.model.card import read_model_card
 
 MODEL_FILE_STEM = "skin_lesion"
-SHIPPED_MODELS = Path("models")  # replaced only by python -m export.ship
 VERIFY_SPLITS = ("val", "test")
 
 
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{variant} loses {loss:.2f} points of balanced accuracy on "
                         f"{split}/{domain} (allowed {args.max_loss_points})"
                     )
+    (args.out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     json_path, md_path = write_report(args.out, args.run, results, args.max_loss_points, failures)
     print(f"wrote {json_path} and {md_path}")
     if failures:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from contract.model_file import ModelFileError, model_card, read_gate_info, read_model_file
 
+SHIPPED_MODELS = Path("models")  # what the demo server and the apps load; only ship() writes it
 VERIFICATION_JSON = "verification.json"
 CLASSIFIER_GLOB = "skin_lesion_*.tflite"
 GATE_FILE = "lesion_gate.tflite"
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("export_dir", type=Path, help="a folder written by python -m export")
     parser.add_argument(
-        "--models", type=Path, default=Path("models"), help="the folder to replace (models/)"
+        "--models", type=Path, default=SHIPPED_MODELS, help="the folder to replace (models/)"
     )
     args = parser.parse_args(argv)
     if not args.export_dir.is_dir():
