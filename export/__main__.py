@@ -13,33 +13,13 @@ loses more balanced accuracy than allowed. The files go to a new folder; only
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from export.calibration import representative_records
-from export.convert import (
-    DEFAULT_VARIANTS,
-    FLOAT_OPS_SPLITS,
-    VARIANTS,
-    QuantizationConfig,
-    convert,
-)
-from export.metadata import ModelInfo, write_metadata
-from export.report import write_report
+from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
+from export.exporting import ExportSettings, export_model
 from export.ship import SHIPPED_MODELS
-from export.verify import Verification, verify
-from train.data.datasets import Skipped
-from train.data.images import decode_records
-from train.data.pipeline import label_indices
-from train.data.split import SPLIT_CSV, read_split
-from train.evaluation.predict import predict_keras, predict_tflite
-from train.model.card import read_model_card
-
-MODEL_FILE_STEM = "skin_lesion"
-VERIFY_SPLITS = ("val", "test")
+from train.data.split import SPLIT_CSV
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -99,86 +79,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def model_info(card: dict, config: QuantizationConfig) -> ModelInfo:
-    export = {"variant": config.variant}
-    if config.needs_calibration:
-        export["calibration_images"] = len(config.representative)
-    if config.variant == "int8_mixed":
-        export["float_ops"] = config.float_ops
-        export["float_ops_split"] = config.float_ops_split
-    exported = {**card, "export": export}
-    return ModelInfo(
-        name=card["name"],
-        version=card["version"],
-        description="Skin-lesion screening aid (not a diagnosis): seven-class classifier of "
-        "dermoscopic and smartphone photos. " + card["disclaimer"],
-        author="skinlesion-ondevice contributors",
-        license=card["license"],
-        labels=tuple(card["labels"]),
-        display_names=tuple(card["display_names"]),
-        input_height=card["input"]["height"],
-        input_width=card["input"]["width"],
-        model_card=exported,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import keras
-
-    card = read_model_card(args.run)
-    size = card["input"]["height"]
-    splits = read_split(args.run / SPLIT_CSV)
-    model = keras.models.load_model(args.run / "model.keras")
-    skipped = Skipped()
-    calibration, _ = decode_records(
-        representative_records(splits["train"], args.calibration_images, args.seed), size, skipped
+    settings = ExportSettings(
+        tuple(args.variants),
+        args.calibration_images,
+        args.max_loss_points,
+        args.float_ops,
+        args.float_ops_split,
+        args.seed,
     )
-    evaluation = {}
-    for split in VERIFY_SPLITS:
-        pixels, records = decode_records(splits[split], size, skipped)
-        if records:
-            evaluation[split] = (
-                pixels,
-                label_indices(records),
-                np.array([r.domain for r in records]),
-                predict_keras(model, pixels),
-            )
-    skipped.warn()
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[Verification]] = {split: [] for split in evaluation}
-    failures = []
-    for variant in args.variants:
-        config = QuantizationConfig(
-            variant,
-            calibration if variant.startswith("int8") else None,
-            args.float_ops,
-            args.float_ops_split,
-        )
-        flatbuffer = write_metadata(convert(model, config), model_info(card, config))
-        path = args.out / f"{MODEL_FILE_STEM}_{variant}.tflite"
-        path.write_bytes(flatbuffer)
-        print(f"wrote {path} ({len(flatbuffer) / 1024:.0f} KB)")
-        for split, (pixels, y, domains, keras_probs) in evaluation.items():
-            result = verify(
-                variant, len(flatbuffer), predict_tflite(path, pixels), keras_probs, y, domains
-            )
-            results[split].append(result)
-            bacc = ", ".join(f"{d} {v:.4f}" for d, v in result.balanced_accuracy.items())
-            print(
-                f"  {split}: top-1 agreement with Keras {result.top1_agreement:.4f}; "
-                f"balanced accuracy {bacc}"
-            )
-            for domain, loss in result.balanced_accuracy_loss().items():
-                if loss > args.max_loss_points:
-                    failures.append(
-                        f"{variant} loses {loss:.2f} points of balanced accuracy on "
-                        f"{split}/{domain} (allowed {args.max_loss_points})"
-                    )
-    (args.out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    json_path, md_path = write_report(args.out, args.run, results, args.max_loss_points, failures)
-    print(f"wrote {json_path} and {md_path}")
+    failures = export_model(args.run, args.out, settings)
     if failures:
         print(
             "python -m export: accuracy gate failed:\n  " + "\n  ".join(failures), file=sys.stderr

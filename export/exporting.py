@@ -1,0 +1,129 @@
+"""Exporting a run: convert each variant, pack the metadata, verify it against Keras, gate it.
+
+From Python, in the spirit of Model Maker's `export_model(quantization_config)`:
+
+    from export.exporting import ExportSettings, export_model
+    failures = export_model(Path("runs/NAME"), Path("runs/NAME/export"), ExportSettings())
+
+Verification runs each file with the LiteRT interpreter exactly as the demo server does
+(`train.evaluation.predict.predict_tflite`, i.e. `contract.tensors.invoke`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.calibration import representative_records
+from export.convert import DEFAULT_VARIANTS, QuantizationConfig, convert
+from export.metadata import ModelInfo, write_metadata
+from export.report import write_report
+from export.verify import Verification, verify
+from train.data.datasets import Skipped
+from train.data.images import decode_records
+from train.data.pipeline import label_indices
+from train.data.split import SPLIT_CSV, read_split
+from train.evaluation.predict import predict_keras, predict_tflite
+from train.model.card import read_model_card
+
+MODEL_FILE_STEM = "skin_lesion"
+VERIFY_SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Which variants to write and how strict the accuracy gate is."""
+
+    variants: tuple[str, ...] = tuple(DEFAULT_VARIANTS)
+    calibration_images: int = 1000
+    max_loss_points: float = 1.0  # most balanced accuracy a variant may lose in any domain
+    float_ops: int = QuantizationConfig.float_ops
+    float_ops_split: str = QuantizationConfig.float_ops_split
+    seed: int = 0
+
+
+def model_info(card: dict, config: QuantizationConfig) -> ModelInfo:
+    export = {"variant": config.variant}
+    if config.needs_calibration:
+        export["calibration_images"] = len(config.representative)
+    if config.variant == "int8_mixed":
+        export["float_ops"] = config.float_ops
+        export["float_ops_split"] = config.float_ops_split
+    exported = {**card, "export": export}
+    return ModelInfo(
+        name=card["name"],
+        version=card["version"],
+        description="Skin-lesion screening aid (not a diagnosis): seven-class classifier of "
+        "dermoscopic and smartphone photos. " + card["disclaimer"],
+        author="skinlesion-ondevice contributors",
+        license=card["license"],
+        labels=tuple(card["labels"]),
+        display_names=tuple(card["display_names"]),
+        input_height=card["input"]["height"],
+        input_width=card["input"]["width"],
+        model_card=exported,
+    )
+
+
+def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
+    """Write every variant, the card and verification.json into `out`; the gate's failures."""
+    import keras
+
+    card = read_model_card(run)
+    size = card["input"]["height"]
+    splits = read_split(run / SPLIT_CSV)
+    model = keras.models.load_model(run / "model.keras")
+    skipped = Skipped()
+    representative = representative_records(
+        splits["train"], settings.calibration_images, settings.seed
+    )
+    calibration, _ = decode_records(representative, size, skipped)
+    evaluation = {}
+    for split in VERIFY_SPLITS:
+        pixels, records = decode_records(splits[split], size, skipped)
+        if records:
+            evaluation[split] = (
+                pixels,
+                label_indices(records),
+                np.array([r.domain for r in records]),
+                predict_keras(model, pixels),
+            )
+    skipped.warn()
+
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[Verification]] = {split: [] for split in evaluation}
+    failures = []
+    for variant in settings.variants:
+        config = QuantizationConfig(
+            variant,
+            calibration if variant.startswith("int8") else None,
+            settings.float_ops,
+            settings.float_ops_split,
+        )
+        flatbuffer = write_metadata(convert(model, config), model_info(card, config))
+        path = out / f"{MODEL_FILE_STEM}_{variant}.tflite"
+        path.write_bytes(flatbuffer)
+        print(f"wrote {path} ({len(flatbuffer) / 1024:.0f} KB)")
+        for split, (pixels, y, domains, keras_probs) in evaluation.items():
+            result = verify(
+                variant, len(flatbuffer), predict_tflite(path, pixels), keras_probs, y, domains
+            )
+            results[split].append(result)
+            bacc = ", ".join(f"{d} {v:.4f}" for d, v in result.balanced_accuracy.items())
+            print(
+                f"  {split}: top-1 agreement with Keras {result.top1_agreement:.4f}; "
+                f"balanced accuracy {bacc}"
+            )
+            for domain, loss in result.balanced_accuracy_loss().items():
+                if loss > settings.max_loss_points:
+                    failures.append(
+                        f"{variant} loses {loss:.2f} points of balanced accuracy on "
+                        f"{split}/{domain} (allowed {settings.max_loss_points})"
+                    )
+    (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    json_path, md_path = write_report(out, run, results, settings.max_loss_points, failures)
+    print(f"wrote {json_path} and {md_path}")
+    return failures
