@@ -18,7 +18,7 @@ from pathlib import Path
 
 from train.cli import comma_paths
 from train.data.datasets import DatasetError
-from train.data.split import SPLIT_CSV
+from train.data.split import SPLIT_CSV, SplitError
 from train.model.distill import TeacherError
 from train.model.hparams import BALANCING, HParams, validate
 from train.model.training import HPARAMS_JSON, TrainingError, create, start_run, train
@@ -45,6 +45,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         metavar="CSV",
         help="reuse another run's split.csv instead of --data (to compare recipes on the same "
         "images)",
+    )
+    parser.add_argument(
+        "--keep-split",
+        type=Path,
+        metavar="CSV",
+        help="with --data: an earlier split.csv whose images keep their split (new images, e.g. "
+        "a data set added since, are dealt around them)",
     )
     parser.add_argument(
         "--split-only",
@@ -127,6 +134,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         if args.data or args.split_from is not None:
             parser.error("--resume reads the run's own split.csv; drop --data and --split-from")
         return args, checked(parser, resumed_hparams(parser, args, saved))
+    if args.keep_split is not None:
+        if not args.data:
+            parser.error("--keep-split adds --data around an earlier split; give --data")
+        if not args.keep_split.is_file():
+            parser.error(f"--keep-split {args.keep_split}: no such file")
     if args.split_from is not None:
         if args.data:
             parser.error("give either --data or --split-from, not both")
@@ -176,13 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             create(args.out, hp, resume=True)
             return 0
-        splits = start_run(args.out, hp, args.data, args.split_from)
+        splits = start_run(args.out, hp, args.data, args.split_from, args.keep_split)
         if args.split_only:
             sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
             print(f"wrote {args.out / SPLIT_CSV}: {sizes}")
             return 0
         train(args.out, hp)
-    except (DatasetError, TrainingError, TeacherError) as error:
+    except (DatasetError, SplitError, TrainingError, TeacherError) as error:
         print(f"python -m train: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.out / 'model.keras'} and {args.out / 'model_card.json'}")

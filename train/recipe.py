@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from train.data.datasets import DatasetError
+from train.data.split import SplitError
 from train.model.distill import TeacherError
 from train.model.ensemble import EnsembleError
 from train.model.recipe import RecipeError, load_recipe, run_recipe
@@ -41,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run_recipe(args.parsed, args.out, args.resume)
-    except (RecipeError, DatasetError, TrainingError, TeacherError, EnsembleError) as error:
+    except (
+        RecipeError, DatasetError, SplitError, TrainingError, TeacherError, EnsembleError
+    ) as error:
         print(f"python -m train.recipe: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.out / 'model.keras'} and {args.out / 'model_card.json'}")

@@ -1,4 +1,4 @@
-"""Labelled image records from the three layouts we read, with their group and domain.
+"""Labelled image records from the layouts we read, with their group and domain.
 
 A record is one image file. Its *group* (lesion or patient) is what a split must keep together;
 its *domain* (dermoscopic or phone) is what metrics are reported per. Images are not decoded
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from contract.taxonomy import DERMOSCOPIC, LABELS, PAD_UFES20_TO_HAM, PHONE
 
+ISIC2017_CSV = "labels.csv"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
@@ -125,6 +126,35 @@ def load_pad_ufes20(root: Path, skipped: Skipped) -> list[Record]:
     return records
 
 
+def load_isic2017(root: Path, skipped: Skipped) -> list[Record]:
+    """ISIC 2017 as `../shared/data/isic2017` lays it out: `labels.csv` (`image_id, dx,
+    group_id`, dx already in the HAM10000 codes) and `images/`.
+
+    The group is `group_id`, which joins re-coloured, cropped or flipped copies and second shots
+    of one lesion (across the challenge's own train/validation/test parts too): never split
+    these by image.
+    """
+    rows = _read_csv(root / ISIC2017_CSV, ("image_id", "dx", "group_id"))
+    images = _index_images(root)
+    records = []
+    for row in rows:
+        if row["dx"] not in LABELS:
+            skipped.add(row["image_id"], f"unknown diagnosis {row['dx']!r}")
+        elif row["image_id"] not in images:
+            skipped.add(root / row["image_id"], "file missing")
+        else:
+            records.append(
+                Record(
+                    path=images[row["image_id"]],
+                    label=row["dx"],
+                    group=f"ISIC-2017/{row['group_id']}",
+                    domain=DERMOSCOPIC,
+                    source="ISIC-2017",
+                )
+            )
+    return records
+
+
 def load_class_folders(root: Path, skipped: Skipped, domain: str = PHONE) -> list[Record]:
     """A user's own photos: one sub-folder per class code (`nv/`, `mel/`, ...).
 
@@ -155,11 +185,13 @@ def load_dataset(root: str | Path, skipped: Skipped) -> list[Record]:
         return load_ham10000(root, skipped)
     if (root / "metadata.csv").is_file():
         return load_pad_ufes20(root, skipped)
+    if (root / ISIC2017_CSV).is_file():
+        return load_isic2017(root, skipped)
     if any(p.is_dir() and p.name in LABELS for p in root.iterdir()):
         return load_class_folders(root, skipped)
     raise DatasetError(
-        f"{root}: no HAM10000_metadata.csv, no PAD-UFES-20 metadata.csv and no class folders "
-        f"named {', '.join(LABELS)}"
+        f"{root}: no HAM10000_metadata.csv, no PAD-UFES-20 metadata.csv, no ISIC 2017 "
+        f"{ISIC2017_CSV} and no class folders named {', '.join(LABELS)}"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import random
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from train.data.datasets import Record
 SPLITS = ("train", "val", "test")
 SPLIT_CSV = "split.csv"
 _COLUMNS = ("split", "path", "label", "group", "domain", "source")
+
+
+class SplitError(ValueError):
+    """An earlier split cannot be kept as asked; the message says which file or group."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,23 @@ class SplitFractions:
 
 
 def grouped_split(
-    records: list[Record], fractions: SplitFractions, seed: int
+    records: list[Record],
+    fractions: SplitFractions,
+    seed: int,
+    keep: Mapping[str, str] | None = None,
 ) -> dict[str, list[Record]]:
-    """Assign whole groups to splits, balancing each (domain, class) stratum."""
+    """Assign whole groups to splits, balancing each (domain, class) stratum.
+
+    `keep` (image path -> split, e.g. an earlier split.csv read by `kept_assignments`) pins the
+    groups of those images to their split first, new images of such a group included, so adding
+    data never moves an image already assigned and old val/test results stay comparable; the
+    other groups are then dealt by the same rule.
+    """
     by_group: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_group[r.group].append(r)
     stratum_size = Counter((r.domain, r.label) for r in records)
+    pinned = _pinned_groups(by_group, keep or {})
 
     def rarity(group: str) -> int:
         return min(stratum_size[(r.domain, r.label)] for r in by_group[group])
@@ -53,6 +68,11 @@ def grouped_split(
     filled: dict[str, Counter] = {s: Counter() for s in SPLITS}
     assignment: dict[str, list[Record]] = {s: [] for s in SPLITS}
     for group in groups:
+        if group in pinned:
+            members = by_group[group]
+            filled[pinned[group]].update((r.domain, r.label) for r in members)
+            assignment[pinned[group]].extend(members)
+    for group in (g for g in groups if g not in pinned):
         members = by_group[group]
         strata = Counter((r.domain, r.label) for r in members)
 
@@ -65,6 +85,34 @@ def grouped_split(
         filled[best].update(strata)
         assignment[best].extend(members)
     return assignment
+
+
+def _pinned_groups(
+    by_group: Mapping[str, list[Record]], keep: Mapping[str, str]
+) -> dict[str, str]:
+    """The split of every group that has a kept image; ValueError if a group's kept images
+    were in different splits (joining them now would leak one into the other)."""
+    pinned: dict[str, str] = {}
+    for group, members in by_group.items():
+        paths = [str(r.path.resolve()) for r in members]
+        splits = {keep[p] for p in paths if p in keep}
+        if len(splits) > 1:
+            raise SplitError(
+                f"group {group} has kept images in {sorted(splits)}: it cannot stay whole"
+            )
+        if splits:
+            pinned[group] = splits.pop()
+    return pinned
+
+
+def kept_assignments(path: Path) -> dict[str, str]:
+    """Image path (resolved) -> split, from an earlier split.csv (its `split` and `path`)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    unknown = {row.get("split") for row in rows} - set(SPLITS)
+    if not rows or "path" not in rows[0] or unknown:
+        raise SplitError(f"{path} is not a split.csv (columns split, path; splits {SPLITS})")
+    return {str(Path(row["path"]).resolve()): row["split"] for row in rows}
 
 
 def write_split(path: Path, assignment: dict[str, list[Record]]) -> None:

@@ -3,6 +3,7 @@
     [split]                 # the grouped split every member shares
     data = ["../shared/data/ham10000", ...]
     seed = 1337
+    keep = "recipes/x.csv"  # optional: an earlier split.csv whose images keep their split
     [defaults]              # HParams fields every member starts from
     backbone = "efficientnet_lite0"
     [[members]]             # one network each: a name and the fields that differ
@@ -31,7 +32,7 @@ from train.model.hparams import HParams, validate
 RECIPE_COPY = "recipe.toml"
 MEMBERS = "members"
 _HPARAM_NAMES = {f.name for f in fields(HParams)}
-_SPLIT_KEYS = {"data", "split_from", "seed", "val_fraction", "test_fraction"}
+_SPLIT_KEYS = {"data", "split_from", "keep", "seed", "val_fraction", "test_fraction"}
 
 
 class RecipeError(ValueError):
@@ -51,6 +52,7 @@ class Recipe:
     members: tuple[Member, ...]
     data: tuple[Path, ...] = ()
     split_from: Path | None = None
+    keep: Path | None = None  # an earlier split.csv whose images keep their split
     split: HParams = field(default_factory=HParams)  # seed and fractions of the split
     answer_strengths: tuple[float, ...] | None = None  # None: no answers' model
     text: str = ""
@@ -81,8 +83,11 @@ def parse_recipe(text: str) -> Recipe:
     _unknown("split", split, _SPLIT_KEYS)
     data = tuple(Path(p) for p in split.pop("data", ()))
     split_from = Path(split.pop("split_from")) if "split_from" in split else None
+    keep = Path(split.pop("keep")) if "keep" in split else None
     if bool(data) == (split_from is not None):
         raise RecipeError("[split]: give either data (folders) or split_from (a split.csv)")
+    if keep is not None and not data:
+        raise RecipeError("[split]: keep adds data around an earlier split; give data")
     defaults = _hparams("defaults", raw.get("defaults", {}), HParams())
     members = []
     for index, spec in enumerate(raw.get("members", [])):
@@ -111,6 +116,7 @@ def parse_recipe(text: str) -> Recipe:
         members=tuple(members),
         data=data,
         split_from=split_from,
+        keep=keep,
         split=_hparams("split", split, defaults),
         answer_strengths=strengths,
         text=text,
@@ -148,7 +154,7 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False) -> dict:
         splits = (
             read_split(recipe.split_from)
             if recipe.split_from is not None
-            else make_split(recipe.data, recipe.split, skipped)
+            else make_split(recipe.data, recipe.split, skipped, recipe.keep)
         )
         skipped.warn()
         write_split(split_csv, splits)

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from train.data.datasets import Skipped, counts, load_dataset, merge_identical_images
-from train.data.split import SPLIT_CSV, SplitFractions, grouped_split, read_split, write_split
+from train.data.split import (
+    SPLIT_CSV,
+    SplitFractions,
+    grouped_split,
+    kept_assignments,
+    read_split,
+    write_split,
+)
 from train.data.subset import take_per_class
 from train.model.hparams import HParams
 
@@ -31,9 +38,10 @@ class TrainingError(Exception):
 
 
 def make_split(
-    data: Sequence[str | Path], hp: HParams, skipped: Skipped
+    data: Sequence[str | Path], hp: HParams, skipped: Skipped, keep: Path | None = None
 ) -> dict[str, list]:
-    """The grouped split of the data-set folders (by lesion / patient, `hp.seed`)."""
+    """The grouped split of the data-set folders (by lesion / patient, `hp.seed`); `keep`, an
+    earlier split.csv whose images keep their split (`train.data.split.grouped_split`)."""
     records = []
     for folder in data:
         records += load_dataset(folder, skipped)  # DatasetError names a folder it cannot read
@@ -42,7 +50,10 @@ def make_split(
         records = take_per_class(records, hp.max_images_per_class, hp.seed)
     if not records:
         raise TrainingError("the data set is empty")
-    return grouped_split(records, SplitFractions(hp.val_fraction, hp.test_fraction), hp.seed)
+    kept = kept_assignments(keep) if keep is not None else None
+    return grouped_split(
+        records, SplitFractions(hp.val_fraction, hp.test_fraction), hp.seed, kept
+    )
 
 
 def start_run(
@@ -50,10 +61,16 @@ def start_run(
     hp: HParams,
     data: Sequence[str | Path] = (),
     split_from: Path | None = None,
+    keep: Path | None = None,
 ) -> dict[str, list]:
-    """Write a run folder's split.csv (from `split_from`, or made from `data`) and hparams.json."""
+    """Write a run folder's split.csv (from `split_from`, or made from `data`, keeping the
+    assignments of `keep`) and hparams.json."""
     skipped = Skipped()
-    splits = read_split(split_from) if split_from is not None else make_split(data, hp, skipped)
+    splits = (
+        read_split(split_from)
+        if split_from is not None
+        else make_split(data, hp, skipped, keep)
+    )
     skipped.warn()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_split(run_dir / SPLIT_CSV, splits)
