@@ -110,3 +110,47 @@ def test_a_model_that_fixes_some_errors_leads_beyond_noise():
     # Pairing is the point: each model's own interval is far wider than their difference's.
     alone = grouped_bootstrap_intervals(y, probs_b, groups, 0.5)
     assert width(bacc["interval"]) < width(alone["balanced_accuracy"]) / 2
+
+
+def _malignant_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n melanomas whose P(malignant) is spread over 0-1, and n moles near 0."""
+    rng = np.random.default_rng(seed)
+    mel, nv = LABELS.index("mel"), LABELS.index("nv")
+    y = np.array([mel] * n + [nv] * n)
+    p_mal = np.concatenate([rng.uniform(0, 1, n), rng.uniform(0, 0.05, n)])
+    probs = np.zeros((2 * n, len(LABELS)))
+    probs[:, mel], probs[:, nv] = p_mal, 1 - p_mal
+    return y, probs
+
+
+def test_the_confident_threshold_is_below_the_point_estimate_and_its_bound_holds():
+    from train.evaluation.bootstrap import confident_threshold
+    from train.evaluation.metrics import threshold_for_sensitivity
+
+    y, probs = _malignant_scores(400, seed=1)
+    groups = np.arange(len(y))
+    point = threshold_for_sensitivity(y, probs, 0.9)
+    confident, bound = confident_threshold(y, probs, groups, 0.9, resamples=500)
+    assert confident < point and bound >= 0.9
+    sensitivity = (probs[y == LABELS.index("mel"), LABELS.index("mel")] >= confident).mean()
+    assert sensitivity > 0.9  # on these images it over-reaches, as a lower bound must
+
+
+def test_images_of_one_patient_count_once_for_the_confident_threshold():
+    from train.evaluation.bootstrap import confident_threshold
+
+    # 60 patients with four photos each that score alike (a photo and its cut-out, say).
+    y, probs = _malignant_scores(60, seed=2)
+    y, probs = np.repeat(y, 4), np.repeat(probs, 4, axis=0)
+    as_if_independent, _ = confident_threshold(y, probs, np.arange(len(y)), 0.9, resamples=500)
+    by_patient, _ = confident_threshold(y, probs, np.arange(len(y)) // 4, 0.9, resamples=500)
+    assert by_patient < as_if_independent
+
+
+def test_a_val_split_too_small_for_the_bound_refers_every_malignant_score_it_saw():
+    from train.evaluation.bootstrap import confident_threshold
+
+    y, probs = _malignant_scores(5, seed=3)
+    threshold, bound = confident_threshold(y, probs, np.arange(len(y)), 0.95, resamples=500)
+    assert threshold == probs[y == LABELS.index("mel"), LABELS.index("mel")].min()
+    assert bound < 0.95

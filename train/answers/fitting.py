@@ -140,7 +140,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
         "fitted_on": "train (regressions), val (strengths, temperature, threshold)",
         "strength_search": chosen,
         "calibration": {"temperature": calibration.temperature, "fitted_on": "val"},
-        "triage": {"malignant_threshold": calibration.threshold, "target_sensitivity": target},
+        "triage": calibration.triage(target),
         "metrics": {"val": calibration.report},
     }
     if ANSWERS_LIMITATION not in card["limitations"]:

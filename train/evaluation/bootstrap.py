@@ -60,6 +60,47 @@ def paired_difference_intervals(
     return result
 
 
+def confident_threshold(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    groups: np.ndarray,
+    target: float,
+    resamples: int = RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The largest threshold on P(malignant) whose sensitivity has a one-sided `level` lower
+    bound at `target` or above, and that bound.
+
+    On average over val is not enough for a screening aid: the threshold must hold on patients
+    the model has not seen, and val is one small draw of them. The bound is the lower of two:
+    the bootstrap over whole lesions / patients (images of one patient are not independent),
+    and the exact binomial (Clopper-Pearson) bound with one trial per malignant lesion or
+    patient, which stays honest where the bootstrap cannot, e.g. 5 of 5 caught. When no
+    threshold reaches the target that way (a small val split), the lowest malignant score is
+    returned: everything val shows as malignant is referred.
+    """
+    from scipy.stats import beta
+
+    truth = is_malignant(y_true)
+    scores = malignant_probability(probs)
+    candidates = np.unique(scores[truth])[::-1]  # high to low: the first that holds wins
+    if len(candidates) == 0:
+        return 0.5, float("nan")
+    weights = _group_weights(y_true, groups, resamples, seed)[:, truth]
+    caught = scores[truth][:, None] >= candidates[None, :]  # malignant images x thresholds
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sensitivity = (weights @ caught) / weights.sum(axis=1, keepdims=True)
+    bootstrap = np.array([_interval(column, 1 - level)[0] for column in sensitivity.T])
+    trials = len(np.unique(np.asarray(groups)[truth]))
+    successes = np.floor(caught.mean(axis=0) * trials + 1e-9)
+    exact = np.where(successes > 0, beta.ppf(1 - level, successes, trials - successes + 1), 0.0)
+    lower = np.minimum(bootstrap, exact)
+    holding = np.flatnonzero(lower >= target)
+    index = int(holding[0]) if len(holding) else len(candidates) - 1
+    return float(candidates[index]), float(lower[index])
+
+
 def _group_weights(y_true: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> np.ndarray:
     """How often each image is drawn (resamples x images) when whole groups are drawn."""
     if len(y_true) == 0:

@@ -11,6 +11,7 @@ import datetime
 import json
 from pathlib import Path
 
+from contract.images import RESIZE_RULE
 from contract.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
 
 MODEL_CARD_JSON = "model_card.json"
@@ -72,11 +73,11 @@ def build_model_card(
     counts: dict,
     skipped: int,
     temperature: float,
-    threshold: float,
-    target_sensitivity: float,
+    triage: dict,
     val_metrics: dict,
     training: dict,
 ) -> dict:
+    """`triage`: `ValCalibration.triage(target)` (threshold, rule, per-domain bounds)."""
     return {
         "schema_version": 1,
         "name": f"skin-lesion-{backbone}",
@@ -90,7 +91,7 @@ def build_model_card(
             "channels": 3,
             "color_space": "RGB",
             "pixel_range": [0, 255],
-            "resize": "EXIF orientation applied, whole image stretched to height x width, bilinear",
+            "resize": RESIZE_RULE,
         },
         "preprocessing": f"inside the model: {normalisation}; feed raw pixels",
         "output": "softmax probabilities in the order of labels",
@@ -100,9 +101,7 @@ def build_model_card(
         "skipped_images": skipped,
         "calibration": {"temperature": temperature, "fitted_on": "val"},
         "triage": {
-            "malignant_threshold": threshold,
-            "target_sensitivity": target_sensitivity,
-            "chosen_on": "val",
+            **triage,
             "rule": "P(malignant) = P(mel) + P(bcc) + P(akiec) after calibration; at or above "
             "the threshold: have a dermatologist look at it",
         },

@@ -100,8 +100,7 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
         counts=cards[0]["counts"],
         skipped=len(skipped.items),
         temperature=calibration.temperature,
-        threshold=calibration.threshold,
-        target_sensitivity=target,
+        triage=calibration.triage(target),
         val_metrics=calibration.report,
         training={
             "members": [c["training"] for c in cards],

@@ -245,8 +245,7 @@ def train(run_dir: Path, hp: HParams, resume: bool = False) -> dict:
         counts={split: counts(recs) for split, recs in splits.items()},
         skipped=len(skipped.items),
         temperature=calibration.temperature,
-        threshold=calibration.threshold,
-        target_sensitivity=hp.target_sensitivity,
+        triage=calibration.triage(hp.target_sensitivity),
         val_metrics=calibration.report,
         training={
             "epochs": state["epoch"],
