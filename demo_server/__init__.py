@@ -13,6 +13,8 @@ from demo_server.extensions import CLASSIFIER, LESION_GATE, SETTINGS
 from demo_server.lesion_gate import GateError, LesionGate
 from demo_server.model import Classifier, ModelError
 from demo_server.security import InMemoryRequest, add_security_headers
+from demo_server.segmenter import EXTENSION as SEGMENTER
+from demo_server.segmenter import SegmenterError, load_segmenter
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -38,6 +40,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         batch_size=settings.explain_grid**2,
     )
     app.extensions[LESION_GATE] = _load_gate(settings)
+    try:  # SEGMENTER_PATH: the lesion segmenter (outline, one / no / several spots); None: none
+        app.extensions[SEGMENTER] = load_segmenter(
+            settings.segmenter_path, settings.interpreters, settings.pool_timeout_s
+        )
+    except SegmenterError as exc:
+        raise ModelError(f"lesion segmenter {settings.segmenter_path}: {exc}") from None
     app.register_blueprint(api.bp)
     app.register_blueprint(api.health_bp)
     app.register_blueprint(pages.bp)

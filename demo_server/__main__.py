@@ -16,10 +16,13 @@ from demo_server.config import (
     LESION_GATE_FILENAME,
     MODEL_ENV,
     MODEL_FILENAME,
+    SEGMENTER_ENV,
+    SEGMENTER_FILENAME,
     ModelLocation,
     ServerConfig,
     locate_lesion_gate,
     locate_model,
+    locate_segmenter,
 )
 from demo_server.extensions import CLASSIFIER
 from demo_server.model import ModelError
@@ -72,11 +75,15 @@ def _probability(text: str) -> float:
 
 
 def build_parser(
-    model: ModelLocation | None = None, lesion_gate: ModelLocation | None = None
+    model: ModelLocation | None = None,
+    lesion_gate: ModelLocation | None = None,
+    segmenter: ModelLocation | None = None,
 ) -> argparse.ArgumentParser:
-    """The CLI; ``model`` / ``lesion_gate`` are the default files (looked up when not given)."""
+    """The CLI; ``model`` / ``lesion_gate`` / ``segmenter`` are the default files (looked up
+    when not given)."""
     model = locate_model() if model is None else model
     lesion_gate = locate_lesion_gate() if lesion_gate is None else lesion_gate
+    segmenter = locate_segmenter() if segmenter is None else segmenter
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
         prog="python -m demo_server",
@@ -126,6 +133,24 @@ def build_parser(
         const=None,
         help="classify every image, even ones that do not look like a skin lesion",
     )
+    segment = parser.add_mutually_exclusive_group()
+    segment.add_argument(
+        "--lesion-segmenter",
+        dest="segmenter",
+        type=Path,
+        default=segmenter.path,
+        metavar="PATH",
+        help=f"the lesion segmenter .tflite: outline of the spot, 'no spot' / 'several spots' "
+        f"(default ${SEGMENTER_ENV}, else ./models/{SEGMENTER_FILENAME}, else the checkout's "
+        "models/ one; none when none exists)",
+    )
+    segment.add_argument(
+        "--no-lesion-segmenter",
+        dest="segmenter",
+        action="store_const",
+        const=None,
+        help="do not locate the spot (no outline in the answers)",
+    )
     return parser
 
 
@@ -135,8 +160,8 @@ def _source(path: Path, location: ModelLocation) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    model, lesion_gate = locate_model(), locate_lesion_gate()
-    parser = build_parser(model, lesion_gate)
+    model, lesion_gate, segmenter = locate_model(), locate_lesion_gate(), locate_segmenter()
+    parser = build_parser(model, lesion_gate, segmenter)
     args = parser.parse_args(argv)
     if args.model is None:
         parser.error(model.not_found_message("--model", "model"))
@@ -145,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.lesion_gate is not None and not args.lesion_gate.is_file():
         where = _source(args.lesion_gate, lesion_gate)
         parser.error(f"lesion gate file not found: {args.lesion_gate}{where}")
+    if args.segmenter is not None and not args.segmenter.is_file():
+        where = _source(args.segmenter, segmenter)
+        parser.error(f"lesion segmenter file not found: {args.segmenter}{where}")
     config = ServerConfig(
         model_path=args.model,
         samples_dir=args.samples,
@@ -154,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         interpreters=args.threads,
         explain_grid=args.explain_grid,
         lesion_gate_path=args.lesion_gate,
+        segmenter_path=args.segmenter,
     )
     try:
         app = create_app(config.flask_config())

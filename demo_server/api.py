@@ -30,6 +30,7 @@ from demo_server.screening import (
     screen,
     screening_json,
 )
+from demo_server.segmenter import SegmentedUpload, lesion_json, segment_upload, segmenter_info_json
 from demo_server.system import process_rss_bytes
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -168,6 +169,11 @@ def _gate_info(with_file: bool) -> dict[str, Any]:
     return info
 
 
+def _segment_timing(segmented: SegmentedUpload) -> dict[str, float]:
+    """timing_ms.segment, only when a segmenter is loaded."""
+    return {} if segmented.ms is None else {"segment": round(segmented.ms, 2)}
+
+
 @bp.post("/classify")
 def classify() -> ResponseReturnValue:
     """Screen one image: every class's calibrated probability, P(malignant) and triage.
@@ -183,16 +189,22 @@ def classify() -> ResponseReturnValue:
     if upload.rejected:
         return _not_a_lesion(upload, start)
     decoded, check = upload.decoded, upload.check
+    try:  # with a segmenter: where the spot is, and the photo to classify (cropped or whole)
+        segmented = segment_upload(decoded.image)
+    except PoolBusy:
+        raise _busy() from None
     model = classifier()
     infer_start = time.perf_counter()
     try:
-        raw = model.predict(model.to_pixels(decoded.image))
+        raw = model.predict(model.to_pixels(segmented.image))
     except PoolBusy:
         raise _busy() from None
     inference_ms = (time.perf_counter() - infer_start) * 1000.0
     ratios = effect.log_ratios if effect is not None else None
     result = screen(raw, model.metadata, settings().unsure_below, ratios)
     body: dict[str, Any] = {"lesion_check": lesion_check_json(check), "verdict": CLASSIFIED}
+    if segmented.framing is not None:
+        body["lesion"] = lesion_json(segmented.framing, segmented.cropped)
     body.update(screening_json(result, model.metadata, settings().unsure_below))
     if effect is not None:
         body["answers"] = effect.as_json()
@@ -203,6 +215,7 @@ def classify() -> ResponseReturnValue:
             "decode": round(upload.decode_ms, 2),
             "gate": upload.gate_ms,
             "inference": round(inference_ms, 2),
+            **_segment_timing(segmented),
             "total": _ms_since(start),
         },
         disclaimer=disclaimer(model.metadata),
@@ -268,6 +281,7 @@ def model_info() -> ResponseReturnValue:
         triage={"malignant_threshold": meta.malignant_threshold},
         unsure_below=settings().unsure_below,
         lesion_gate=_gate_info(with_file=True),
+        lesion_segmenter=segmenter_info_json(),
         file={"name": meta.file_name, "sha256": meta.file_sha256, "size_bytes": meta.file_size},
         model_card=meta.card,
         disclaimer=disclaimer(meta),

@@ -12,9 +12,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_FILENAME = "skin_lesion_int8_mixed.tflite"
 LESION_GATE_FILENAME = "lesion_gate.tflite"
+SEGMENTER_FILENAME = "lesion_segmenter.tflite"
 # Environment variables naming the model files (the --model / --lesion-gate flags win over them).
 MODEL_ENV = "SKINLESION_MODEL"
 LESION_GATE_ENV = "SKINLESION_LESION_GATE"
+SEGMENTER_ENV = "SKINLESION_SEGMENTER"
 # The repository checkout's files: found when the package is installed editable (pip install -e)
 # or run from the checkout; after a plain `pip install .` they are not next to the package.
 DEFAULT_MODEL_PATH = REPO_ROOT / "models" / MODEL_FILENAME
@@ -80,6 +82,11 @@ def locate_lesion_gate(**kwargs: Any) -> ModelLocation:
     return locate_model_file(LESION_GATE_FILENAME, LESION_GATE_ENV, **kwargs)
 
 
+def locate_segmenter(**kwargs: Any) -> ModelLocation:
+    """The lesion segmenter: ``$SKINLESION_SEGMENTER`` > ./models/ > the checkout's models/."""
+    return locate_model_file(SEGMENTER_FILENAME, SEGMENTER_ENV, **kwargs)
+
+
 def default_model_path() -> Path:
     """The classifier found by ``locate_model``; the checkout's path when none exists (loading
     it then fails with a "not found" error naming that path)."""
@@ -111,6 +118,9 @@ class ServerConfig:
     explain_grid: int = 7
     pool_timeout_s: float = 30.0
     lesion_gate_path: Path | None = field(default_factory=default_lesion_gate_path)
+    # The lesion segmenter (outline, "no spot" / "several spots"): none unless named; the CLI
+    # names the one locate_segmenter finds.
+    segmenter_path: Path | None = None
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> ServerConfig:
@@ -118,7 +128,7 @@ class ServerConfig:
         values: dict[str, Any] = {}
         for item in dataclasses.fields(cls):
             key = "MAX_CONTENT_LENGTH" if item.name == "max_request_bytes" else item.name.upper()
-            if item.name == "lesion_gate_path" and key in mapping:
+            if item.name in ("lesion_gate_path", "segmenter_path") and key in mapping:
                 gate = mapping[key]
                 values[item.name] = Path(gate) if gate else None  # given as None: no gate
             elif mapping.get(key) is not None:

@@ -9,6 +9,7 @@ from contract.questionnaire import NUMBER
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
 from demo_server.screening import CLASSIFIED, NOT_A_LESION, NOT_A_LESION_MESSAGE
+from demo_server.segmenter import LESION_SCHEMAS
 
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
@@ -136,12 +137,26 @@ SCHEMAS: dict[str, Any] = {
                 **_ref("Answers"),
                 "description": "Only when the model's card has an answers section.",
             },
+            "lesion": {
+                **_ref("Lesion"),
+                "description": "Only when the server has a lesion segmenter: where the spot "
+                "is, and whether the photo shows one spot, none or several.",
+            },
             "model": _ref("ModelSummary"),
             "image": _ref("ImageSummary"),
-            "timing_ms": _obj({"decode": _NUM, "gate": _GATE_MS, "inference": _NUM, "total": _NUM}),
+            "timing_ms": _obj(
+                {
+                    "decode": _NUM,
+                    "gate": _GATE_MS,
+                    "inference": _NUM,
+                    "segment": {**_NUM, "description": "Only with a lesion segmenter."},
+                    "total": _NUM,
+                },
+                optional=("segment",),
+            ),
             "disclaimer": _STR,
         },
-        optional=("answers",),
+        optional=("answers", "lesion"),
     ),
     "Answers": _obj(
         {
@@ -212,6 +227,7 @@ SCHEMAS: dict[str, Any] = {
             "triage": _obj({"malignant_threshold": _NUM}),
             "unsure_below": _NUM,
             "lesion_gate": _ref("LesionGateInfo"),
+            "lesion_segmenter": _ref("LesionSegmenterInfo"),
             "file": _obj({"name": _STR, "sha256": _STR, "size_bytes": _INT}),
             "model_card": {"type": "object", "description": "model_card.json, as packed."},
             "disclaimer": _STR,
@@ -230,6 +246,7 @@ SCHEMAS: dict[str, Any] = {
             "file": _nullable(_obj({"name": _STR, "sha256": _STR, "size_bytes": _INT})),
         }
     ),
+    **LESION_SCHEMAS,
     "Health": _obj(
         {
             "status": {"const": "ok"},

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, render_template, send_from_directory
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    send_file,
+    send_from_directory,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from contract.answers import AnswerSpec
+from demo_server.config import REPO_ROOT
 from demo_server.extensions import current_classifier as _classifier
 from demo_server.extensions import current_lesion_gate as _lesion_gate
 from demo_server.extensions import current_settings as _settings
-from demo_server.screening import NOT_A_LESION_MESSAGE, TRIAGE_MESSAGES, disclaimer
+from demo_server.screening import (
+    NOT_A_LESION_MESSAGE,
+    TRIAGE_MESSAGES,
+    UNSURE_MESSAGE,
+    disclaimer,
+)
+from demo_server.security import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("pages", __name__)
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -80,17 +101,228 @@ def question_domains(answers: AnswerSpec | None) -> dict[str, list[str]]:
 def index() -> ResponseReturnValue:
     meta = _classifier().metadata
     folder = _settings().samples_dir
-    return render_template(
-        "index.html",
-        meta=meta,
-        answers=meta.answers,
-        question_domains=question_domains(meta.answers),
-        domain_names=DOMAIN_NAMES,
-        samples=list_samples(folder, dict(zip(meta.labels, meta.display_names, strict=True))),
-        has_attribution=(folder / ATTRIBUTION).is_file(),
-        not_a_lesion_message=NOT_A_LESION_MESSAGE,
-        disclaimer=disclaimer(meta),
+    samples = list_samples(folder, dict(zip(meta.labels, meta.display_names, strict=True)))
+    runtime, unavailable = web_runtime()
+    steps = server_only_steps()
+    if runtime and steps:
+        runtime, unavailable = None, f"this server also runs {steps}, not yet ported to the page"
+    importmap = runtime_importmap(runtime) if runtime else ""
+    response = make_response(
+        render_template(
+            "index.html",
+            meta=meta,
+            answers=meta.answers,
+            question_domains=question_domains(meta.answers),
+            domain_names=DOMAIN_NAMES,
+            samples=samples,
+            has_attribution=(folder / ATTRIBUTION).is_file(),
+            not_a_lesion_message=NOT_A_LESION_MESSAGE,
+            disclaimer=disclaimer(meta),
+            importmap=importmap,
+            ondevice=ondevice_config(runtime, unavailable, samples),
+        )
     )
+    if importmap:
+        response.headers["Content-Security-Policy"] = page_csp(importmap)
+    # Cross-origin isolation lets the runtime use its threaded WebAssembly (SharedArrayBuffer);
+    # every resource of the page is same-origin, so nothing else changes.
+    response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+    return response
+
+
+# --------------------------------------------------------------------------------------------
+# On-device mode (docs/on_device.md): the page runs the same .tflite files in the browser with
+# LiteRT.js, installed by `npm ci --prefix web` and served from its package folder, never from
+# a CDN. The page's own modules are static/ondevice.mjs, modelfile.mjs, pixels.mjs and
+# screening.mjs; the service worker (static/sw.js) keeps them, the runtime and the models for
+# offline use.
+# --------------------------------------------------------------------------------------------
+
+WEB_DIR_KEY = "WEB_DIR"  # app config: the folder with package.json and node_modules/
+WEB_ENV = "SKINLESION_WEB"  # the same, from the environment
+RUNTIME_PACKAGE = "@litertjs/core"
+# The runtime's ES modules (paths under node_modules/@litertjs/) and the import names they use.
+RUNTIME_MODULES = {
+    "@litertjs/core": "core/dist/index.js",
+    "@litertjs/wasm-utils": "wasm-utils/dist/index.js",
+}
+WASM_FOLDER = "core/wasm/"
+PAGE_MODULES = ("ondevice.mjs", "modelfile.mjs", "pixels.mjs", "screening.mjs")
+IMMUTABLE = "public, max-age=31536000, immutable"
+CACHE_NAME = "skin-spot-check-v1"  # also in static/sw.js
+# app.extensions keys of server steps the page does not run: what each is.
+SERVER_ONLY_STEPS = {"demo_server.segmenter": "the lesion segmenter (it crops the photo)"}
+
+
+@dataclass(frozen=True)
+class WebRuntime:
+    """LiteRT.js as installed under web/node_modules: its version and its folder."""
+
+    version: str
+    folder: Path
+
+
+def web_dir() -> Path:
+    """Where LiteRT.js is installed: the app's WEB_DIR, else $SKINLESION_WEB, else ./web when
+    it holds package.json (a plain `pip install .` run from the checkout), else the web/ of the
+    checkout this package lives in (`pip install -e`)."""
+    configured = current_app.config.get(WEB_DIR_KEY) or os.environ.get(WEB_ENV)
+    if configured:
+        return Path(configured)
+    here = Path.cwd() / "web"
+    return here if (here / "package.json").is_file() else REPO_ROOT / "web"
+
+
+def web_runtime() -> tuple[WebRuntime | None, str]:
+    """The installed LiteRT.js when it is the version web/package.json pins, else None and why."""
+    web = web_dir()
+    folder = web / "node_modules" / "@litertjs"
+    try:
+        wanted = json.loads((web / "package.json").read_text())["dependencies"][RUNTIME_PACKAGE]
+        installed = json.loads((folder / "core" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"{RUNTIME_PACKAGE} is not installed (npm ci --prefix web)"
+    if installed != wanted:
+        return None, f"{RUNTIME_PACKAGE} {installed} is installed, web/package.json pins {wanted}"
+    missing = [name for name in RUNTIME_MODULES.values() if not (folder / name).is_file()]
+    if missing or not (folder / WASM_FOLDER).is_dir():
+        return None, f"{RUNTIME_PACKAGE} is incomplete in {folder} (npm ci --prefix web)"
+    return WebRuntime(installed, folder), ""
+
+
+def server_only_steps() -> str:
+    """What the server runs around the networks that the page cannot run on the device (then
+    the page stays in server mode, so that the two modes never answer differently)."""
+    loaded = [what for key, what in SERVER_ONLY_STEPS.items() if current_app.extensions.get(key)]
+    return ", ".join(loaded)
+
+
+def runtime_importmap(runtime: WebRuntime) -> str:
+    """The page's import map: the runtime's bare module names to their served files."""
+    imports = {
+        name: url_for("pages.ondevice_lib", version=runtime.version, name=path)
+        for name, path in RUNTIME_MODULES.items()
+    }
+    return json.dumps({"imports": imports}, separators=(",", ":"))
+
+
+def page_csp(importmap: str) -> str:
+    """The security policy plus what the on-device page needs: WebAssembly compilation and
+    the hash of its one inline script, the import map (which is data, not code)."""
+    digest = base64.b64encode(hashlib.sha256(importmap.encode()).digest()).decode()
+    extra = f" 'wasm-unsafe-eval' 'sha256-{digest}'"
+    directives = [d.strip() for d in CONTENT_SECURITY_POLICY.split(";")]
+    if not any(d.startswith("script-src") for d in directives):
+        directives.append("script-src 'self'")
+    return "; ".join(d + extra if d.startswith("script-src") else d for d in directives)
+
+
+def native_bench(model_path: Path) -> dict[str, Any] | None:
+    """export.bench's XNNPACK figures for this model file (models/bench/bench.json), if any."""
+    try:
+        data = json.loads((model_path.parent / "bench" / "bench.json").read_text())
+        rows = [
+            {"threads": int(r["threads"]), "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"]}
+            for r in data["rows"]
+            if r.get("model") == model_path.name and r.get("backend") == "xnnpack"
+        ]
+        machine = str(data.get("machine", {}).get("platform", ""))
+        runs = int(data.get("config", {}).get("runs", 0))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return {"rows": rows, "machine": machine, "runs": runs} if rows else None
+
+
+def _model_entry(kind: str, sha256: str, size: int) -> dict[str, Any]:
+    url = url_for("pages.ondevice_model", digest=sha256[:16], kind=kind)
+    return {"url": url, "sha256": sha256, "size_bytes": size}
+
+
+def ondevice_config(
+    runtime: WebRuntime | None, unavailable: str, samples: list[Sample]
+) -> dict[str, Any]:
+    """What the page's on-device mode needs (embedded in the page as JSON)."""
+    if runtime is None:
+        return {"available": False, "reason": unavailable}
+    meta, gate = _classifier().metadata, _lesion_gate()
+    static = ["app.css", "app.js", "favicon.svg", *PAGE_MODULES]
+    shell = [
+        url_for("pages.index"),
+        *(url_for("static", filename=name) for name in static),
+        *(
+            url_for("pages.ondevice_lib", version=runtime.version, name=path)
+            for path in RUNTIME_MODULES.values()
+        ),
+        *(url_for("pages.sample", name=sample.file_name) for sample in samples),
+    ]
+    return {
+        "available": True,
+        "cache": CACHE_NAME,
+        "service_worker": url_for("pages.service_worker"),
+        "runtime": {
+            "package": RUNTIME_PACKAGE,
+            "version": runtime.version,
+            "module": "@litertjs/core",
+            "wasm": url_for("pages.ondevice_lib", version=runtime.version, name=WASM_FOLDER),
+        },
+        "classifier": _model_entry("classifier", meta.file_sha256, meta.file_size),
+        "lesion_gate": _model_entry("lesion_gate", gate.file_sha256, gate.file_size)
+        if gate
+        else None,
+        "unsure_below": _settings().unsure_below,
+        "messages": {
+            "triage": TRIAGE_MESSAGES,
+            "unsure": UNSURE_MESSAGE,
+            "not_a_lesion": NOT_A_LESION_MESSAGE,
+            "disclaimer": disclaimer(meta),
+        },
+        "native_bench": native_bench(_settings().model_path),
+        "shell": shell,
+    }
+
+
+@bp.get("/ondevice/lib/<version>/<path:name>")
+def ondevice_lib(version: str, name: str) -> ResponseReturnValue:
+    """The runtime's ES modules and WebAssembly files, from the installed npm package only."""
+    runtime, _ = web_runtime()
+    if runtime is None or version != runtime.version:
+        abort(404)
+    in_wasm = name.startswith(WASM_FOLDER) and "/" not in name[len(WASM_FOLDER) :]
+    if name not in RUNTIME_MODULES.values() and not (in_wasm and name.endswith((".js", ".wasm"))):
+        abort(404)
+    mimetype = "application/wasm" if name.endswith(".wasm") else "text/javascript"
+    response = send_from_directory(runtime.folder, name, mimetype=mimetype)
+    response.headers["Cache-Control"] = IMMUTABLE  # the version is in the path
+    # The threaded runtime starts workers from these scripts: a cross-origin isolated page
+    # only runs workers whose scripts say they are isolated too.
+    response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+    return response
+
+
+@bp.get("/ondevice/models/<digest>/<kind>.tflite")
+def ondevice_model(digest: str, kind: str) -> ResponseReturnValue:
+    """The classifier or the gate the server runs, byte for byte (the hash is in the path)."""
+    gate = _lesion_gate()
+    if kind == "classifier":
+        path, sha256 = _settings().model_path, _classifier().metadata.file_sha256
+    elif kind == "lesion_gate" and gate is not None and _settings().lesion_gate_path:
+        path, sha256 = _settings().lesion_gate_path, gate.file_sha256
+    else:
+        abort(404)
+    if digest != sha256[:16]:
+        abort(404)
+    response = send_file(Path(path).resolve(), mimetype="application/octet-stream")
+    response.headers["Cache-Control"] = IMMUTABLE
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker() -> Response:
+    """The service worker, served from the root so that it may control the whole page."""
+    folder = Path(current_app.static_folder or "")
+    response = send_from_directory(folder, "sw.js", mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 def metric_summaries(metrics: Any) -> dict[str, dict[str, dict]]:

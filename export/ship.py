@@ -19,11 +19,13 @@ import sys
 from pathlib import Path
 
 from contract.model_file import ModelFileError, model_card, read_gate_info, read_model_file
+from contract.segmentation import read_segmenter_info
 
 SHIPPED_MODELS = Path("models")  # what the demo server and the apps load; only ship() writes it
 VERIFICATION_JSON = "verification.json"
 CLASSIFIER_GLOB = "skin_lesion_*.tflite"
 GATE_FILE = "lesion_gate.tflite"
+SEGMENTER_FILE = "lesion_segmenter.tflite"  # python -m export.segmentation RUN --out EXPORT
 
 
 class ShipError(Exception):
@@ -49,6 +51,8 @@ def check_export(folder: Path) -> list[Path]:
             model_card(read_model_file(path))
         if (folder / GATE_FILE).is_file():
             read_gate_info(read_model_file(folder / GATE_FILE, "gate"))
+        if (folder / SEGMENTER_FILE).is_file():
+            read_segmenter_info(read_model_file(folder / SEGMENTER_FILE, "segmenter"))
     except ModelFileError as error:
         raise ShipError(str(error)) from None
     return classifiers

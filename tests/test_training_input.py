@@ -1,4 +1,5 @@
-"""The training input pipeline: balancing by loss weights or by resampling."""
+"""The training input pipeline (a keras.utils.PyDataset, no TensorFlow): balancing by loss
+weights or by resampling, batches fixed by (seed, epoch, batch number)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,15 @@ def imbalanced():
     return pixels, labels, weights / weights.mean()
 
 
+def epoch(dataset) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One epoch's batches, as `fit` reads them (the epoch advances at its end)."""
+    batches = [dataset[i] for i in range(len(dataset))]
+    dataset.on_epoch_end()
+    return batches
+
+
 def drawn(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    batches = [(x.numpy(), y.numpy(), w.numpy()) for x, y, w in dataset]
+    batches = epoch(dataset)
     ids = np.concatenate([x for x, _, _ in batches])[:, 0, 0, 0].astype(int)
     classes = np.concatenate([y for _, y, _ in batches]).argmax(1)
     return ids, classes, np.concatenate([w for _, _, w in batches])
@@ -56,6 +64,40 @@ def test_soft_targets_travel_with_their_image(imbalanced, resample):
     pixels, labels, weights = imbalanced
     targets = np.random.default_rng(0).dirichlet(np.ones(7), size=len(labels)).astype(np.float32)
     dataset = training_dataset(pixels, targets, weights, 16, False, 0, resample=resample)
-    batches = [(x.numpy(), y.numpy()) for x, y, _ in dataset]
-    ids = np.concatenate([x for x, _ in batches])[:, 0, 0, 0].astype(int)
-    np.testing.assert_allclose(np.concatenate([y for _, y in batches]), targets[ids], atol=1e-6)
+    batches = epoch(dataset)
+    ids = np.concatenate([x for x, _, _ in batches])[:, 0, 0, 0].astype(int)
+    np.testing.assert_allclose(np.concatenate([y for _, y, _ in batches]), targets[ids], atol=1e-6)
+
+
+@pytest.mark.parametrize("resample", [False, True])
+def test_batches_depend_on_seed_epoch_and_number_only(imbalanced, resample):
+    """What a batch holds (images, JPEG recompression included) does not depend on the order
+    the worker threads fetch it in, and a resumed run (set_epoch) draws what an uninterrupted
+    one would have."""
+    pixels, labels, weights = imbalanced
+    pixels = np.random.default_rng(1).integers(0, 256, (len(labels), 16, 16, 3), np.uint8)
+
+    def dataset():
+        return training_dataset(pixels, one_hot(labels), weights, 16, True, 5, resample=resample)
+
+    first, second = dataset(), dataset()
+    uninterrupted = [epoch(first) for _ in range(3)]
+    second.set_epoch(2)
+    backwards = [second[i] for i in reversed(range(len(second)))][::-1]
+    for got, expected in zip(backwards, uninterrupted[2], strict=True):
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(uninterrupted[0][0][0], uninterrupted[1][0][0])
+    # augmented: every image went through a JPEG round trip
+    assert not np.array_equal(uninterrupted[0][0][0], pixels[: len(uninterrupted[0][0][0])])
+
+
+def test_data_parallel_batches_share_evenly(imbalanced):
+    """With n devices, the last partial batch is cut to a multiple of n (100 = 6 x 16 + 4)."""
+    pixels, labels, weights = imbalanced
+    for devices, last in ((1, 4), (3, 3), (8, None)):
+        dataset = training_dataset(
+            pixels, one_hot(labels), weights, 16, False, 0, multiple_of=devices
+        )
+        sizes = [len(x) for x, _, _ in epoch(dataset)]
+        assert sizes == [16] * 6 + ([last] if last else [])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from train.cli import comma_paths
 from train.data.datasets import DatasetError
+from train.data.packed import PackedError
 from train.data.split import SPLIT_CSV, SplitError
 from train.model.distill import TeacherError
 from train.model.hparams import BALANCING, HParams, validate
@@ -122,7 +123,32 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         default=0,
         help="train on a small subset (whole lesions/patients) for smoke runs",
     )
+    parser.add_argument(
+        "--packed",
+        type=Path,
+        metavar="FILE",
+        help="take the split and the images from a packed file (python -m train.pack) instead "
+        "of --data; with --resume, the run's images",
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=0,
+        metavar="N",
+        help="data parallel: split each batch over N devices of the Keras backend (0: every "
+        "one it sees); the backend is KERAS_BACKEND's",
+    )
     args = parser.parse_args(argv)
+    if args.devices < 0:
+        parser.error("--devices must be at least 0")
+    if args.packed is not None:
+        if args.data or args.split_from is not None or args.split_only or args.keep_split:
+            parser.error(
+                "--packed holds the split and the images; drop --data, --split-from, "
+                "--keep-split and --split-only"
+            )
+        if not args.packed.is_file():
+            parser.error(f"--packed {args.packed}: no such file")
     if args.split_only and (args.resume or args.split_from is not None):
         parser.error(
             "--split-only makes a new split from --data; not with --resume or --split-from"
@@ -144,7 +170,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
             parser.error("give either --data or --split-from, not both")
         if not args.split_from.is_file():
             parser.error(f"--split-from {args.split_from}: no such file")
-    elif not args.data:
+    elif not args.data and args.packed is None:
         parser.error("give at least one --data folder")
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{args.out} exists and is not empty; use --resume or another --out")
@@ -186,18 +212,25 @@ def main(argv: list[str] | None = None) -> int:
     args, hp = parse_args(argv)
     try:
         if args.resume:
-            create(args.out, hp, resume=True)
+            create(args.out, hp, resume=True, packed=args.packed, devices=args.devices)
             return 0
+        if args.packed is not None:
+            create(args.out, hp, packed=args.packed, devices=args.devices)
+            return done(args.out)
         splits = start_run(args.out, hp, args.data, args.split_from, args.keep_split)
         if args.split_only:
             sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
             print(f"wrote {args.out / SPLIT_CSV}: {sizes}")
             return 0
-        train(args.out, hp)
-    except (DatasetError, SplitError, TrainingError, TeacherError) as error:
+        train(args.out, hp, devices=args.devices)
+    except (DatasetError, SplitError, TrainingError, TeacherError, PackedError) as error:
         print(f"python -m train: error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out / 'model.keras'} and {args.out / 'model_card.json'}")
+    return done(args.out)
+
+
+def done(out: Path) -> int:
+    print(f"wrote {out / 'model.keras'} and {out / 'model_card.json'}")
     return 0
 
 

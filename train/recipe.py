@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from train.data.datasets import DatasetError
+from train.data.packed import PackedError
 from train.data.split import SplitError
 from train.model.distill import TeacherError
 from train.model.ensemble import EnsembleError
@@ -30,7 +31,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run of the same recipe"
     )
+    parser.add_argument(
+        "--packed",
+        type=Path,
+        metavar="FILE",
+        help="train the members on a packed file's split and images (python -m train.pack); "
+        "average and fit the answers later, with --resume, where the image folders are",
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=0,
+        metavar="N",
+        help="data parallel over N devices of the Keras backend (0: all it sees)",
+    )
     args = parser.parse_args(argv)
+    if args.packed is not None and not args.packed.is_file():
+        parser.error(f"--packed {args.packed}: no such file")
     try:
         args.parsed = load_recipe(args.recipe)
     except RecipeError as error:
@@ -41,13 +58,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        run_recipe(args.parsed, args.out, args.resume)
+        card = run_recipe(args.parsed, args.out, args.resume, args.packed, args.devices)
     except (
-        RecipeError, DatasetError, SplitError, TrainingError, TeacherError, EnsembleError
+        RecipeError, DatasetError, SplitError, TrainingError, TeacherError, EnsembleError,
+        PackedError,
     ) as error:
         print(f"python -m train.recipe: error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out / 'model.keras'} and {args.out / 'model_card.json'}")
+    if card is not None:  # None: members only (--packed)
+        print(f"wrote {args.out / 'model.keras'} and {args.out / 'model_card.json'}")
     return 0
 
 

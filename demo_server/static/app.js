@@ -1,9 +1,14 @@
-// The phone-app side: downsize the photo in the browser, upload it, draw the answer.
-"use strict";
+// The phone-app side. Two modes, and the page says which one answered:
+// - on this device (the default where the browser can): the model runs in the page with
+//   LiteRT.js (ondevice.mjs) and the photo never leaves the phone;
+// - on the server (the fallback): downsize the photo, upload it, draw the API's answer.
+// Both draw the same answer: bars, calibrated probabilities, answers, triage, unsure and
+// not-a-lesion states.
 
 const MAX_SIDE = 1024;
 const JPEG_QUALITY = 0.9;
 const VISIBLE_DROP = 0.02; // smaller occlusion drops than this are noise
+const BENCH_RUNS = 50;
 const EXPLAIN_NOTES = {
   found: "Red shows where covering the photo lowered the model's score for its top answer most.",
   none: "Covering any single part of the photo barely changed the answer: no region stands out.",
@@ -12,13 +17,29 @@ const CALIBRATION_NOTES = {
   photo_only: "Calibrated on the photo alone: no answer was used.",
   photo_and_answers: "Calibrated on the photo plus your answers",
 };
-let current = null; // the blob last sent, reused by "Where did it look?" and new answers
+const WHERE = {
+  device: "The photo is checked on this device: it never leaves it.",
+  server: "The photo is checked on the server and is not stored.",
+};
+const MODE_USED = {
+  device: "Checked on this device: the photo did not leave it.",
+  server: "Checked on the server.",
+};
+let current = null; // the photo last checked (server mode: the downsized JPEG sent)
+let original = null; // the photo as chosen, for on-device checks and a switch of mode
+let mode = "server";
+let device = null; // the on-device model (ondevice.mjs), once chosen
+let deviceStarting = null; // resolves once `device` is set (or on-device mode failed)
+let config = { available: false, reason: "" };
+// What the page last showed, for tests and the curious: window.skinSpotCheck.lastResult.
+const state = (window.skinSpotCheck = { lastResult: null, mode: () => mode, device: () => device });
 
 const $ = (id) => document.getElementById(id);
 
 function setStatus(text, isError) {
   $("status").textContent = text;
   $("status").classList.toggle("error", Boolean(isError));
+  if (!isError) $("use-server").hidden = true;
 }
 
 // Longest side at most MAX_SIDE, re-encoded as JPEG; the browser applies EXIF orientation.
@@ -88,6 +109,12 @@ function percent(p) {
   return p >= 0.995 ? "99%+" : p < 0.005 ? "<1%" : Math.round(p * 100) + "%";
 }
 
+function milliseconds(x) {
+  if (x === null || x === undefined) return "–";
+  return x >= 1000 ? (x / 1000).toFixed(1) + " s" : (x >= 100 ? Math.round(x) : x.toFixed(1)) +
+    " ms";
+}
+
 function renderScores(scores) {
   const list = $("scores");
   list.replaceChildren();
@@ -132,9 +159,32 @@ function renderCalibration(result) {
 }
 
 function renderTiming(result) {
-  $("timing").textContent =
-    "Model " + result.model.name + " " + result.model.version + " · " +
-    Math.round(result.timing_ms.total) + " ms on the server";
+  const used = result.mode === "device" ? "device" : "server";
+  $("mode-used").textContent = MODE_USED[used];
+  $("mode-used").className = "mode-used " + used;
+  const model = "Model " + result.model.name + " " + result.model.version;
+  const t = result.timing_ms;
+  if (used === "server") {
+    $("timing").textContent = model + " · " + Math.round(t.total) + " ms on the server";
+    return;
+  }
+  const lines = [];
+  if (t.rescreened) {
+    lines.push("Answers applied on this device; the model did not need to run again.");
+  } else if (t.inference !== undefined) {
+    lines.push(`Ran on this device in ${milliseconds(t.inference)} (${result.engine}).`);
+  }
+  if (!t.rescreened) {
+    const gate = t.gate !== null && t.gate !== undefined
+      ? `, lesion check ${milliseconds(t.gate)}` : "";
+    lines.push(`Whole check ${milliseconds(t.total)}: photo ${milliseconds(t.decode)}${gate}.`);
+  }
+  lines.push(`First run ${milliseconds(t.first_run)}; steady state ` +
+    (t.steady === null ? "after the next photo or the benchmark" : milliseconds(t.steady)) + ".");
+  lines.push(`Models loaded in ${milliseconds(t.load)} (once; kept for offline use).`);
+  $("timing").replaceChildren(...lines.flatMap((line, i) =>
+    i ? [document.createElement("br"), line] : [line]));
+  $("timing").prepend(model + " · ");
 }
 
 function showResult() {
@@ -142,8 +192,23 @@ function showResult() {
   $("result").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
+// Where the segmenter (server side, when loaded) found the spot: its outline over the photo, in
+// the photo's own pixel coordinates, and its request for a closer photo of one spot if any.
+function renderLesion(result) {
+  const lesion = result.lesion;
+  const outline = lesion && lesion.outline && lesion.outline.length >= 3 ? lesion.outline : null;
+  $("outline").toggleAttribute("hidden", !outline); // an SVG element has no .hidden property
+  if (outline) {
+    $("outline").setAttribute("viewBox", `0 0 ${result.image.width} ${result.image.height}`);
+    $("outline-shape").setAttribute("points", outline.map(([x, y]) => `${x},${y}`).join(" "));
+  }
+  $("lesion-note").hidden = !(lesion && lesion.message);
+  $("lesion-message").textContent = (lesion && lesion.message) || "";
+}
+
 // The lesion gate turned the photo away: say so, and show no classes, percentages or triage.
 function renderNotALesion(result) {
+  renderLesion({});
   $("not-lesion-message").textContent = result.message;
   $("not-lesion").hidden = false;
   $("diagnosis").hidden = true;
@@ -153,12 +218,16 @@ function renderNotALesion(result) {
 }
 
 function render(result) {
+  state.lastResult = result;
+  // How many answers the page has drawn (tests wait for the next one).
+  $("result").dataset.count = String(Number($("result").dataset.count || 0) + 1);
   if (result.verdict === "not_a_lesion") {
     renderNotALesion(result);
     return;
   }
   $("not-lesion").hidden = true;
   $("diagnosis").hidden = false;
+  renderLesion(result);
   const refer = result.triage.level === "see_dermatologist";
   $("triage").className = "card triage " + (refer ? "refer" : "watch");
   $("triage-message").textContent = result.triage.message;
@@ -178,40 +247,79 @@ async function check(blob) {
   $("heatmap").hidden = true;
   $("explain-note").hidden = true;
   $("explain").disabled = false;
+  original = blob;
+  current = null;
+  const photo = $("photo");
+  if (photo.src.startsWith("blob:")) URL.revokeObjectURL(photo.src);
+  photo.src = URL.createObjectURL(blob);
   try {
-    current = await downsize(blob);
-    const photo = $("photo");
-    if (photo.src.startsWith("blob:")) URL.revokeObjectURL(photo.src);
-    photo.src = URL.createObjectURL(current);
     await classify();
   } catch (err) {
-    setStatus(err.message, true);
+    showError(err);
   }
 }
 
+function showError(err) {
+  setStatus(err.message, true);
+  // A photo this browser cannot decode: the server can, but only if the person says so.
+  $("use-server").hidden = !(err.cannotDecode && config.available);
+}
+
 async function classify() {
+  if (mode === "device") {
+    if (!device) await deviceStarting;
+    if (mode !== "device" || !device) {
+      const error = new Error("On-device mode could not start in this browser.");
+      error.cannotDecode = true; // offer the server, but only if the person says so
+      throw error;
+    }
+    setStatus(device.timing.load_ms === null ? "Loading the model into this browser…"
+      : "Checking on this device…");
+    const fields = Object.fromEntries(answerFields());
+    let result;
+    try {
+      result = await device.classify(original, fields);
+    } catch (err) {
+      if (err.name === "InvalidStateError" || err.name === "EncodingError") {
+        const error = new Error("This browser cannot read this photo's format, so it cannot be " +
+          "checked on this device. Check it on the server instead, or choose a JPEG or PNG.");
+        error.cannotDecode = true;
+        throw error;
+      }
+      throw err;
+    }
+    render(result);
+    return;
+  }
+  if (!current) current = await downsize(original);
   setStatus("Checking…");
-  render(await post("api/v1/classify", current, answerFields()));
+  render({ ...(await post("api/v1/classify", current, answerFields())), mode: "server" });
 }
 
 // A changed answer re-checks the photo already shown (the heatmap does not use answers).
 async function recheck() {
-  if (!current || $("result").hidden) return;
+  if (!original || $("result").hidden) return;
   try {
+    if (mode === "device" && device.lastRaw) {
+      const result = device.rescreen(Object.fromEntries(answerFields()));
+      render(result);
+      return;
+    }
     await classify();
   } catch (err) {
-    setStatus(err.message, true);
+    showError(err);
   }
 }
 
 async function explain() {
-  if (!current) return;
+  if (!original || mode !== "server") return;
   $("explain").disabled = true;
   setStatus("Looking where the model looked…");
   try {
+    if (!current) current = await downsize(original);
     const result = await post("api/v1/explain", current);
     if (result.verdict === "not_a_lesion") {
-      renderNotALesion(result);
+      renderNotALesion({ ...result, mode: "server" });
       return;
     }
     const found = result.max_drop >= VISIBLE_DROP;
@@ -237,7 +345,125 @@ async function trySample(button) {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+// --- the mode: on this device or on the server -------------------------------------------
+
+function showMode() {
+  $("where").textContent = WHERE[mode];
+  for (const radio of document.querySelectorAll("input[name=mode]")) {
+    radio.checked = radio.value === mode;
+  }
+  // "Where did it look?" runs on the server: offered in server mode only.
+  $("explain").hidden = mode !== "server";
+  $("bench").hidden = mode !== "device";
+}
+
+// The service worker serves the page, its scripts, the runtime and the models when offline.
+// Resolves true once it is active (the next visit is then served by it).
+async function registerServiceWorker() {
+  if (!("serviceWorker" in navigator) || !config.service_worker) return false;
+  try {
+    await navigator.serviceWorker.register(config.service_worker, { scope: "./" });
+    await navigator.serviceWorker.ready;
+    return true;
+  } catch (err) {
+    console.warn("No service worker: the page will not work offline.", err);
+    return false;
+  }
+}
+
+async function startDevice() {
+  $("device-status").textContent = "Loading the model into this browser (once)…";
+  // ?engine=webgpu tries WebGPU; ?threads=1 keeps WebAssembly to one thread (benchmarks).
+  const params = new URLSearchParams(location.search);
+  const accelerator = params.get("engine") || "wasm";
+  const maxThreads = Number(params.get("threads")) || 4;
+  let keepForOffline;
+  // The worker registers while the model loads; the page keeps what it loads in the worker's
+  // cache itself (keepForOffline), so nothing waits for the worker to take control.
+  const registering = registerServiceWorker();
+  try {
+    const ondevice = await import("./ondevice.mjs");
+    keepForOffline = ondevice.keepForOffline;
+    device = new ondevice.Device(config, { accelerator, maxThreads });
+    await device.load();
+  } catch (err) {
+    console.error(err);
+    device = null;
+    setMode("server", `On-device mode could not start here (${err.message}); ` +
+      "photos are checked on the server.");
+    return;
+  }
+  const offline = (await registering) && (await keepForOffline(config).catch(() => false));
+  $("device-status").textContent = `Model ready in this browser (${device.engineName}), ` +
+    `loaded in ${milliseconds(device.timing.load_ms)}` +
+    (offline ? "; it also works offline now." : ".");
+  $("bench-run").disabled = false;
+}
+
+function setMode(wanted, note) {
+  mode = wanted === "device" && config.available ? "device" : "server";
+  showMode();
+  $("mode-note").textContent = note || (config.available ? ""
+    : `On-device mode is not available from this server: ${config.reason}.`);
+  if (mode === "device" && !device && !deviceStarting) {
+    deviceStarting = startDevice();
+  }
+}
+
+function chooseMode(event) {
+  try {
+    localStorage.setItem("mode", event.target.value);
+  } catch (err) {
+    // private browsing: the choice lasts for this page only
+  }
+  setMode(event.target.value);
+  if (original && !$("result").hidden) {
+    check(original);
+  }
+}
+
+function initialMode() {
+  const asked = new URLSearchParams(location.search).get("mode");
+  if (asked) return asked;
+  try {
+    return localStorage.getItem("mode") || "device";
+  } catch (err) {
+    return "device";
+  }
+}
+
+// --- the on-device benchmark ---------------------------------------------------------------
+
+function renderNativeBench() {
+  const native = config.native_bench;
+  if (!native) return;
+  const rows = native.rows.map((r) =>
+    `${r.threads} thread${r.threads > 1 ? "s" : ""}: p50 ${r.p50_ms.toFixed(2)} ms, ` +
+    `p90 ${r.p90_ms.toFixed(2)} ms`);
+  $("bench-native").textContent = "Native LiteRT (XNNPACK) measured by export.bench on the " +
+    `project's machine (${native.machine}, ${native.runs} runs): ` + rows.join("; ") + ".";
+}
+
+async function benchmark() {
+  $("bench-run").disabled = true;
+  try {
+    const result = await device.benchmark(BENCH_RUNS, 10, (i, n) => {
+      $("bench-result").textContent = `Running ${i} of ${n}…`;
+    });
+    state.lastBenchmark = result;
+    $("bench-result").textContent = `This device (${result.engine}): p50 ` +
+      `${result.p50_ms.toFixed(1)} ms, p90 ${result.p90_ms.toFixed(1)} ms over ${result.runs} ` +
+      `runs (after ${result.warmup} warm-up runs).`;
+  } catch (err) {
+    $("bench-result").textContent = err.message;
+  } finally {
+    $("bench-run").disabled = false;
+  }
+}
+
+function start() {
+  const data = $("ondevice-config");
+  config = data ? JSON.parse(data.textContent) : config;
   for (const id of ["camera", "gallery"]) {
     $(id).addEventListener("change", (event) => {
       const file = event.target.files && event.target.files[0];
@@ -254,4 +480,22 @@ document.addEventListener("DOMContentLoaded", () => {
     showDomainQuestions();
     $("answer-fields").addEventListener("change", recheck);
   }
-});
+  for (const radio of document.querySelectorAll("input[name=mode]")) {
+    radio.addEventListener("change", chooseMode);
+  }
+  $("use-server").addEventListener("click", () => {
+    setMode("server");
+    check(original);
+  });
+  $("bench-run").addEventListener("click", benchmark);
+  $("bench-run").textContent = `Benchmark this device (${BENCH_RUNS} runs)`;
+  $("mode").hidden = !config.available;
+  renderNativeBench();
+  setMode(initialMode());
+}
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
+}

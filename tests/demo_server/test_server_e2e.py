@@ -1,4 +1,5 @@
-"""End to end on a phone-sized headless Chromium: pick a sample or a photo, see the result.
+"""End to end on a phone-sized headless Chromium, in server mode: pick a sample or a photo, see
+the result.
 
 Needs Debian's chromium (apt) and Playwright for Python (pip); skipped without them.
 Screenshots go to test-artifacts/.
@@ -20,6 +21,9 @@ from PIL import Image
 from demo_server import create_app
 
 REPO = Path(__file__).resolve().parents[2]
+# These tests check the page's server mode (upload, API answer, "where did it look?"); where the
+# browser can, the page defaults to running the model itself (test_ondevice_e2e.py).
+SERVER_MODE = "/?mode=server"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -92,7 +96,7 @@ def phone(browser):
 
 def test_tap_a_sample_see_the_result_and_where_it_looked(server_url, phone):
     page, problems = phone
-    page.goto(server_url + "/")
+    page.goto(server_url + SERVER_MODE)
     page.locator(".sample").first.tap()
     page.locator("#result").wait_for(state="visible", timeout=15_000)
     assert page.locator("#scores li").count() == 7
@@ -116,7 +120,7 @@ def test_heatmap_is_stretched_over_the_photo(server_url, phone):
         "heatmap_png": "data:image/png;base64," + base64.b64encode(overlay.getvalue()).decode(),
     }
     page.route("**/api/v1/explain", lambda route: route.fulfill(json=fake))
-    page.goto(server_url + "/")
+    page.goto(server_url + SERVER_MODE)
     page.locator(".sample").nth(1).tap()
     page.locator("#result").wait_for(state="visible", timeout=15_000)
     page.locator("#explain").tap()
@@ -127,12 +131,54 @@ def test_heatmap_is_stretched_over_the_photo(server_url, phone):
     assert not problems, problems
 
 
+def test_the_lesion_outline_is_drawn_over_the_photo(server_url, phone):
+    """A segmenter's outline (API answer extended here) is drawn in the photo's own coordinates,
+    stretched like the photo; "several spots" shows the request for a closer photo."""
+    page, problems = phone
+
+    def with_lesion(route):
+        response = route.fetch()
+        body = response.json()
+        w, h = body["image"]["width"], body["image"]["height"]
+        body["lesion"] = {
+            "verdict": "several",
+            "found": 2,
+            "area_fraction": 0.25,
+            "box": {"left": w // 4, "top": h // 4, "width": w // 2, "height": h // 2},
+            "outline": [[w // 4, h // 4], [3 * w // 4, h // 4], [w // 2, 3 * h // 4]],
+            "message": "Several spots: take a closer photo of one.",
+            "cropped": False,
+        }
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/v1/classify", with_lesion)
+    page.goto(server_url + SERVER_MODE)
+    page.locator(".sample").first.tap()
+    page.locator("#outline").wait_for(state="visible", timeout=15_000)
+    # Measured in one go: the page scrolls smoothly to the result meanwhile.
+    photo, outline, shape = page.evaluate(
+        """() => ["photo", "outline", "outline-shape"].map((id) => {
+            const r = document.getElementById(id).getBoundingClientRect();
+            return {x: r.x, y: r.y, width: r.width, height: r.height};
+        })"""
+    )
+    assert outline == pytest.approx(photo, abs=1)
+    assert shape["width"] == pytest.approx(photo["width"] / 2, abs=3)  # from w/4 to 3w/4
+    assert shape["x"] == pytest.approx(photo["x"] + photo["width"] / 4, abs=3)
+    assert "closer photo of one" in page.locator("#lesion-note").inner_text()
+    page.unroute("**/api/v1/classify")
+    page.locator(".sample").nth(1).tap()  # an answer without a lesion clears both
+    page.locator("#outline").wait_for(state="hidden", timeout=15_000)
+    assert page.locator("#lesion-note").is_hidden()
+    assert not problems, problems
+
+
 def test_pick_a_photo_is_downsized_and_classified(server_url, phone, tmp_path):
     page, problems = phone
     photo = tmp_path / "photo.png"
     pixels = np.random.default_rng(8).integers(0, 255, (1500, 2000, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(photo)
-    page.goto(server_url + "/")
+    page.goto(server_url + SERVER_MODE)
     with page.expect_response("**/api/v1/classify") as response_info:
         page.set_input_files("#gallery", str(photo))
     page.locator("#result").wait_for(state="visible", timeout=15_000)
@@ -146,7 +192,7 @@ def test_error_is_shown_for_a_non_image(server_url, phone, tmp_path):
     page, _ = phone
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not really a picture")
-    page.goto(server_url + "/")
+    page.goto(server_url + SERVER_MODE)
     page.set_input_files("#gallery", str(junk))
     page.locator("#status.error").wait_for(timeout=15_000)
     assert "not an image" in page.locator("#status").inner_text()
@@ -163,7 +209,7 @@ def test_model_page(server_url, phone):
 
 def test_answers_change_the_result_and_say_so(answers_server_url, phone):
     page, problems = phone
-    page.goto(answers_server_url + "/")
+    page.goto(answers_server_url + SERVER_MODE)
     assert not page.locator("#answer-fields").is_visible()  # collapsed until opened
     assert "not stored" in page.locator("#answers summary").inner_text()
     page.locator("#answers summary").tap()
@@ -190,7 +236,7 @@ def test_answers_change_the_result_and_say_so(answers_server_url, phone):
 
 def test_no_answers_box_without_answers(server_url, phone):
     page, problems = phone
-    page.goto(server_url + "/")
+    page.goto(server_url + SERVER_MODE)
     assert page.locator("#answers").count() == 0
     page.locator(".sample").first.tap()
     page.locator("#result").wait_for(state="visible", timeout=15_000)

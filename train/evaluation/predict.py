@@ -14,9 +14,17 @@ from contract.tensors import invoke
 
 
 def predict_keras(model, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    from train.data.pipeline import inference_dataset
+    """The model's outputs for each image, on any Keras backend and under a data-parallel
+    distribution (the batch is rounded up to a multiple of the devices sharing it)."""
+    from train.data.pipeline import InferenceBatches
+    from train.model.devices import replicas
 
-    return np.asarray(model.predict(inference_dataset(pixels, batch_size), verbose=0))
+    if len(pixels) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    devices = replicas()
+    batch_size = -(-min(batch_size, len(pixels)) // devices) * devices
+    probs = model.predict(InferenceBatches(pixels, batch_size), verbose=0)
+    return np.asarray(probs)[: len(pixels)]
 
 
 def predict_tflite(model: str | Path | bytes, pixels: np.ndarray, threads: int = 2) -> np.ndarray:

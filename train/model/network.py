@@ -22,6 +22,17 @@ def build_classifier(spec: ModelSpec, image_size: int, dropout: float) -> keras.
     return keras.Model(inputs, outputs, name=f"skin_lesion_{spec.name}")
 
 
+def training_model(classifier: keras.Model, augmented: bool, seed: int) -> keras.Model:
+    """What `fit` trains: uint8 pixels, augmented on the device (`train.data.augment.Augment`),
+    into the classifier. The classifier's weights are this model's weights; only the classifier
+    is saved, so model.keras and the export hold no augmentation."""
+    from train.data.augment import Augment
+
+    inputs = keras.Input(classifier.input_shape[1:], dtype="uint8", name="pixels")
+    images = Augment(augmented, seed, name="augment")(inputs)
+    return keras.Model(inputs, classifier(images), name=f"training_{classifier.name}")
+
+
 def backbone_of(model: keras.Model) -> keras.Model:
     """The backbone sub-model (the only nested model in the classifier)."""
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))

@@ -131,8 +131,20 @@ def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(text)
 
 
-def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False) -> dict:
-    """Train, average and fit the answers of a recipe into the run folder `out`; its card."""
+def run_recipe(
+    recipe: Recipe,
+    out: str | Path,
+    resume: bool = False,
+    packed: str | Path | None = None,
+    devices: int = 0,
+) -> dict | None:
+    """Train, average and fit the answers of a recipe into the run folder `out`; its card.
+
+    With `packed` (a file of `python -m train.pack`, e.g. on a machine without the image
+    folders) the split and the images come from that file and only the members are trained
+    (None is returned): averaging and the answers need the folders, so `resume=True` where they
+    are finishes the run. `devices`: `train.model.devices.placement`.
+    """
     from train.model.card import read_model_card
     from train.model.training import create, make_split
 
@@ -147,6 +159,10 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         copy.write_text(recipe.text, encoding="utf-8")
     split_csv = out / SPLIT_CSV
+    if not split_csv.is_file() and packed is not None:
+        from train.data.packed import PackedImages
+
+        write_split(split_csv, PackedImages(packed).splits())
     if not split_csv.is_file():
         from train.data.datasets import Skipped
 
@@ -168,7 +184,21 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False) -> dict:
             continue
         started = (run / "hparams.json").is_file()
         print(f"member {member.name}: {'resuming' if started else 'training'}", flush=True)
-        create(run, member.hparams, split_from=None if started else split_csv, resume=started)
+        create(
+            run,
+            member.hparams,
+            split_from=None if started else split_csv,
+            resume=started,
+            packed=packed,
+            devices=devices,
+        )
+    if packed is not None:
+        print(
+            f"members trained; to average them and fit the answers, bring {out} to the image "
+            "folders and run the recipe there with --resume",
+            flush=True,
+        )
+        return None
 
     if not (out / "model.keras").is_file():
         _combine(runs, out)

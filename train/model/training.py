@@ -84,39 +84,95 @@ def create(
     data: Sequence[str | Path] = (),
     split_from: str | Path | None = None,
     resume: bool = False,
+    packed: str | Path | None = None,
+    devices: int = 0,
 ) -> dict:
     """Train one network into the run folder `out`; returns its model card.
 
-    Give the data-set folders (`data`) or another run's split.csv (`split_from`); with
-    `resume=True` the run's own split.csv and checkpoints are used.
+    Give the data-set folders (`data`), another run's split.csv (`split_from`) or a packed
+    file (`packed`, `train.data.packed`: its split and its images); with `resume=True` the run's
+    own split.csv and checkpoints are used (and the images of `packed`, if given). `devices`:
+    `train.model.devices.placement`.
     """
     run_dir = Path(out)
+    packed = Path(packed) if packed else None
     if resume:
         (run_dir / HPARAMS_JSON).write_text(json.dumps(hparams.to_dict(), indent=2) + "\n")
+    elif packed is not None and not split_from:
+        start_packed_run(run_dir, hparams, packed)
     else:
         start_run(run_dir, hparams, data, Path(split_from) if split_from else None)
-    return train(run_dir, hparams, resume)
+    return train(run_dir, hparams, resume, packed, devices)
 
 
-def train(run_dir: Path, hp: HParams, resume: bool = False) -> dict:
-    """Train on run_dir/split.csv: checkpoints every epoch, model.keras and model_card.json."""
+def start_packed_run(run_dir: Path, hp: HParams, packed: Path) -> dict[str, list]:
+    """Write a run folder's split.csv (the packed file's split) and hparams.json."""
+    from train.data.packed import PackedImages
+
+    splits = PackedImages(packed).splits()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_split(run_dir / SPLIT_CSV, splits)
+    (run_dir / HPARAMS_JSON).write_text(json.dumps(hp.to_dict(), indent=2) + "\n")
+    return splits
+
+
+def decode_train_val(
+    run_dir: Path, splits: dict[str, list], size: int, skipped: Skipped, packed: Path | None
+) -> tuple:
+    """(train pixels, train records, val pixels, val records): decoded from the image files, or
+    read from a packed file that must hold this run's split at this size."""
+    from train.data.images import decode_records
+    from train.data.packed import PackedImages
+
+    if packed is None:
+        print(f"decoding images at {size}x{size} ...", flush=True)
+        return (
+            *decode_records(splits["train"], size, skipped),
+            *decode_records(splits["val"], size, skipped),
+        )
+    images = PackedImages(packed)
+    if images.image_size != size:
+        raise TrainingError(
+            f"{packed} holds {images.image_size} px images; this run trains at {size} px "
+            f"(give --image-size {images.image_size}, or pack at {size})"
+        )
+    differing = next((s for s in ("train", "val") if images.splits()[s] != splits[s]), None)
+    if differing is not None:
+        raise TrainingError(
+            f"{packed} holds another split than {run_dir / SPLIT_CSV} ({differing} differs)"
+        )
+    print(f"reading {size}x{size} images from {packed} ...", flush=True)
+    return (*images.pixels("train", skipped), *images.pixels("val", skipped))
+
+
+def train(
+    run_dir: Path,
+    hp: HParams,
+    resume: bool = False,
+    packed: Path | None = None,
+    devices: int = 0,
+) -> dict:
+    """Train on run_dir/split.csv: checkpoints every epoch, model.keras and model_card.json.
+
+    The images come from the files split.csv names, or from `packed` (`train.data.packed`).
+    The Keras backend is whichever `KERAS_BACKEND` chose; `devices` says how many of its
+    devices share each batch (`train.model.devices`; 0: all).
+    """
     splits = read_split(run_dir / SPLIT_CSV)
     skipped = Skipped()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
-    import tensorflow as tf
 
-    from train.data.images import decode_records
     from train.data.pipeline import balancing_weights, label_indices, one_hot, training_dataset
     from train.evaluation import metrics
     from train.evaluation.calibrate import calibrate_on_val
     from train.evaluation.predict import predict_keras
     from train.model.backbones import get_spec
     from train.model.card import build_model_card, write_model_card
+    from train.model.devices import DeviceError, placement
     from train.model.distill import check_teacher, distillation_targets, teacher_train_probs
     from train.model.losses import class_log_prior, logit_adjusted_crossentropy
-    from train.model.network import build_classifier, set_trainable_stage
 
     keras.utils.set_random_seed(hp.seed)
     spec = get_spec(hp.backbone)
@@ -124,9 +180,13 @@ def train(run_dir: Path, hp: HParams, resume: bool = False) -> dict:
     teacher = Path(hp.distill_from) if hp.distill_from else None
     if teacher is not None:  # before the minutes of decoding: a wrong teacher fails at once
         check_teacher(teacher, run_dir / SPLIT_CSV, size)
-    print(f"decoding images at {size}x{size} ...", flush=True)
-    x_train, train_records = decode_records(splits["train"], size, skipped)
-    x_val, val_records = decode_records(splits["val"], size, skipped)
+    try:
+        where = placement(devices)
+    except DeviceError as error:
+        raise TrainingError(str(error)) from None
+    x_train, train_records, x_val, val_records = decode_train_val(
+        run_dir, splits, size, skipped, packed
+    )
     skipped.warn()
     if not train_records or not val_records:
         raise TrainingError("no readable images in train or val")
@@ -144,98 +204,19 @@ def train(run_dir: Path, hp: HParams, resume: bool = False) -> dict:
     else:
         w_train = balancing_weights(train_records, hp.max_class_weight)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
+    resample = hp.balance == "sampling"
     train_ds = training_dataset(
-        x_train, targets, w_train, hp.batch_size, hp.augment, hp.seed, hp.balance == "sampling"
+        x_train, targets, w_train, hp.batch_size, hp.augment, hp.seed, resample, where.replicas
     )
     print(f"train {len(y_train)} images, val {len(y_val)} images", flush=True)
+    print(f"training on the {where.describe()}", flush=True)
 
-    # ---- model, under a distribution strategy (MirroredStrategy when several GPUs are visible)
-    gpus = tf.config.list_logical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    with strategy.scope():
-        model = build_classifier(spec, size, hp.dropout)
-
-    checkpoints = run_dir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
-    state_path = checkpoints / "state.json"
-    state = {"epoch": 0, "best_balanced_accuracy": -1.0, "train_seconds": 0.0}
-    if resume and state_path.is_file():
-        state = json.loads(state_path.read_text())
-        model.load_weights(checkpoints / "last.weights.h5")
-        print(f"resuming after epoch {state['epoch']}", flush=True)
-
-    class EpochEnd(keras.callbacks.Callback):
-        """Validate, keep the best weights by val balanced accuracy, checkpoint every epoch."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            state["train_seconds"] += time.time() - self.started
-            probs = predict_keras(self.model, x_val)
-            bacc = metrics.balanced_accuracy(y_val, probs.argmax(1))
-            print(f"epoch {epoch + 1}: val balanced accuracy {bacc:.4f}", flush=True)
-            if bacc > state["best_balanced_accuracy"]:
-                state["best_balanced_accuracy"] = bacc
-                self.model.save_weights(checkpoints / "best.weights.h5")
-            self.model.save_weights(checkpoints / "last.weights.h5")
-            state["epoch"] = epoch + 1
-            state_path.write_text(json.dumps(state, indent=2))
-
-    # ---- staged training: head only, then the top blocks (pretrained backbones only)
-    if spec.pretrained:
-        head = min(hp.head_epochs, hp.epochs)
-        stages = [
-            (0, head, 0, hp.learning_rate),
-            (head, hp.epochs, hp.finetune_blocks, hp.finetune_learning_rate),
-            (hp.epochs, hp.epochs + hp.more_epochs, hp.more_blocks, hp.more_learning_rate),
-        ]
-    else:
-        stages = [(0, hp.epochs, None, hp.learning_rate)]
-    for first, last, top_blocks, lr in stages:
-        if state["epoch"] >= last:
-            continue
-        start = max(first, state["epoch"])
-        steps_per_epoch = int(np.ceil(len(y_train) / hp.batch_size))
-        # A moving average would carry a fresh head's random start weights into the head stage.
-        ema = hp.ema_momentum if top_blocks != 0 else 0.0
-        with strategy.scope():
-            set_trainable_stage(model, spec, top_blocks)
-            schedule = keras.optimizers.schedules.CosineDecay(lr, (last - first) * steps_per_epoch)
-            optimizer = keras.optimizers.AdamW(
-                schedule, weight_decay=hp.weight_decay, use_ema=ema > 0, ema_momentum=ema
-            )
-            model.compile(
-                optimizer=optimizer,
-                loss=loss,
-                weighted_metrics=["accuracy"],
-            )
-            # A resumed stage continues its learning-rate schedule where it stopped.
-            optimizer.build(model.trainable_variables)
-            optimizer.iterations.assign((start - first) * steps_per_epoch)
-        print(
-            f"stage: epochs {first + 1}-{last}, trainable top blocks "
-            f"{'all' if top_blocks is None else top_blocks}, lr {lr}",
-            flush=True,
-        )
-        callbacks: list[keras.callbacks.Callback] = [EpochEnd()]
-        if ema:  # swapped in at each epoch's end: EpochEnd validates and saves the average,
-            # and the next stage (or a resumed run, whose average restarts) continues from it
-            callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        model.fit(
-            train_ds,
-            initial_epoch=start,
-            epochs=last,
-            callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-
-    # ---- the best epoch, calibrated on val, with a triage threshold chosen on val
-    model.load_weights(checkpoints / "best.weights.h5")
-    if hp.balance == "logit_adjust":  # save a loss any reader can load without our code
-        model.compile(optimizer=model.optimizer, loss=keras.losses.CategoricalCrossentropy())
-    model.save(run_dir / "model.keras")
-    calibration = calibrate_on_val(val_records, predict_keras(model, x_val), hp.target_sensitivity)
+    # ---- the model, and the training model around it, built and trained on the placement
+    with where.scope():
+        model, state = _fit(run_dir, hp, spec, size, resume, train_ds, x_val, y_val, loss)
+        model.save(run_dir / "model.keras")
+        val_probs = predict_keras(model, x_val)
+    calibration = calibrate_on_val(val_records, val_probs, hp.target_sensitivity)
     images_seen = len(y_train) * state["epoch"]
     card = build_model_card(
         backbone=spec.name,
@@ -252,9 +233,111 @@ def train(run_dir: Path, hp: HParams, resume: bool = False) -> dict:
             "train_seconds": round(state["train_seconds"], 1),
             "images_per_second": round(images_seen / max(state["train_seconds"], 1e-9), 2),
             "best_val_balanced_accuracy_uncalibrated": state["best_balanced_accuracy"],
+            "backend": where.backend,
+            "devices": where.devices,
         },
     )
     write_model_card(run_dir, card)
     for domain, report in calibration.report.items():
         print(f"val {domain}: {metrics.summary_line(report)}")
     return card
+
+
+def _fit(run_dir: Path, hp: HParams, spec, size: int, resume: bool, train_ds, x_val, y_val, loss):
+    """Build the classifier, train it in stages from its checkpoints, and return it (with the
+    best epoch's weights, compiled so that any reader can load it) and the run's state."""
+    import keras
+
+    from train.evaluation import metrics
+    from train.evaluation.predict import predict_keras
+    from train.model.network import build_classifier, set_trainable_stage, training_model
+
+    model = build_classifier(spec, size, hp.dropout)
+    trainer = training_model(model, hp.augment, hp.seed)
+
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    state_path = checkpoints / "state.json"
+    state = {"epoch": 0, "best_balanced_accuracy": -1.0, "train_seconds": 0.0}
+    if resume and state_path.is_file():
+        state = json.loads(state_path.read_text())
+        model.load_weights(checkpoints / "last.weights.h5")
+        print(f"resuming after epoch {state['epoch']}", flush=True)
+
+    class EpochEnd(keras.callbacks.Callback):
+        """Validate, keep the best weights by val balanced accuracy, checkpoint every epoch
+        (the classifier's weights: the training model adds none that are learnt)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            state["train_seconds"] += time.time() - self.started
+            if keras.backend.backend() == "jax":
+                # After SwapEMAWeights a weight and its average can share one JAX array, which
+                # predict (donating its inputs) would delete for both: copy them apart first.
+                for variable in model.trainable_variables:
+                    variable.assign(keras.ops.copy(variable.value))
+            probs = predict_keras(model, x_val)
+            bacc = metrics.balanced_accuracy(y_val, probs.argmax(1))
+            print(f"epoch {epoch + 1}: val balanced accuracy {bacc:.4f}", flush=True)
+            if bacc > state["best_balanced_accuracy"]:
+                state["best_balanced_accuracy"] = bacc
+                model.save_weights(checkpoints / "best.weights.h5")
+            model.save_weights(checkpoints / "last.weights.h5")
+            state["epoch"] = epoch + 1
+            state_path.write_text(json.dumps(state, indent=2))
+
+    # ---- staged training: head only, then the top blocks (pretrained backbones only)
+    if spec.pretrained:
+        head = min(hp.head_epochs, hp.epochs)
+        stages = [
+            (0, head, 0, hp.learning_rate),
+            (head, hp.epochs, hp.finetune_blocks, hp.finetune_learning_rate),
+            (hp.epochs, hp.epochs + hp.more_epochs, hp.more_blocks, hp.more_learning_rate),
+        ]
+    else:
+        stages = [(0, hp.epochs, None, hp.learning_rate)]
+    steps_per_epoch = len(train_ds)
+    for first, last, top_blocks, lr in stages:
+        if state["epoch"] >= last:
+            continue
+        start = max(first, state["epoch"])
+        # A moving average would carry a fresh head's random start weights into the head stage.
+        ema = hp.ema_momentum if top_blocks != 0 else 0.0
+        set_trainable_stage(model, spec, top_blocks)
+        schedule = keras.optimizers.schedules.CosineDecay(lr, (last - first) * steps_per_epoch)
+        optimizer = keras.optimizers.AdamW(
+            schedule, weight_decay=hp.weight_decay, use_ema=ema > 0, ema_momentum=ema
+        )
+        trainer.compile(optimizer=optimizer, loss=loss, weighted_metrics=["accuracy"])
+        # A resumed stage continues its learning-rate schedule where it stopped.
+        optimizer.build(trainer.trainable_variables)
+        optimizer.iterations.assign((start - first) * steps_per_epoch)
+        print(
+            f"stage: epochs {first + 1}-{last}, trainable top blocks "
+            f"{'all' if top_blocks is None else top_blocks}, lr {lr}",
+            flush=True,
+        )
+        callbacks: list[keras.callbacks.Callback] = [EpochEnd()]
+        if ema:  # swapped in at each epoch's end: EpochEnd validates and saves the average,
+            # and the next stage (or a resumed run, whose average restarts) continues from it
+            callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        train_ds.set_epoch(start)  # a resumed run draws what an uninterrupted one would have
+        trainer.fit(
+            train_ds,
+            initial_epoch=start,
+            epochs=last,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+
+    # ---- the best epoch; saved with a plain loss, so any reader can load it without our code
+    model.load_weights(checkpoints / "best.weights.h5")
+    plain = hp.balance == "logit_adjust"
+    model.compile(
+        optimizer=trainer.optimizer,
+        loss=keras.losses.CategoricalCrossentropy() if plain else loss,
+        weighted_metrics=["accuracy"],
+    )
+    return model, state

@@ -1,0 +1,300 @@
+// On-device mode: the shipped .tflite files run in this browser with LiteRT.js (WebAssembly
+// with XNNPACK, or WebGPU), and the page gets the same answer the server's API gives.
+//
+// The same steps as POST /api/v1/classify, in the same order: decode the photo upright
+// (pixels.mjs), the "not a skin-lesion photo" gate on its 128 px input, the classifier on its
+// 224 px input, then the card's calibration, answers and triage (screening.mjs). The photo
+// never leaves the page: nothing here sends a request but GETs of the runtime and the models.
+import * as modelfile from "./modelfile.mjs";
+import { decodeToRgb, resizeBilinear } from "./pixels.mjs";
+import * as screening from "./screening.mjs";
+
+export const ENGINE_NAMES = {
+  wasm: "WebAssembly",
+  webgpu: "WebGPU",
+  "webgpu+wasm": "WebGPU and WebAssembly",
+};
+const TENSOR_DTYPES = new Set(["uint8", "float32", "int32"]); // what LiteRT.js can feed
+const STEADY_RUNS = 10; // steady state: the median of the last runs after the first
+
+const now = () => performance.now();
+const ms = (x) => Math.round(x * 100) / 100;
+
+function nativeLog(text) {
+  if (/^(INFO|VERBOSE)\b/.test(text)) console.info(text);
+  else if (/^WARNING\b/.test(text)) console.warn(text);
+  else console.error(text);
+}
+
+// numpy's percentile (linear), as export.bench reports p50 / p90.
+export function percentile(values, q) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const pos = (sorted.length - 1) * q / 100;
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+// The bytes at a URL, kept in the page's cache (the service worker reads the same cache when
+// offline); a plain fetch where the Cache API is missing (pages not served over https or
+// localhost).
+async function cachedBytes(cacheName, url) {
+  let response = null;
+  let cache = null;
+  if (self.caches) {
+    cache = await caches.open(cacheName);
+    response = await cache.match(url);
+  }
+  if (!response) {
+    response = await fetch(url);
+    if (!response.ok) throw new Error(`Could not load ${url} (HTTP ${response.status}).`);
+    if (cache) {
+      const copy = response.clone();
+      cache.put(url, copy).catch((err) => console.warn(`Not kept for offline use: ${url}`, err));
+    }
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+// Keep the page, its modules, the samples and the runtime's WebAssembly for offline visits.
+export async function keepForOffline(config) {
+  if (!self.caches) return false;
+  const cache = await caches.open(config.cache);
+  const fetched = performance.getEntriesByType("resource")
+    .map((entry) => entry.name)
+    .filter((name) => new URL(name).pathname.startsWith(config.runtime.wasm));
+  const models = [config.classifier.url, config.lesion_gate && config.lesion_gate.url];
+  const urls = [...new Set([...config.shell, ...fetched, ...models.filter(Boolean)])];
+  const missing = [];
+  for (const url of urls) {
+    if (!(await cache.match(url))) missing.push(url);
+  }
+  await Promise.all(missing.map((url) => cache.add(url).catch(() => null)));
+  // Models of another version are no longer needed.
+  const current = new Set(models);
+  for (const request of await cache.keys()) {
+    const path = new URL(request.url).pathname;
+    if (path.includes("/ondevice/models/") && !current.has(path)) await cache.delete(request);
+  }
+  return true;
+}
+
+export class Device {
+  // accelerator: "wasm" or "webgpu" (WebAssembly is used when WebGPU cannot run the model);
+  // maxThreads: at most this many WebAssembly threads (default 4; 1 = the single-threaded build).
+  constructor(config, { accelerator = "wasm", maxThreads = 4 } = {}) {
+    this.config = config;
+    this.wanted = accelerator;
+    this.maxThreads = maxThreads;
+    this.engine = null; // "wasm" or "webgpu", once loaded
+    this.threads = 1;
+    this.timing = { runtime_ms: null, models_ms: null, load_ms: null, first_run_ms: null };
+    this.classifierRuns = []; // every classifier invoke, ms
+    this.lastInput = null;
+    this.lastRaw = null;
+    this.loading = null;
+  }
+
+  load() {
+    if (!this.loading) this.loading = this.loadOnce();
+    return this.loading;
+  }
+
+  async loadOnce() {
+    const start = now();
+    // The models download while the runtime's WebAssembly compiles.
+    const cache = this.config.cache;
+    const downloads = [this.config.classifier, this.config.lesion_gate].map((entry) => {
+      if (!entry) return Promise.resolve(null);
+      const bytes = cachedBytes(cache, entry.url);
+      bytes.catch(() => null); // reported when awaited below
+      return bytes;
+    });
+    const core = await import(this.config.runtime.module);
+    this.core = core;
+    const threads = this.maxThreads > 1 && self.crossOriginIsolated &&
+      navigator.hardwareConcurrency > 1 &&
+      await core.supportsFeature("relaxedSimd") && await core.supportsFeature("threads");
+    // The runtime's native log lines all go to console.error; keep only errors there.
+    self.Module = { printErr: nativeLog };
+    await core.loadLiteRt(this.config.runtime.wasm, threads ? { threads: true } : {});
+    this.threads = threads ? Math.min(this.maxThreads, navigator.hardwareConcurrency) : 1;
+    this.timing.runtime_ms = ms(now() - start);
+
+    const modelsStart = now();
+    const bytes = await downloads[0];
+    this.meta = await modelfile.readClassifier(bytes);
+    this.spec = screening.screeningSpec(this.meta);
+    for (const t of [this.meta.input, this.meta.output]) {
+      if (!TENSOR_DTYPES.has(t.dtype)) {
+        throw new Error(`This browser runtime cannot feed a ${t.dtype} tensor.`);
+      }
+    }
+    this.classifier = await this.compile(modelfile.pinDynamicInputs(bytes));
+    if (this.config.lesion_gate) {
+      const gateBytes = await downloads[1];
+      this.gate = await modelfile.readGate(gateBytes);
+      this.gateModel = await this.compile(modelfile.pinDynamicInputs(gateBytes), true);
+    }
+    this.timing.models_ms = ms(now() - modelsStart);
+    this.timing.load_ms = ms(now() - start);
+    return this;
+  }
+
+  async compile(bytes, gate = false) {
+    const options = { accelerator: "wasm", cpuOptions: { numThreads: this.threads } };
+    if (this.wanted === "webgpu" && this.core.isWebGPUSupported() && !gate) {
+      try {
+        const model = await this.core.loadAndCompile(bytes, { accelerator: "webgpu" });
+        // Operators WebGPU cannot run fall back to WebAssembly: say so.
+        this.engine = model.isFullyAccelerated === false ? "webgpu+wasm" : "webgpu";
+        return model;
+      } catch (err) {
+        console.warn("WebGPU could not compile the model; using WebAssembly.", err);
+      }
+    }
+    if (!gate) this.engine = "wasm";
+    return this.core.loadAndCompile(bytes, options);
+  }
+
+  get engineName() {
+    const name = ENGINE_NAMES[this.engine] || this.engine;
+    return this.engine === "wasm" && this.threads > 1 ? `${name}, ${this.threads} threads` : name;
+  }
+
+  // One invoke: uint8 pixels in, dequantized outputs and the time it took out.
+  async invoke(model, input, output, pixels) {
+    const tensor = new this.core.Tensor(modelfile.quantizeInput(pixels, input), input.shape);
+    const start = now();
+    let outputs;
+    try {
+      outputs = await model.run(tensor);
+      const values = await outputs[0].data();
+      return { values: modelfile.dequantizeOutput(values, output), ms: now() - start };
+    } finally {
+      tensor.delete();
+      for (const t of outputs || []) t.delete();
+    }
+  }
+
+  // The first invoke pays one-time costs (allocation, WebAssembly tier-up): "first run" is
+  // that one, "steady state" the runs after it.
+  async runClassifier(pixels) {
+    const { input, output } = this.meta;
+    const result = await this.invoke(this.classifier, input, output, pixels);
+    this.classifierRuns.push(ms(result.ms));
+    if (this.timing.first_run_ms === null) this.timing.first_run_ms = this.classifierRuns[0];
+    return result;
+  }
+
+  // The median of the last runs after the first (null before a second run).
+  steadyMs() {
+    const later = this.classifierRuns.slice(1).slice(-STEADY_RUNS);
+    return later.length ? ms(percentile(later, 50)) : null;
+  }
+
+  async checkGate(photo) {
+    if (!this.gateModel) return null;
+    const size = this.gate.imageSize;
+    const pixels = resizeBilinear(photo.rgb, photo.width, photo.height, size, size);
+    const result = await this.invoke(this.gateModel, this.gate.input, this.gate.output, pixels);
+    const distance = result.values[0];
+    return {
+      json: {
+        is_lesion: distance <= this.gate.threshold,
+        distance: Number(distance.toFixed(3)),
+        threshold: this.gate.threshold,
+      },
+      ms: result.ms,
+    };
+  }
+
+  // The answer for a photo (Blob) with the person's answers ({name: value}), shaped like the
+  // API's; throws when the browser cannot decode the photo.
+  async classify(blob, form) {
+    await this.load();
+    const start = now();
+    const effect = this.answerEffect(form); // before decoding: a bad answer is cheap to refuse
+    const photo = await decodeToRgb(blob);
+    const decodeMs = now() - start;
+    const check = await this.checkGate(photo);
+    const base = {
+      mode: "device",
+      engine: this.engineName,
+      lesion_check: check ? check.json : null,
+      model: { name: this.meta.name, version: this.meta.version },
+      image: { width: photo.width, height: photo.height, strips: photo.strips },
+      disclaimer: this.config.messages.disclaimer,
+    };
+    if (check && !check.json.is_lesion) {
+      this.lastRaw = null;
+      return {
+        ...base,
+        verdict: "not_a_lesion",
+        message: this.config.messages.not_a_lesion,
+        timing_ms: { decode: ms(decodeMs), gate: ms(check.ms), total: ms(now() - start) },
+      };
+    }
+    const [height, width] = [this.meta.input.shape[1], this.meta.input.shape[2]];
+    this.lastInput = resizeBilinear(photo.rgb, photo.width, photo.height, width, height);
+    const run = await this.runClassifier(this.lastInput);
+    this.lastRaw = run.values;
+    this.lastBase = base;
+    return {
+      ...base,
+      verdict: "classified",
+      ...screening.screen(this.spec, run.values, this.config.unsure_below, this.config.messages,
+        effect),
+      timing_ms: {
+        decode: ms(decodeMs),
+        gate: check ? ms(check.ms) : null,
+        inference: ms(run.ms),
+        total: ms(now() - start),
+        first_run: this.timing.first_run_ms,
+        steady: this.steadyMs(),
+        load: this.timing.load_ms,
+      },
+    };
+  }
+
+  answerEffect(form) {
+    return screening.answersFor(this.spec.answers, form);
+  }
+
+  // New answers for the photo already checked: only the formulas run again, not the model.
+  rescreen(form) {
+    if (!this.lastRaw) return null;
+    const effect = this.answerEffect(form);
+    return {
+      ...this.lastBase,
+      verdict: "classified",
+      ...screening.screen(this.spec, this.lastRaw, this.config.unsure_below, this.config.messages,
+        effect),
+      timing_ms: { inference: 0, total: 0, first_run: this.timing.first_run_ms,
+        steady: this.steadyMs(), load: this.timing.load_ms, rescreened: true },
+    };
+  }
+
+  // Run the classifier `runs` times on the last photo's input (grey before any photo), after
+  // `warmup` runs that are not counted: p50 / p90 like export.bench.
+  async benchmark(runs = 50, warmup = 10, onProgress = () => {}) {
+    await this.load();
+    const shape = this.meta.input.shape;
+    const pixels = this.lastInput || new Uint8Array(shape[1] * shape[2] * 3).fill(128);
+    const times = [];
+    for (let i = 0; i < warmup + runs; i++) {
+      const result = await this.runClassifier(pixels);
+      if (i >= warmup) times.push(result.ms);
+      onProgress(i + 1, warmup + runs);
+    }
+    return {
+      runs,
+      warmup,
+      engine: this.engineName,
+      p50_ms: ms(percentile(times, 50)),
+      p90_ms: ms(percentile(times, 90)),
+      mean_ms: ms(times.reduce((a, b) => a + b, 0) / times.length),
+      min_ms: ms(Math.min(...times)),
+    };
+  }
+}

@@ -1,0 +1,139 @@
+"""The segmenter network, its loss, its export with image-segmenter metadata, and what
+MediaPipe's ImageSegmenter makes of the file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contract.model_file import read_associated_files
+from contract.segmentation import SEGMENTER_FILE, SEGMENTER_LABELS_FILE, read_segmenter_info
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY = FIXTURES / "segmenter" / "tiny_segmenter.tflite"
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "lesion_segmenter.tflite"
+
+
+def spot_photo(size: int = 128) -> np.ndarray:
+    image = np.full((size, size, 3), 220, np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    image[(yy - size // 2) ** 2 + (xx - size // 4) ** 2 <= (size // 6) ** 2] = 30
+    return image
+
+
+def test_the_fixture_reads_back_and_carries_the_rule():
+    data = TINY.read_bytes()
+    info = read_segmenter_info(data)
+    assert info.image_size == 64 and info.rule.threshold == 0.5
+    assert info.crop_before_classifying is False
+    files = read_associated_files(data)
+    assert set(files) == {SEGMENTER_FILE, SEGMENTER_LABELS_FILE}
+    assert files[SEGMENTER_LABELS_FILE] == b"lesion\n"
+    crop = read_segmenter_info((TINY.parent / "tiny_segmenter_crop.tflite").read_bytes())
+    assert crop.crop_before_classifying is True
+
+
+def test_segmenter_metadata_rewrites_and_refuses_other_shapes():
+    from export.segmentation import segmenter_info, segmenter_metadata
+
+    data = segmenter_metadata(TINY.read_bytes(), segmenter_info(64, crop_before_classifying=True))
+    assert read_segmenter_info(data).crop_before_classifying is True
+    with pytest.raises(ValueError, match="expected 1x32x32x3"):
+        segmenter_metadata(TINY.read_bytes(), segmenter_info(32))
+    with pytest.raises(ValueError, match="expected"):
+        segmenter_metadata((FIXTURES / "tiny_uint8.tflite").read_bytes(), segmenter_info(64))
+
+
+@pytest.mark.parametrize("path", [TINY, SHIPPED], ids=["fixture", "shipped"])
+def test_mediapipe_image_segmenter_loads_the_file(path):
+    """MediaPipe reads the labels and the activation from the metadata and returns both the
+    category mask (0 = lesion, 255 = no category) and the confidence mask, at the photo's size."""
+    if not path.is_file():
+        pytest.skip(f"{path.relative_to(REPO)} not present")
+    mp = pytest.importorskip("mediapipe")
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core import base_options
+
+    options = vision.ImageSegmenterOptions(
+        base_options=base_options.BaseOptions(model_asset_path=str(path)),
+        output_confidence_masks=True,
+        output_category_mask=True,
+    )
+    photo = spot_photo(200)
+    with vision.ImageSegmenter.create_from_options(options) as segmenter:
+        assert segmenter.labels == ["lesion"]
+        result = segmenter.segment(mp.Image(image_format=mp.ImageFormat.SRGB, data=photo))
+    confidence = result.confidence_masks[0].numpy_view().reshape(200, 200)
+    category = result.category_mask.numpy_view().reshape(200, 200)
+    assert np.mean((category == 0) == (confidence > 0.5)) > 0.98  # both resized, differently
+    if path == TINY:  # the fixture's rule is known: dark is lesion
+        assert category[100, 50] == 0 and category[10, 190] == 255
+
+
+@pytest.mark.slow
+def test_the_fixture_is_what_the_script_makes(tmp_path):
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        from make_segmenter_fixture import build
+    finally:
+        sys.path.remove(str(FIXTURES))
+    from train.segmentation.evaluation import segment_tflite
+
+    made = build(tmp_path)
+    pixels = np.stack([spot_photo(64), np.full((64, 64, 3), 90, np.uint8)])
+    for path in made:
+        committed = TINY.parent / path.name
+        assert read_associated_files(path.read_bytes()) == read_associated_files(
+            committed.read_bytes()
+        )
+        assert np.array_equal(segment_tflite(path, pixels), segment_tflite(committed, pixels))
+
+
+@pytest.mark.slow
+def test_network_shape_loss_and_a_few_training_steps():
+    import keras
+
+    from train.segmentation.loss import dice_bce_loss, hard_dice, soft_dice
+    from train.segmentation.network import build_segmenter
+
+    model = build_segmenter(64, pretrained=False)
+    assert model.output_shape == (None, 64, 64, 1)
+    assert model.count_params() < 1_000_000  # about 1 MB in int8
+    encoder = model.get_layer("encoder")
+    frozen = [
+        layer for layer in encoder.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert frozen and not any(layer.trainable for layer in frozen)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_segmenter(70, pretrained=False)
+
+    truth = np.zeros((4, 64, 64, 1), np.float32)
+    truth[:, 16:40, 20:44] = 1
+    assert np.allclose(keras.ops.convert_to_numpy(soft_dice(truth, truth)), 1.0)
+    assert np.allclose(keras.ops.convert_to_numpy(hard_dice(truth, truth)), 1.0)
+    pixels = np.where(truth > 0, 40.0, 210.0) * np.ones((1, 1, 1, 3), np.float32)
+    model.compile(keras.optimizers.Adam(3e-3), dice_bce_loss)
+    first = model.train_on_batch(pixels, truth)
+    for _ in range(15):
+        last = model.train_on_batch(pixels, truth)
+    assert last < first
+
+
+def test_ship_checks_a_segmenter_in_the_export_folder(tmp_path):
+    from export.ship import ShipError, check_export
+
+    (tmp_path / "verification.json").write_text('{"passed": true}')
+    (tmp_path / "skin_lesion_int8.tflite").write_bytes(
+        (FIXTURES / "tiny_uint8.tflite").read_bytes()
+    )
+    (tmp_path / "lesion_segmenter.tflite").write_bytes(TINY.read_bytes())
+    check_export(tmp_path)
+    (tmp_path / "lesion_segmenter.tflite").write_bytes(
+        (FIXTURES / "tiny_uint8.tflite").read_bytes()
+    )
+    with pytest.raises(ShipError, match="lesion_segmenter.json"):
+        check_export(tmp_path)
