@@ -9,17 +9,14 @@ or export/ here.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from contract.images import resize_to_input
-from contract.model_file import ModelFileError, read_gate_info, read_model_file
-from demo_server.litert import InterpreterPool
+from contract.model_file import ModelFileError, read_gate_info
+from demo_server.litert import SquareImageModel
 
 
 class GateError(ModelFileError):
@@ -33,8 +30,11 @@ class GateResult:
     threshold: float
 
 
-class LesionGate:
+class LesionGate(SquareImageModel):
     """A small pool of LiteRT interpreters (one is not thread-safe) over the gate model."""
+
+    error = GateError
+    kind = "gate"
 
     def __init__(
         self,
@@ -50,23 +50,7 @@ class LesionGate:
         except ModelFileError as error:
             raise GateError(str(error)) from None
         self.threshold: float = info.threshold
-        self.image_size: int = info.image_size
-        self.pool_size = interpreters
-        self.file_name = file_name
-        self.file_sha256 = hashlib.sha256(model).hexdigest()
-        self.file_size = len(model)
-        self._pool = InterpreterPool(model, interpreters, pool_timeout_s, GateError, threads)
-        shape = self._pool.input.shape
-        if shape != (1, self.image_size, self.image_size, 3):
-            raise GateError(f"input shape {shape} does not match image_size {self.image_size}")
-
-    @classmethod
-    def from_file(cls, path: Path, **kwargs: Any) -> LesionGate:
-        try:
-            model = read_model_file(path, "gate")
-        except ModelFileError as error:
-            raise GateError(str(error)) from None
-        return cls(model, file_name=Path(path).name, **kwargs)
+        super().__init__(model, info.image_size, interpreters, threads, pool_timeout_s, file_name)
 
     def distance(self, pixels: np.ndarray) -> float:
         """Outlier score for one image_size x image_size x 3 uint8 image."""

@@ -7,12 +7,16 @@ evaluation run too.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import queue
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from contract.model_file import ModelFileError, read_model_file
 from contract.tensors import TensorSpec, invoke
 
 
@@ -62,3 +66,38 @@ class InterpreterPool:
         """One leased interpreter on one uint8 image (1, H, W, 3): its float64 outputs."""
         with self.lease() as interpreter:
             return invoke(interpreter, pixels)[0]
+
+
+class SquareImageModel:
+    """What the lesion gate and the segmenter share: a pool over a model file that takes one
+    square RGB image, the file's identity for the API, and loading with the subclass's error."""
+
+    error: type[ModelFileError] = ModelFileError
+    kind = "model"  # names the file in "cannot read ... file" errors
+
+    def __init__(
+        self,
+        model: bytes,
+        image_size: int,
+        interpreters: int,
+        threads: int,
+        pool_timeout_s: float | None,
+        file_name: str,
+    ) -> None:
+        self.image_size = image_size
+        self.pool_size = interpreters
+        self.file_name = file_name
+        self.file_sha256 = hashlib.sha256(model).hexdigest()
+        self.file_size = len(model)
+        self._pool = InterpreterPool(model, interpreters, pool_timeout_s, self.error, threads)
+        shape = self._pool.input.shape
+        if shape != (1, image_size, image_size, 3):
+            raise self.error(f"input shape {shape} does not match image_size {image_size}")
+
+    @classmethod
+    def from_file(cls, path: Path, **kwargs: Any) -> Any:
+        try:
+            model = read_model_file(path, cls.kind)
+        except ModelFileError as error:
+            raise cls.error(str(error)) from None
+        return cls(model, file_name=Path(path).name, **kwargs)

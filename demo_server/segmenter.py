@@ -8,7 +8,6 @@ same functions the evaluation runs.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from PIL import Image
 
 from contract.framing import NO_LESION, ONE, SEVERAL, VERDICTS, Framing, crop, frame
 from contract.images import resize_to_input
-from contract.model_file import ModelFileError, read_model_file
+from contract.model_file import ModelFileError
 from contract.segmentation import probability_map, read_segmenter_info
-from demo_server.litert import InterpreterPool
+from demo_server.litert import SquareImageModel
 
 NO_LESION_MESSAGE = (
     "No skin spot was found in this photo. Take a closer, sharp, well-lit photo of one spot."
@@ -123,8 +122,11 @@ class SegmenterError(ModelFileError):
     """The segmenter file cannot be used (unreadable, not TFLite, or its JSON is missing)."""
 
 
-class LesionSegmenter:
+class LesionSegmenter(SquareImageModel):
     """A small pool of LiteRT interpreters over the segmenter model."""
+
+    error = SegmenterError
+    kind = "segmenter"
 
     def __init__(
         self,
@@ -138,29 +140,12 @@ class LesionSegmenter:
             info = read_segmenter_info(model)
         except ModelFileError as error:
             raise SegmenterError(str(error)) from None
-        self.image_size = info.image_size
         self.rule = info.rule
         self.crop_before_classifying = info.crop_before_classifying
-        self.pool_size = interpreters
-        self.file_name = file_name
-        self.file_sha256 = hashlib.sha256(model).hexdigest()
-        self.file_size = len(model)
-        self._pool = InterpreterPool(model, interpreters, pool_timeout_s, SegmenterError, threads)
+        super().__init__(model, info.image_size, interpreters, threads, pool_timeout_s, file_name)
         size = self.image_size
-        if self._pool.input.shape != (1, size, size, 3):
-            raise SegmenterError(
-                f"input shape {self._pool.input.shape} does not match image_size {size}"
-            )
         if int(np.prod(self._pool.output.shape)) != size * size:
             raise SegmenterError(f"output shape {self._pool.output.shape} is not 1x{size}x{size}")
-
-    @classmethod
-    def from_file(cls, path: Path, **kwargs: Any) -> LesionSegmenter:
-        try:
-            model = read_model_file(path, "segmenter")
-        except ModelFileError as error:
-            raise SegmenterError(str(error)) from None
-        return cls(model, file_name=Path(path).name, **kwargs)
 
     def probabilities(self, image: Image.Image) -> np.ndarray:
         """P(lesion) per pixel (S, S) for an upright RGB image, stretched to S x S (bilinear)."""
