@@ -180,7 +180,7 @@ def test_a_data_parallel_step_on_two_jax_devices_equals_one_device():
     out = run_backend(
         """
         import jax, keras, numpy as np
-        from train.data.pipeline import one_hot, training_dataset
+        from train.data.pipeline import TrainingBatches, one_hot
         from train.evaluation.predict import predict_keras
         from train.model.backbones import get_spec
         from train.model.devices import placement
@@ -201,7 +201,7 @@ def test_a_data_parallel_step_on_two_jax_devices_equals_one_device():
                 trainer.compile(optimizer=keras.optimizers.AdamW(1e-2),
                                 loss=keras.losses.CategoricalCrossentropy(),
                                 weighted_metrics=["accuracy"])
-                data = training_dataset(pixels, one_hot(labels), weights, 8, True, 0,
+                data = TrainingBatches(pixels, one_hot(labels), weights, 8, True, 0,
                                         multiple_of=where.replicas)
                 trainer.fit(data, epochs=1, verbose=0)
                 return where.replicas, model.get_weights(), predict_keras(model, pixels)
@@ -233,7 +233,7 @@ def test_tensorflow_data_parallel_trains_on_two_logical_devices():
         two = [tf.config.LogicalDeviceConfiguration()] * 2
         tf.config.set_logical_device_configuration(cpu, two)
         import keras, numpy as np
-        from train.data.pipeline import one_hot, training_dataset
+        from train.data.pipeline import TrainingBatches, one_hot
         from train.evaluation.predict import predict_keras
         from train.model.backbones import get_spec
         from train.model.devices import placement
@@ -250,7 +250,7 @@ def test_tensorflow_data_parallel_trains_on_two_logical_devices():
             trainer = training_model(model, True, 0)
             trainer.compile(optimizer=keras.optimizers.AdamW(1e-2),
                             loss=keras.losses.CategoricalCrossentropy())
-            data = training_dataset(pixels, one_hot(labels), np.ones(18, np.float32), 8, True, 0,
+            data = TrainingBatches(pixels, one_hot(labels), np.ones(18, np.float32), 8, True, 0,
                                     multiple_of=where.replicas)
             trainer.fit(data, epochs=2, verbose=0)
             probs = predict_keras(model, pixels)

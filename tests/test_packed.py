@@ -12,7 +12,7 @@ import pytest
 from train.data.datasets import Skipped
 from train.data.images import decode_records
 from train.data.packed import PackedError, PackedImages
-from train.data.pipeline import balancing_weights, label_indices, one_hot, training_dataset
+from train.data.pipeline import TrainingBatches, balancing_weights, label_indices, one_hot
 from train.data.split import SPLIT_CSV, read_split
 
 pytestmark = pytest.mark.data
@@ -52,7 +52,7 @@ def _epoch(dataset) -> list:
 def _batches(pixels, records, augmented: bool) -> list:
     labels = label_indices(records)
     weights = balancing_weights(records, 20.0)
-    dataset = training_dataset(pixels, one_hot(labels), weights, 8, augmented, 3, resample=True)
+    dataset = TrainingBatches(pixels, one_hot(labels), weights, 8, augmented, 3, resample=True)
     return _epoch(dataset) + _epoch(dataset)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.data.pipeline import one_hot, training_dataset
+from train.data.pipeline import TrainingBatches, one_hot
 
 N_COMMON, N_RARE = 90, 10
 
@@ -38,7 +38,7 @@ def drawn(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_loss_weighting_shows_each_image_once_with_its_weight(imbalanced):
     pixels, labels, weights = imbalanced
     ids, classes, loss_weights = drawn(
-        training_dataset(pixels, one_hot(labels), weights, 16, False, 0)
+        TrainingBatches(pixels, one_hot(labels), weights, 16, False, 0)
     )
     assert sorted(ids) == list(range(len(labels)))
     np.testing.assert_array_equal(classes, labels[ids])
@@ -47,7 +47,7 @@ def test_loss_weighting_shows_each_image_once_with_its_weight(imbalanced):
 
 def test_resampling_draws_strata_equally_and_anew_each_epoch(imbalanced):
     pixels, labels, weights = imbalanced
-    dataset = training_dataset(pixels, one_hot(labels), weights, 16, False, 0, resample=True)
+    dataset = TrainingBatches(pixels, one_hot(labels), weights, 16, False, 0, resample=True)
     epochs = [drawn(dataset) for _ in range(4)]
     for ids, classes, loss_weights in epochs:
         assert len(ids) == len(labels)
@@ -63,7 +63,7 @@ def test_soft_targets_travel_with_their_image(imbalanced, resample):
     """Distillation targets (label mixed with a teacher) must stay with the image they describe."""
     pixels, labels, weights = imbalanced
     targets = np.random.default_rng(0).dirichlet(np.ones(7), size=len(labels)).astype(np.float32)
-    dataset = training_dataset(pixels, targets, weights, 16, False, 0, resample=resample)
+    dataset = TrainingBatches(pixels, targets, weights, 16, False, 0, resample=resample)
     batches = epoch(dataset)
     ids = np.concatenate([x for x, _, _ in batches])[:, 0, 0, 0].astype(int)
     np.testing.assert_allclose(np.concatenate([y for _, y, _ in batches]), targets[ids], atol=1e-6)
@@ -78,7 +78,7 @@ def test_batches_depend_on_seed_epoch_and_number_only(imbalanced, resample):
     pixels = np.random.default_rng(1).integers(0, 256, (len(labels), 16, 16, 3), np.uint8)
 
     def dataset():
-        return training_dataset(pixels, one_hot(labels), weights, 16, True, 5, resample=resample)
+        return TrainingBatches(pixels, one_hot(labels), weights, 16, True, 5, resample=resample)
 
     first, second = dataset(), dataset()
     uninterrupted = [epoch(first) for _ in range(3)]
@@ -96,7 +96,7 @@ def test_data_parallel_batches_share_evenly(imbalanced):
     """With n devices, the last partial batch is cut to a multiple of n (100 = 6 x 16 + 4)."""
     pixels, labels, weights = imbalanced
     for devices, last in ((1, 4), (3, 3), (8, None)):
-        dataset = training_dataset(
+        dataset = TrainingBatches(
             pixels, one_hot(labels), weights, 16, False, 0, multiple_of=devices
         )
         sizes = [len(x) for x, _, _ in epoch(dataset)]

@@ -3,7 +3,7 @@
     KERAS_BACKEND=jax python -m train.throughput --backbone efficientnet_lite0 --image-size 224
     KERAS_BACKEND=tensorflow python -m train.throughput --backbone efficientnet_lite0
 
-The step measured is the real one: `train.data.pipeline.training_dataset` (JPEG recompression
+The step measured is the real one: `train.data.pipeline.TrainingBatches` (JPEG recompression
 on the CPU) into `train.model.network.training_model` (augmentation on the device, then the
 classifier), AdamW, the shipped recipe's fine-tuning stage (the top 8 blocks trainable), on
 random pixels. The first steps compile and are not counted. docs/backends.md has the numbers.
@@ -40,7 +40,7 @@ def measure(args: argparse.Namespace) -> dict:
     import keras
     import numpy as np
 
-    from train.data.pipeline import one_hot, training_dataset
+    from train.data.pipeline import TrainingBatches, one_hot
     from train.model.backbones import get_spec
     from train.model.devices import placement
     from train.model.network import build_classifier, set_trainable_stage, training_model
@@ -53,7 +53,7 @@ def measure(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (n, args.image_size, args.image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, 7, n)
-    data = training_dataset(
+    data = TrainingBatches(
         pixels,
         one_hot(labels),
         np.ones(n, np.float32),

@@ -48,6 +48,15 @@ class TrainingBatches(keras.utils.PyDataset):
     `epoch` says which epoch's draws come next; it advances at each epoch's end, and a resumed
     run sets it to the epoch it resumes at. With `multiple_of` n, the last, partial batch of an
     epoch is cut to a multiple of n (a data-parallel step needs a batch its devices can share).
+
+    Images are JPEG-recompressed if `augmented`. `targets` holds one probability row per image:
+    the one-hot label, or a mix of label and teacher (train.model.distill).
+
+    Two ways to use the balancing weights: as loss weights (each image once per epoch), or with
+    `resample` as sampling probabilities (each epoch draws as many images, with replacement, and
+    every loss weight is 1), so a rare stratum is seen more often, in fresh augmentations,
+    instead of counting more. Measured here (README), resampling reached a higher val balanced
+    accuracy but its int8 export lost more than a point, so loss weights stay the default.
     """
 
     def __init__(
@@ -103,32 +112,6 @@ class TrainingBatches(keras.utils.PyDataset):
             images = np.stack([recompress(im, q) for im, q in zip(images, qualities, strict=True)])
         weights = np.ones(len(rows), np.float32) if self.resample else self.weights[rows]
         return images, self.targets[rows], weights
-
-
-def training_dataset(
-    pixels: np.ndarray,
-    targets: np.ndarray,
-    weights: np.ndarray,
-    batch_size: int,
-    augmented: bool,
-    seed: int,
-    resample: bool = False,
-    multiple_of: int = 1,
-) -> TrainingBatches:
-    """Shuffled batches of (image, target, loss weight), JPEG-recompressed if `augmented`.
-
-    `targets` holds one probability row per image: the one-hot label, or a mix of label and
-    teacher (train.model.distill).
-
-    Two ways to use the balancing weights: as loss weights (each image once per epoch), or with
-    `resample` as sampling probabilities (each epoch draws as many images, with replacement, and
-    every loss weight is 1), so a rare stratum is seen more often, in fresh augmentations,
-    instead of counting more. Measured here (README), resampling reached a higher val balanced
-    accuracy but its int8 export lost more than a point, so loss weights stay the default.
-    """
-    return TrainingBatches(
-        pixels, targets, weights, batch_size, augmented, seed, resample, multiple_of
-    )
 
 
 class InferenceBatches(keras.utils.PyDataset):

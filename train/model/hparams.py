@@ -33,7 +33,7 @@ class HParams:
     dropout: float = 0.2
     label_smoothing: float = 0.05
     max_class_weight: float = 20.0
-    # "sampling": train.data.pipeline.training_dataset; "logit_adjust": train.model.losses
+    # "sampling": train.data.pipeline.TrainingBatches; "logit_adjust": train.model.losses
     balance: str = "loss_weights"
     augment: bool = True
     distill_from: str = ""  # a teacher run (train.model.distill); "" trains on the labels only

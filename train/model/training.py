@@ -164,7 +164,7 @@ def train(
     import keras
     import numpy as np
 
-    from train.data.pipeline import balancing_weights, label_indices, one_hot, training_dataset
+    from train.data.pipeline import TrainingBatches, balancing_weights, label_indices, one_hot
     from train.evaluation import metrics
     from train.evaluation.calibrate import calibrate_on_val
     from train.evaluation.predict import predict_keras
@@ -205,7 +205,7 @@ def train(
         w_train = balancing_weights(train_records, hp.max_class_weight)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
     resample = hp.balance == "sampling"
-    train_ds = training_dataset(
+    train_ds = TrainingBatches(
         x_train, targets, w_train, hp.batch_size, hp.augment, hp.seed, resample, where.replicas
     )
     print(f"train {len(y_train)} images, val {len(y_val)} images", flush=True)
