@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium as root, headless, without the background traffic this network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--headless",
+]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
 
 
 def required() -> bool:
@@ -58,3 +76,18 @@ def chromium() -> str:
     if shutil.which(CHROMIUM) is None:
         skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
     return CHROMIUM
+
+
+@contextmanager
+def phone_page(browser) -> Iterator[tuple[object, list[str]]]:
+    """A fresh phone-sized context (empty caches, no service worker): its page, and the console
+    errors and page errors it collects."""
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        yield page, problems
+    finally:
+        context.close()

@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import waitress
-from ondevice_support import REPO, chromium, skip_or_fail, web_assets
+from ondevice_support import (
+    CHROMIUM_ARGS,
+    PHONE,
+    REPO,
+    chromium,
+    phone_page,
+    skip_or_fail,
+    web_assets,
+)
 from PIL import Image, ImageOps
 
 from demo_server import create_app
@@ -35,21 +43,6 @@ ARTIFACTS = REPO / "test-artifacts"
 MODEL = REPO / "models" / "skin_lesion_int8_mixed.tflite"
 GATE = REPO / "models" / "lesion_gate.tflite"
 SAMPLES = REPO / "sample_images"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--headless",
-]
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-}
 TOLERANCE = 0.02  # the issue's bound on every probability, device vs server
 LOAD_TIMEOUT_MS = 90_000
 MEASURED: dict[str, object] = {}
@@ -129,14 +122,8 @@ def browser(ready):
 
 @pytest.fixture()
 def phone(browser):
-    """A fresh phone-sized context (empty caches, no service worker) and its console errors."""
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield page, problems
-    context.close()
+    with phone_page(browser) as page_and_problems:
+        yield page_and_problems
 
 
 def wait_ready(page) -> None:

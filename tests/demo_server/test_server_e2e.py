@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import waitress
+from ondevice_support import CHROMIUM, CHROMIUM_ARGS, phone_page
 from PIL import Image
 
 from demo_server import create_app
@@ -25,16 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 # browser can, the page defaults to running the model itself (test_ondevice_e2e.py).
 SERVER_MODE = "/?mode=server"
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--headless",
-]
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
@@ -80,18 +71,8 @@ def browser():
 
 @pytest.fixture()
 def phone(browser):
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    )
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield page, problems
-    context.close()
+    with phone_page(browser) as page_and_problems:
+        yield page_and_problems
 
 
 def test_tap_a_sample_see_the_result_and_where_it_looked(server_url, phone):
