@@ -223,22 +223,46 @@ def _metadata_flatbuffer(info: ModelInfo, input_type: int) -> bytes:
     subgraph.inputTensorMetadata = [_input_metadata(info, input_type)]
     subgraph.outputTensorMetadata = [_output_metadata(info)]
 
-    metadata = _md.ModelMetadataT()
-    metadata.name = info.name
-    metadata.description = info.description
-    metadata.version = info.version
-    metadata.author = info.author
-    metadata.license = info.license
-    metadata.subgraphMetadata = [subgraph]
-    # DESCRIPTIONS: clients that do not know the file (MediaPipe, Task library) ignore it.
-    metadata.associatedFiles = [
-        _associated_file(
+    return model_metadata_flatbuffer(
+        subgraph,
+        name=info.name,
+        description=info.description,
+        version=info.version,
+        author=info.author,
+        license=info.license,
+        described_file=(
             MODEL_CARD_FILE,
             "Model card (JSON): labels, input size, calibration, threshold, metrics.",
-            _md.AssociatedFileType.DESCRIPTIONS,
-        )
+        ),
+        min_parser_version=MIN_PARSER_VERSION,
+    )
+
+
+def model_metadata_flatbuffer(
+    subgraph: _md.SubGraphMetadataT,
+    *,
+    name: str,
+    description: str,
+    version: str,
+    author: str,
+    license: str,
+    described_file: tuple[str, str],
+    min_parser_version: str,
+) -> bytes:
+    """The "M001" metadata flatbuffer of one subgraph, with one model-level JSON file (name,
+    what it holds) of type DESCRIPTIONS, which clients that do not know it (MediaPipe, Task
+    library) ignore."""
+    metadata = _md.ModelMetadataT()
+    metadata.name = name
+    metadata.description = description
+    metadata.version = version
+    metadata.author = author
+    metadata.license = license
+    metadata.subgraphMetadata = [subgraph]
+    metadata.associatedFiles = [
+        _associated_file(*described_file, _md.AssociatedFileType.DESCRIPTIONS)
     ]
-    metadata.minParserVersion = MIN_PARSER_VERSION
+    metadata.minParserVersion = min_parser_version
 
     builder = flatbuffers.Builder(1024)
     builder.Finish(metadata.Pack(builder), file_identifier=_METADATA_IDENTIFIER)

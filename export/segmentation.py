@@ -34,12 +34,12 @@ from mediapipe.tasks.metadata import metadata_schema_py_generated as _md
 from contract.framing import FramingRule
 from contract.segmentation import SEGMENTER_FILE, SEGMENTER_LABELS_FILE, read_segmenter_info
 from export.metadata import (  # the classifier's writer's building blocks
-    _METADATA_IDENTIFIER,
     _associated_file,
     _repack_with_metadata,
     _stats,
     _unpack_model,
     append_files,
+    model_metadata_flatbuffer,
 )
 
 SEGMENTER_TFLITE = "lesion_segmenter.tflite"
@@ -128,31 +128,22 @@ def segmenter_metadata(
     subgraph.outputTensorMetadata = [output_md]
     subgraph.customMetadata = [custom]
 
-    metadata = _md.ModelMetadataT()
-    metadata.name = name
-    metadata.description = (
-        "Finds the skin lesion in a phone photo: P(lesion) per pixel. A screening aid's helper, "
-        "not a diagnosis."
+    metadata = model_metadata_flatbuffer(
+        subgraph,
+        name=name,
+        description="Finds the skin lesion in a phone photo: P(lesion) per pixel. A screening "
+        "aid's helper, not a diagnosis.",
+        version=version,
+        author=author,
+        license=license_text,
+        described_file=(SEGMENTER_FILE, "Input size, framing rule and measurements (JSON)."),
+        min_parser_version=MIN_PARSER_VERSION,
     )
-    metadata.version = version
-    metadata.author = author
-    metadata.license = license_text
-    metadata.subgraphMetadata = [subgraph]
-    metadata.associatedFiles = [
-        _associated_file(
-            SEGMENTER_FILE,
-            "Input size, framing rule and measurements (JSON).",
-            _md.AssociatedFileType.DESCRIPTIONS,
-        )
-    ]
-    metadata.minParserVersion = MIN_PARSER_VERSION
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(metadata.Pack(builder), file_identifier=_METADATA_IDENTIFIER)
     files = {
         SEGMENTER_LABELS_FILE: b"lesion\n",
         SEGMENTER_FILE: (json.dumps(info, indent=2) + "\n").encode("utf-8"),
     }
-    packed = append_files(_repack_with_metadata(model, bytes(builder.Output())), files)
+    packed = append_files(_repack_with_metadata(model, metadata), files)
     read_segmenter_info(packed)  # what every client reads must read back
     return packed
 
