@@ -77,7 +77,15 @@ def _read_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
 
 def load_ham10000(root: Path, skipped: Skipped) -> list[Record]:
     """HAM10000: `HAM10000_metadata.csv` and `<image_id>.jpg` in any folder below it."""
-    rows = _read_csv(root / "HAM10000_metadata.csv", ("lesion_id", "image_id", "dx"))
+    return _load_dermoscopic_csv(root, "HAM10000_metadata.csv", "lesion_id", "HAM10000", skipped)
+
+
+def _load_dermoscopic_csv(
+    root: Path, csv_name: str, group_column: str, source: str, skipped: Skipped
+) -> list[Record]:
+    """A csv of `image_id` and `dx` (already the HAM10000 codes) and the column that groups
+    images of one lesion, with the images in any folder below it."""
+    rows = _read_csv(root / csv_name, (group_column, "image_id", "dx"))
     images = _index_images(root)
     records = []
     for row in rows:
@@ -90,9 +98,9 @@ def load_ham10000(root: Path, skipped: Skipped) -> list[Record]:
                 Record(
                     path=images[row["image_id"]],
                     label=row["dx"],
-                    group=f"HAM10000/{row['lesion_id']}",
+                    group=f"{source}/{row[group_column]}",
                     domain=DERMOSCOPIC,
-                    source="HAM10000",
+                    source=source,
                 )
             )
     return records
@@ -134,25 +142,7 @@ def load_isic2017(root: Path, skipped: Skipped) -> list[Record]:
     of one lesion (across the challenge's own train/validation/test parts too): never split
     these by image.
     """
-    rows = _read_csv(root / ISIC2017_CSV, ("image_id", "dx", "group_id"))
-    images = _index_images(root)
-    records = []
-    for row in rows:
-        if row["dx"] not in LABELS:
-            skipped.add(row["image_id"], f"unknown diagnosis {row['dx']!r}")
-        elif row["image_id"] not in images:
-            skipped.add(root / row["image_id"], "file missing")
-        else:
-            records.append(
-                Record(
-                    path=images[row["image_id"]],
-                    label=row["dx"],
-                    group=f"ISIC-2017/{row['group_id']}",
-                    domain=DERMOSCOPIC,
-                    source="ISIC-2017",
-                )
-            )
-    return records
+    return _load_dermoscopic_csv(root, ISIC2017_CSV, "group_id", "ISIC-2017", skipped)
 
 
 def load_class_folders(root: Path, skipped: Skipped, domain: str = PHONE) -> list[Record]:
