@@ -18,7 +18,7 @@ from pathlib import Path
 
 from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
 from export.exporting import ExportSettings, export_model
-from export.ship import SHIPPED_MODELS
+from export.ship import export_folder
 from train.data.split import SPLIT_CSV
 
 
@@ -67,9 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for needed in ("model.keras", "model_card.json", SPLIT_CSV):
         if not (args.run / needed).is_file():
             parser.error(f"{args.run / needed} not found; is {args.run} a finished run folder?")
-    args.out = args.out or args.run / "export"
-    if args.out.resolve() == SHIPPED_MODELS.resolve():
-        parser.error(f"--out {args.out}: export to a new folder, then python -m export.ship it")
+    try:
+        args.out = export_folder(args.run, args.out)
+    except ValueError as error:
+        parser.error(str(error))
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"--out {args.out} exists and is not empty; choose a new folder")
     if args.calibration_images < 1:

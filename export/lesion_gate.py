@@ -28,7 +28,7 @@ from contract.images import resize_to_input
 from export.calibration import representative_records
 from export.convert import VARIANTS, QuantizationConfig, convert
 from export.metadata import append_files
-from export.ship import SHIPPED_MODELS
+from export.ship import export_folder
 from train.data.non_skin_images import development_images, non_skin_images
 from train.data.split import SPLIT_CSV, read_split
 from train.evaluation.predict import predict_tflite
@@ -177,9 +177,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=VARIANTS)
     args = parser.parse_args(argv)
-    args.out = args.out or args.run / "export"
-    if args.out.resolve() == SHIPPED_MODELS.resolve():
-        parser.error(f"--out {args.out}: export to a new folder, then python -m export.ship it")
+    try:
+        args.out = export_folder(args.run, args.out)
+    except ValueError as error:
+        parser.error(str(error))
     for name in (SPLIT_CSV, GATE_KERAS, GATE_JSON):
         if not (args.run / name).is_file():
             parser.error(f"{args.run / name} not found (run python -m train.lesion_gate first)")

@@ -41,6 +41,7 @@ from export.metadata import (  # the classifier's writer's building blocks
     append_files,
     model_metadata_flatbuffer,
 )
+from export.ship import export_folder
 
 SEGMENTER_TFLITE = "lesion_segmenter.tflite"
 REPORT_STEM = "lesion_segmenter_report"
@@ -328,9 +329,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--evaluation", type=Path, help="a train.segment evaluate --out folder")
     parser.add_argument("--framing", type=Path, help="a train.segment framing --out folder")
     args = parser.parse_args(argv)
-    args.out = args.out or args.run / "export"
-    if args.out.resolve() == Path("models").resolve():
-        parser.error(f"--out {args.out}: export to a new folder, then copy or ship it")
+    try:
+        args.out = export_folder(args.run, args.out)
+    except ValueError as error:
+        parser.error(str(error))
     if not (args.run / "model.keras").is_file():
         parser.error(f"{args.run / 'model.keras'} not found (python -m train.segment train)")
     return args

@@ -32,6 +32,15 @@ class ShipError(Exception):
     """The export folder must not replace models/; the message says why."""
 
 
+def export_folder(run: Path, out: Path | None) -> Path:
+    """Where an export command writes: `out`, else RUN/export; ValueError for models/ itself,
+    which only `ship` replaces."""
+    folder = out or run / "export"
+    if folder.resolve() == SHIPPED_MODELS.resolve():
+        raise ValueError(f"--out {folder}: export to a new folder, then python -m export.ship it")
+    return folder
+
+
 def check_export(folder: Path) -> list[Path]:
     """The classifier files of a shippable export folder, or ShipError saying what is missing."""
     report = folder / VERIFICATION_JSON

@@ -92,3 +92,13 @@ def test_the_committed_models_folder_is_what_the_apps_need_within_40_mb():
         "skin_lesion_int8_mixed.tflite",
     ]
     check_export(models)  # what is shipped could be shipped again: gate passed, files readable
+
+
+def test_exports_default_to_the_run_and_never_write_into_models(tmp_path: Path, monkeypatch):
+    from export.ship import export_folder
+
+    monkeypatch.chdir(tmp_path)
+    assert export_folder(Path("runs/a"), None) == Path("runs/a/export")
+    assert export_folder(Path("runs/a"), Path("elsewhere")) == Path("elsewhere")
+    with pytest.raises(ValueError, match="python -m export.ship"):
+        export_folder(Path("runs/a"), Path("models"))
