@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from contract.images import resize_to_input
-from contract.model_file import ModelFileError, read_gate_info
+from contract.model_file import GateInfo, ModelFileError, read_gate_info
 from demo_server.litert import SquareImageModel
 
 
@@ -35,22 +35,11 @@ class LesionGate(SquareImageModel):
 
     error = GateError
     kind = "gate"
+    default_file_name = "lesion_gate.tflite"
+    read_info = staticmethod(read_gate_info)
 
-    def __init__(
-        self,
-        model: bytes,
-        interpreters: int = 2,
-        threads: int = 1,
-        pool_timeout_s: float | None = None,
-        file_name: str = "lesion_gate.tflite",
-    ) -> None:
-        """`pool_timeout_s`: how long a check waits for a free interpreter before PoolBusy."""
-        try:
-            info = read_gate_info(model)
-        except ModelFileError as error:
-            raise GateError(str(error)) from None
+    def adopt(self, info: GateInfo) -> None:
         self.threshold: float = info.threshold
-        super().__init__(model, info.image_size, interpreters, threads, pool_timeout_s, file_name)
 
     def distance(self, pixels: np.ndarray) -> float:
         """Outlier score for one image_size x image_size x 3 uint8 image."""

@@ -70,29 +70,45 @@ class InterpreterPool:
 
 class SquareImageModel:
     """What the lesion gate and the segmenter share: a pool over a model file that takes one
-    square RGB image, the file's identity for the API, and loading with the subclass's error."""
+    square RGB image and packs a JSON of its own (read by `read_info`), the file's identity for
+    the API, and loading errors raised as the subclass's `error`."""
 
     error: type[ModelFileError] = ModelFileError
     kind = "model"  # names the file in "cannot read ... file" errors
+    default_file_name = "model.tflite"
+
+    @staticmethod
+    def read_info(model: bytes) -> Any:
+        """The packed JSON's contents, with an `image_size`; ModelFileError if unusable."""
+        raise NotImplementedError
+
+    def adopt(self, info: Any) -> None:
+        """Keep what the subclass needs from `read_info`'s result."""
 
     def __init__(
         self,
         model: bytes,
-        image_size: int,
-        interpreters: int,
-        threads: int,
-        pool_timeout_s: float | None,
-        file_name: str,
+        interpreters: int = 2,
+        threads: int = 1,
+        pool_timeout_s: float | None = None,
+        file_name: str | None = None,
     ) -> None:
-        self.image_size = image_size
+        """`pool_timeout_s`: how long a call waits for a free interpreter before PoolBusy."""
+        try:
+            info = self.read_info(model)
+        except ModelFileError as error:
+            raise self.error(str(error)) from None
+        self.adopt(info)
+        self.image_size: int = info.image_size
         self.pool_size = interpreters
-        self.file_name = file_name
+        self.file_name = file_name or self.default_file_name
         self.file_sha256 = hashlib.sha256(model).hexdigest()
         self.file_size = len(model)
         self._pool = InterpreterPool(model, interpreters, pool_timeout_s, self.error, threads)
         shape = self._pool.input.shape
-        if shape != (1, image_size, image_size, 3):
-            raise self.error(f"input shape {shape} does not match image_size {image_size}")
+        size = self.image_size
+        if shape != (1, size, size, 3):
+            raise self.error(f"input shape {shape} does not match image_size {size}")
 
     @classmethod
     def from_file(cls, path: Path, **kwargs: Any) -> Any:

@@ -19,7 +19,7 @@ from PIL import Image
 from contract.framing import NO_LESION, ONE, SEVERAL, VERDICTS, Framing, crop, frame
 from contract.images import resize_to_input
 from contract.model_file import ModelFileError
-from contract.segmentation import probability_map, read_segmenter_info
+from contract.segmentation import SegmenterInfo, probability_map, read_segmenter_info
 from demo_server.litert import SquareImageModel
 
 NO_LESION_MESSAGE = (
@@ -127,22 +127,15 @@ class LesionSegmenter(SquareImageModel):
 
     error = SegmenterError
     kind = "segmenter"
+    default_file_name = "lesion_segmenter.tflite"
+    read_info = staticmethod(read_segmenter_info)
 
-    def __init__(
-        self,
-        model: bytes,
-        interpreters: int = 2,
-        threads: int = 1,
-        pool_timeout_s: float | None = None,
-        file_name: str = "lesion_segmenter.tflite",
-    ) -> None:
-        try:
-            info = read_segmenter_info(model)
-        except ModelFileError as error:
-            raise SegmenterError(str(error)) from None
+    def adopt(self, info: SegmenterInfo) -> None:
         self.rule = info.rule
         self.crop_before_classifying = info.crop_before_classifying
-        super().__init__(model, info.image_size, interpreters, threads, pool_timeout_s, file_name)
+
+    def __init__(self, model: bytes, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         size = self.image_size
         if int(np.prod(self._pool.output.shape)) != size * size:
             raise SegmenterError(f"output shape {self._pool.output.shape} is not 1x{size}x{size}")
