@@ -374,6 +374,34 @@ def answer_metric_rows(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per kind of photo, what the triage promises and costs, photo only and with answers: the
+    sensitivity's 95% lower bound at the domain's own threshold, the val sensitivity at the
+    threshold in use, and the "see a dermatologist" answers per malignant lesion found."""
+    sections = (
+        ("photo only", _dig(card, "triage")),
+        ("photo plus answers", _dig(card, "answers", "triage")),
+    )
+    rows = []
+    for label, triage in sections:
+        by_domain = _dig(triage, "by_domain")
+        if not isinstance(by_domain, Mapping):
+            continue
+        for domain, figures in by_domain.items():
+            if isinstance(figures, Mapping):
+                rows.append(
+                    {
+                        "inputs": label,
+                        "domain": DOMAIN_NAMES.get(str(domain), str(domain)),
+                        "threshold": _dig(triage, "malignant_threshold"),
+                        "lower_bound": figures.get("sensitivity_lower_bound_95"),
+                        "sensitivity": figures.get("sensitivity_at_card_threshold"),
+                        "referrals": figures.get("referrals_per_malignant_found"),
+                    }
+                )
+    return rows
+
+
 @bp.get("/model")
 def model_card() -> ResponseReturnValue:
     meta = _classifier().metadata
@@ -384,6 +412,7 @@ def model_card() -> ResponseReturnValue:
         card=meta.card,
         answers=meta.answers,
         answer_rows=answer_metric_rows(meta.card),
+        triage_rows=triage_expectations(meta.card),
         metric_summaries=summaries,
         metric_intervals=any(
             "ci95" in report for scopes in summaries.values() for report in scopes.values()

@@ -339,3 +339,26 @@ def test_model_page_compares_test_figures_with_answers(answers_client, client):
     assert "as the clinic recorded\n    them" in html
     assert "temperature\n      0.8" in html and "21% instead" in html
     assert "photo plus answers" not in client.get("/model").get_data(as_text=True)
+
+
+def test_model_page_says_what_to_expect_of_the_triage(answers_client, answers_card):
+    html = answers_client.get("/model").get_data(as_text=True)
+    table = html[html.index("What to expect from the advice") :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr><th>([^<]+)</th>(.*?)</tr>", table, flags=re.S)
+    cells = [(label, re.findall(r"<td>(.*?)</td>", row, flags=re.S)) for label, row in rows]
+    assert cells == [
+        ("photo only", ["Dermatoscope", "30%", "0.951", "0.970", "about 2.4"]),
+        ("photo only", ["Phone camera", "30%", "0.962", "0.980", "about 3.1"]),
+        ("photo plus answers", ["Phone camera", "21%", "0.955", "0.990", "about 1.8"]),
+    ]
+    assert "95% confidence" in html
+    answers_card["triage"].pop("by_domain")
+    answers_card["answers"]["triage"].pop("by_domain")
+    from demo_server.pages import triage_expectations
+
+    assert triage_expectations(answers_card) == []
+
+
+def test_model_page_without_per_domain_triage_has_no_expectations(client):
+    assert "What to expect from the advice" not in client.get("/model").get_data(as_text=True)
