@@ -9,7 +9,7 @@ from flask import Flask
 
 from demo_server.config import ServerConfig
 from demo_server.errors import register_error_handlers
-from demo_server.extensions import CLASSIFIER, LESION_GATE, SETTINGS
+from demo_server.extensions import CLASSIFIERS, LESION_GATE, SETTINGS
 from demo_server.lesion_gate import GateError, LesionGate
 from demo_server.model import Classifier, ModelError
 from demo_server.security import InMemoryRequest, add_security_headers
@@ -33,12 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings.flask_config())
     app.config.update(config or {})
     app.extensions[SETTINGS] = settings
-    app.extensions[CLASSIFIER] = Classifier.from_file(
-        settings.model_path,
-        interpreters=settings.interpreters,
-        pool_timeout_s=settings.pool_timeout_s,
-        batch_size=settings.explain_grid**2,
-    )
+    app.extensions[CLASSIFIERS] = _load_classifiers(settings)
     app.extensions[LESION_GATE] = _load_gate(settings)
     try:  # SEGMENTER_PATH: the lesion segmenter (outline, one / no / several spots); None: none
         app.extensions[SEGMENTER] = load_segmenter(
@@ -52,6 +47,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     add_security_headers(app)
     return app
+
+
+def _load_classifiers(settings: ServerConfig) -> dict[str, Classifier]:
+    """The default classifier first, then the others; two files with one id are refused."""
+    loaded: dict[str, Classifier] = {}
+    for path in dict.fromkeys((settings.model_path, *settings.more_model_paths)):
+        classifier = Classifier.from_file(
+            path,
+            interpreters=settings.interpreters,
+            pool_timeout_s=settings.pool_timeout_s,
+            batch_size=settings.explain_grid**2,
+        )
+        if classifier.model_id in loaded:
+            raise ModelError(f"two classifier files are named {path.name}: rename one")
+        loaded[classifier.model_id] = classifier
+    return loaded
 
 
 def _load_gate(settings: ServerConfig) -> LesionGate | None:

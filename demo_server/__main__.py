@@ -18,13 +18,16 @@ from demo_server.config import (
     MODEL_FILENAME,
     SEGMENTER_ENV,
     SEGMENTER_FILENAME,
+    SMALL_MODEL_ENV,
+    SMALL_MODEL_FILENAME,
     ModelLocation,
     ServerConfig,
     locate_lesion_gate,
     locate_model,
     locate_segmenter,
+    locate_small_model,
 )
-from demo_server.extensions import CLASSIFIER
+from demo_server.extensions import classifiers
 from demo_server.model import ModelError
 
 # Waitress reads the whole body before calling the app; keep it in memory (never a temporary
@@ -74,14 +77,20 @@ def _probability(text: str) -> float:
     return value
 
 
+def _paths(text: str) -> tuple[Path, ...]:
+    return tuple(Path(part) for part in text.split(",") if part.strip())
+
+
 def build_parser(
     model: ModelLocation | None = None,
     lesion_gate: ModelLocation | None = None,
     segmenter: ModelLocation | None = None,
+    small_model: ModelLocation | None = None,
 ) -> argparse.ArgumentParser:
-    """The CLI; ``model`` / ``lesion_gate`` / ``segmenter`` are the default files (looked up
-    when not given)."""
+    """The CLI; ``model`` / ``lesion_gate`` / ``segmenter`` / ``small_model`` are the default
+    files (looked up when not given)."""
     model = locate_model() if model is None else model
+    small_model = locate_small_model() if small_model is None else small_model
     lesion_gate = locate_lesion_gate() if lesion_gate is None else lesion_gate
     segmenter = locate_segmenter() if segmenter is None else segmenter
     defaults = ServerConfig()
@@ -96,6 +105,15 @@ def build_parser(
         metavar="PATH",
         help=f"the classifier .tflite (default ${MODEL_ENV}, else ./models/{MODEL_FILENAME} "
         "in the current folder, else the repository checkout's models/ folder; now %(default)s)",
+    )
+    parser.add_argument(
+        "--more-models",
+        type=_paths,
+        default=(small_model.path,) if small_model.path else (),
+        metavar="PATH[,PATH]",
+        help="more classifier .tflite files a request may pick with ?model=ID (the file name "
+        f"without .tflite); --model stays the default (default ${SMALL_MODEL_ENV}, else "
+        f'./models/{SMALL_MODEL_FILENAME} or the checkout\'s, when it exists; "" for none)',
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=_port, default=8000)
@@ -161,12 +179,16 @@ def _source(path: Path, location: ModelLocation) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     model, lesion_gate, segmenter = locate_model(), locate_lesion_gate(), locate_segmenter()
-    parser = build_parser(model, lesion_gate, segmenter)
+    small_model = locate_small_model()
+    parser = build_parser(model, lesion_gate, segmenter, small_model)
     args = parser.parse_args(argv)
     if args.model is None:
         parser.error(model.not_found_message("--model", "model"))
     if not args.model.is_file():
         parser.error(f"model file not found: {args.model}{_source(args.model, model)}")
+    for path in args.more_models:
+        if not path.is_file():
+            parser.error(f"model file not found: {path}{_source(path, small_model)}")
     if args.lesion_gate is not None and not args.lesion_gate.is_file():
         where = _source(args.lesion_gate, lesion_gate)
         parser.error(f"lesion gate file not found: {args.lesion_gate}{where}")
@@ -175,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"lesion segmenter file not found: {args.segmenter}{where}")
     config = ServerConfig(
         model_path=args.model,
+        more_model_paths=args.more_models,
         samples_dir=args.samples,
         max_request_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=int(args.max_megapixels * 1e6),
@@ -189,9 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     except ModelError as exc:
         parser.error(str(exc))
     gate = f"lesion gate {config.lesion_gate_path.name}" if config.lesion_gate_path else "no gate"
+    models = ", ".join(classifiers(app))
     print(
-        f"Serving {app.extensions[CLASSIFIER].metadata.name} ({gate}) "
-        f"on http://{args.host}:{args.port}/",
+        f"Serving {models} (the first by default; {gate}) on http://{args.host}:{args.port}/",
         file=sys.stderr,
         flush=True,
     )

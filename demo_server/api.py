@@ -14,6 +14,7 @@ from contract.answers import AnswerEffect, refuse_answers
 from contract.questionnaire import AnswerError
 from demo_server import explain as occlusion
 from demo_server.errors import ApiError
+from demo_server.extensions import classifiers
 from demo_server.extensions import current_classifier as classifier
 from demo_server.extensions import current_lesion_gate as lesion_gate
 from demo_server.extensions import current_settings as settings
@@ -81,8 +82,8 @@ def _decoded_upload() -> tuple[DecodedImage, float]:
 
 
 def _model_summary() -> dict[str, str]:
-    meta = classifier().metadata
-    return {"name": meta.name, "version": meta.version}
+    model = classifier()
+    return {"id": model.model_id, "name": model.metadata.name, "version": model.metadata.version}
 
 
 def _image_summary(decoded: DecodedImage) -> dict[str, Any]:
@@ -269,6 +270,7 @@ def model_info() -> ResponseReturnValue:
     """The model card and tensor details, as read from the model file itself."""
     meta = classifier().metadata
     return jsonify(
+        id=classifier().model_id,
         name=meta.name,
         version=meta.version,
         labels=[
@@ -288,9 +290,27 @@ def model_info() -> ResponseReturnValue:
     )
 
 
+@bp.get("/models")
+def models() -> ResponseReturnValue:
+    """The classifiers this server runs; a request picks one with ``?model=ID``."""
+    entries = []
+    for position, model in enumerate(classifiers().values()):
+        meta = model.metadata
+        entries.append(
+            {
+                "id": model.model_id,
+                "name": meta.name,
+                "version": meta.version,
+                "default": position == 0,
+                "file": {"name": meta.file_name, "size_bytes": meta.file_size},
+            }
+        )
+    return jsonify(models=entries)
+
+
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
-    return jsonify(openapi_document(settings(), classifier().metadata.answers))
+    return jsonify(openapi_document(settings(), classifier().metadata.answers, list(classifiers())))
 
 
 @health_bp.get("/healthz")

@@ -11,10 +11,13 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_FILENAME = "skin_lesion_int8_mixed.tflite"
+# The single-network classifier for small phones, served beside the default when it exists.
+SMALL_MODEL_FILENAME = "skin_lesion_small_int8.tflite"
 LESION_GATE_FILENAME = "lesion_gate.tflite"
 SEGMENTER_FILENAME = "lesion_segmenter.tflite"
 # Environment variables naming the model files (the --model / --lesion-gate flags win over them).
 MODEL_ENV = "SKINLESION_MODEL"
+SMALL_MODEL_ENV = "SKINLESION_SMALL_MODEL"
 LESION_GATE_ENV = "SKINLESION_LESION_GATE"
 SEGMENTER_ENV = "SKINLESION_SEGMENTER"
 # The repository checkout's files: found when the package is installed editable (pip install -e)
@@ -77,6 +80,11 @@ def locate_model(**kwargs: Any) -> ModelLocation:
     return locate_model_file(MODEL_FILENAME, MODEL_ENV, **kwargs)
 
 
+def locate_small_model(**kwargs: Any) -> ModelLocation:
+    """The small classifier: ``$SKINLESION_SMALL_MODEL`` > ./models/ > the checkout's models/."""
+    return locate_model_file(SMALL_MODEL_FILENAME, SMALL_MODEL_ENV, **kwargs)
+
+
 def locate_lesion_gate(**kwargs: Any) -> ModelLocation:
     """The lesion gate: ``$SKINLESION_LESION_GATE`` > ./models/ > the checkout's models/."""
     return locate_model_file(LESION_GATE_FILENAME, LESION_GATE_ENV, **kwargs)
@@ -110,6 +118,9 @@ class ServerConfig:
     """
 
     model_path: Path = field(default_factory=default_model_path)
+    # More classifiers a request may name with ?model=ID (the file name without .tflite);
+    # model_path stays the default. None unless named; the CLI names the small one it finds.
+    more_model_paths: tuple[Path, ...] = ()
     samples_dir: Path = DEFAULT_SAMPLES_DIR
     max_request_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
@@ -135,7 +146,10 @@ class ServerConfig:
                 values[item.name] = mapping[key]
         config = cls(**values)
         return dataclasses.replace(
-            config, model_path=Path(config.model_path), samples_dir=Path(config.samples_dir)
+            config,
+            model_path=Path(config.model_path),
+            more_model_paths=tuple(Path(p) for p in config.more_model_paths),
+            samples_dir=Path(config.samples_dir),
         )
 
     def flask_config(self) -> dict[str, Any]:

@@ -1,20 +1,41 @@
-"""Where create_app keeps the loaded model and settings, and how request code finds them."""
+"""Where create_app keeps the loaded models and settings, and how request code finds them."""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import Flask, current_app, has_request_context, request
 
 from demo_server.config import ServerConfig
+from demo_server.errors import ApiError
 from demo_server.lesion_gate import LesionGate
 from demo_server.model import Classifier
 
-CLASSIFIER = "demo_server.classifier"
+CLASSIFIERS = "demo_server.classifiers"  # model id -> Classifier; the first is the default
 LESION_GATE = "demo_server.lesion_gate"
 SETTINGS = "demo_server.config"
+MODEL_PARAM = "model"  # the query parameter that picks a classifier
+
+
+def classifiers(app: Flask | None = None) -> dict[str, Classifier]:
+    """Every classifier the server (``app``, else the current one) runs, by model id, the
+    default first."""
+    return (app or current_app).extensions[CLASSIFIERS]
+
+
+def default_classifier(app: Flask | None = None) -> Classifier:
+    return next(iter(classifiers(app).values()))
 
 
 def current_classifier() -> Classifier:
-    return current_app.extensions[CLASSIFIER]
+    """The classifier the request names with ``?model=ID``, else the default; an unknown id is
+    a 400 that lists the ids (so a client never gets another model's answer unawares)."""
+    wanted = request.args.get(MODEL_PARAM) if has_request_context() else None
+    if not wanted:
+        return default_classifier()
+    found = classifiers().get(wanted)
+    if found is None:
+        ids = ", ".join(classifiers())
+        raise ApiError(400, "unknown_model", f"No model {wanted!r} here; the models are: {ids}.")
+    return found
 
 
 def current_lesion_gate() -> LesionGate | None:

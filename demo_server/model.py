@@ -47,6 +47,7 @@ class Classifier:
         except ModelFileError as error:
             raise ModelError(str(error)) from None
         self.pool_size = interpreters
+        self.path: Path | None = None  # the file it was read from (from_file)
         self._batch_lock = threading.Lock()
         self._batch_interpreter: Interpreter | None = None
         self._batch_size = 0
@@ -55,6 +56,11 @@ class Classifier:
             with self._batch_lock:
                 self._batch_interpreter_for(batch_size)
 
+    @property
+    def model_id(self) -> str:
+        """Its name in ``?model=ID``: the file name without ``.tflite``."""
+        return Path(self.metadata.file_name).stem
+
     @classmethod
     def from_file(cls, path: Path, **kwargs: Any) -> Classifier:
         """Load a .tflite file; raises ModelError with a readable reason if it is unusable."""
@@ -62,7 +68,9 @@ class Classifier:
             data = read_model_file(path, "model")
         except ModelFileError as error:
             raise ModelError(str(error)) from None
-        return cls(data, file_name=Path(path).name, **kwargs)
+        classifier = cls(data, file_name=Path(path).name, **kwargs)
+        classifier.path = Path(path)
+        return classifier
 
     def to_pixels(self, image: Image.Image) -> np.ndarray:
         """The model's input pixels for an upright RGB image (`contract.images`)."""

@@ -54,7 +54,32 @@ SCHEMAS: dict[str, Any] = {
             )
         }
     ),
-    "ModelSummary": _obj({"name": _STR, "version": _STR}),
+    "ModelSummary": _obj(
+        {
+            "id": {**_STR, "description": "The value of ?model= that picks it."},
+            "name": _STR,
+            "version": _STR,
+        }
+    ),
+    "ModelList": _obj(
+        {
+            "models": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": _STR,
+                        "name": _STR,
+                        "version": _STR,
+                        "default": {
+                            "type": "boolean",
+                            "description": "Used when a request names no model.",
+                        },
+                        "file": _obj({"name": _STR, "size_bytes": _INT}),
+                    }
+                ),
+            }
+        }
+    ),
     "ImageSummary": _obj(
         {
             "format": {**_STR, "description": "JPEG, MPO, PNG, WEBP or HEIF."},
@@ -213,6 +238,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "ModelInfo": _obj(
         {
+            "id": _STR,
             "name": _STR,
             "version": _STR,
             "labels": {
@@ -353,11 +379,27 @@ def _upload_operation(
     }
 
 
-def openapi_document(config: ServerConfig, answers: AnswerSpec | None = None) -> dict[str, Any]:
+def _model_parameter(model_ids: list[str]) -> dict[str, Any]:
+    """``?model=ID``: which classifier answers (GET /api/v1/models); the first by default."""
+    return {
+        "name": "model",
+        "in": "query",
+        "required": False,
+        "description": "The classifier to use (GET /api/v1/models); without it, the default. "
+        "An unknown id is a 400.",
+        "schema": {"type": "string", "enum": model_ids} if model_ids else _STR,
+    }
+
+
+def openapi_document(
+    config: ServerConfig, answers: AnswerSpec | None = None, model_ids: list[str] | None = None
+) -> dict[str, Any]:
     """The document served at /api/v1/openapi.json (limits filled in from the config).
 
-    `answers` is the loaded model's answers section: its questions become classify's fields.
+    `answers` is the default model's answers section: its questions become classify's fields.
+    `model_ids` are the classifiers a request may pick with ?model=.
     """
+    pick = [_model_parameter(model_ids or [])]
     classify = _upload_operation(
         "Screen one photo of a skin spot",
         "Classification",
@@ -374,16 +416,26 @@ def openapi_document(config: ServerConfig, answers: AnswerSpec | None = None) ->
             "point to a dermatologist.",
         },
         "paths": {
-            "/api/v1/classify": {"post": classify},
+            "/api/v1/classify": {"post": {**classify, "parameters": pick}},
             "/api/v1/explain": {
-                "post": _upload_operation(
-                    "Occlusion heatmap of where the model looked", "Explanation", config
-                )
+                "post": {
+                    **_upload_operation(
+                        "Occlusion heatmap of where the model looked", "Explanation", config
+                    ),
+                    "parameters": pick,
+                }
             },
             "/api/v1/model": {
                 "get": {
                     "summary": "Model card and tensor details",
-                    "responses": {"200": _json("ModelInfo", "OK")},
+                    "parameters": pick,
+                    "responses": {"200": _json("ModelInfo", "OK"), **_errors(400)},
+                }
+            },
+            "/api/v1/models": {
+                "get": {
+                    "summary": "The classifiers this server runs",
+                    "responses": {"200": _json("ModelList", "OK")},
                 }
             },
             "/api/v1/openapi.json": {

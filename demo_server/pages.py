@@ -26,6 +26,7 @@ from flask.typing import ResponseReturnValue
 
 from contract.answers import AnswerSpec
 from demo_server.config import REPO_ROOT
+from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
 from demo_server.extensions import current_classifier as _classifier
 from demo_server.extensions import current_lesion_gate as _lesion_gate
 from demo_server.extensions import current_settings as _settings
@@ -97,6 +98,35 @@ def question_domains(answers: AnswerSpec | None) -> dict[str, list[str]]:
     }
 
 
+def model_choices() -> list[dict[str, Any]]:
+    """The classifiers a person may pick on the page (none to pick when there is one)."""
+    served = classifiers()
+    if len(served) < 2:
+        return []
+    chosen = _classifier().model_id
+    return [
+        {
+            "id": model_id,
+            "label": f"{model.metadata.name} {model.metadata.version} "
+            f"({model.metadata.file_size / 1e6:.1f} MB)",
+            "chosen": model_id == chosen,
+        }
+        for model_id, model in served.items()
+    ]
+
+
+def chosen_model_query() -> dict[str, str]:
+    """``{"model": ID}`` for links and API calls when the page shows a model other than the
+    default; else nothing (plain URLs keep meaning "the default")."""
+    model_id = _classifier().model_id
+    return {} if model_id == default_classifier().model_id else {MODEL_PARAM: model_id}
+
+
+@bp.context_processor
+def _model_choice() -> dict[str, Any]:
+    return {"model_query": chosen_model_query()}
+
+
 @bp.get("/")
 def index() -> ResponseReturnValue:
     meta = _classifier().metadata
@@ -118,6 +148,7 @@ def index() -> ResponseReturnValue:
             has_attribution=(folder / ATTRIBUTION).is_file(),
             not_a_lesion_message=NOT_A_LESION_MESSAGE,
             disclaimer=disclaimer(meta),
+            model_choices=model_choices(),
             importmap=importmap,
             ondevice=ondevice_config(runtime, unavailable, samples),
         )
@@ -244,10 +275,11 @@ def ondevice_config(
     """What the page's on-device mode needs (embedded in the page as JSON)."""
     if runtime is None:
         return {"available": False, "reason": unavailable}
-    meta, gate = _classifier().metadata, _lesion_gate()
+    model, gate = _classifier(), _lesion_gate()
+    meta = model.metadata
     static = ["app.css", "app.js", "favicon.svg", *PAGE_MODULES]
     shell = [
-        url_for("pages.index"),
+        url_for("pages.index", **chosen_model_query()),
         *(url_for("static", filename=name) for name in static),
         *(
             url_for("pages.ondevice_lib", version=runtime.version, name=path)
@@ -276,7 +308,7 @@ def ondevice_config(
             "not_a_lesion": NOT_A_LESION_MESSAGE,
             "disclaimer": disclaimer(meta),
         },
-        "native_bench": native_bench(_settings().model_path),
+        "native_bench": native_bench(model.path) if model.path else None,
         "shell": shell,
     }
 
@@ -303,13 +335,13 @@ def ondevice_lib(version: str, name: str) -> ResponseReturnValue:
 def ondevice_model(digest: str, kind: str) -> ResponseReturnValue:
     """The classifier or the gate the server runs, byte for byte (the hash is in the path)."""
     gate = _lesion_gate()
+    files = []
     if kind == "classifier":
-        path, sha256 = _settings().model_path, _classifier().metadata.file_sha256
+        files = [(m.path, m.metadata.file_sha256) for m in classifiers().values() if m.path]
     elif kind == "lesion_gate" and gate is not None and _settings().lesion_gate_path:
-        path, sha256 = _settings().lesion_gate_path, gate.file_sha256
-    else:
-        abort(404)
-    if digest != sha256[:16]:
+        files = [(_settings().lesion_gate_path, gate.file_sha256)]
+    path = next((path for path, sha256 in files if digest == sha256[:16]), None)
+    if path is None:
         abort(404)
     response = send_file(Path(path).resolve(), mimetype="application/octet-stream")
     response.headers["Cache-Control"] = IMMUTABLE

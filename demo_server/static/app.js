@@ -88,7 +88,13 @@ function showDomainQuestions() {
   }
 }
 
+// The model the page was opened with (?model=ID); the API answers with the same one.
+const MODEL_QUERY = document.body.dataset.model
+  ? "?model=" + encodeURIComponent(document.body.dataset.model)
+  : "";
+
 async function post(path, blob, fields) {
+  path += MODEL_QUERY;
   const form = new FormData();
   form.append("image", blob, "photo.jpg");
   for (const [name, value] of fields || []) form.append(name, value);

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo_server.extensions import CLASSIFIER
+from demo_server.extensions import default_classifier
 from demo_server.model import Classifier
 from demo_server.screening import screen
 
@@ -145,8 +145,8 @@ def test_dermoscopic_answers_use_that_domains_model(answers_client, fixed_raw):
 
 def test_no_answers_is_the_photo_only_result_to_the_byte(answers_app, answers_client, app, client):
     pixels = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    same_raw = answers_app.extensions[CLASSIFIER].predict(pixels)
-    assert same_raw.tolist() == app.extensions[CLASSIFIER].predict(pixels).tolist()
+    same_raw = default_classifier(answers_app).predict(pixels)
+    assert same_raw.tolist() == default_classifier(app).predict(pixels).tolist()
 
     plain = ok(classify(client))
     empty = {name: "" for name in ("age", "sex", "site", "itch", "domain")}
@@ -163,7 +163,7 @@ def test_no_answers_is_the_photo_only_result_to_the_byte(answers_app, answers_cl
 
 
 def test_screen_refuses_ratios_for_a_model_without_answers(app):
-    meta = app.extensions[CLASSIFIER].metadata
+    meta = default_classifier(app).metadata
     with pytest.raises(ValueError, match="no answers section"):
         screen(RAW, meta, 0.5, np.zeros(len(LABELS)))
 
@@ -243,7 +243,7 @@ def test_partly_answered_requests_report_the_count(answers_client, fields, answe
 
 
 def test_a_card_without_answers_has_no_spec(app):
-    assert app.extensions[CLASSIFIER].metadata.answers is None
+    assert default_classifier(app).metadata.answers is None
 
 
 def test_answers_are_never_logged(answers_client, caplog):

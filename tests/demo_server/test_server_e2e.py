@@ -38,9 +38,14 @@ pytestmark = [
 ]
 
 
-def _serve(model_path, samples_dir):
+def _serve(model_path, samples_dir, **config):
     app = create_app(
-        {"MODEL_PATH": model_path, "SAMPLES_DIR": samples_dir, "LESION_GATE_PATH": None}
+        {
+            "MODEL_PATH": model_path,
+            "SAMPLES_DIR": samples_dir,
+            "LESION_GATE_PATH": None,
+            **config,
+        }
     )
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -59,6 +64,13 @@ def server_url(demo_model_path, demo_samples_dir):
 def answers_server_url(demo_answers_model_path, demo_samples_dir):
     """The same page over the model whose card has questions about the person and the spot."""
     yield from _serve(demo_answers_model_path, demo_samples_dir)
+
+
+@pytest.fixture(scope="module")
+def two_models_url(demo_variant_paths, demo_samples_dir):
+    """The uint8 file by default, the float32 one to pick."""
+    more = [demo_variant_paths["float32"]]
+    yield from _serve(demo_variant_paths["uint8"], demo_samples_dir, MORE_MODEL_PATHS=more)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +100,23 @@ def test_tap_a_sample_see_the_result_and_where_it_looked(server_url, phone):
     page.locator("#explain-note").wait_for(state="visible", timeout=15_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo_server_mobile_result.png"), full_page=True)
+    assert not problems, problems
+
+
+def test_a_model_picked_on_the_page_answers(two_models_url, phone):
+    page, problems = phone
+    page.goto(two_models_url + SERVER_MODE)
+    page.locator("#model-choice").select_option("tiny_float32")
+    page.locator(".model-choice button").tap()
+    page.wait_for_url("**/?model=tiny_float32")
+    page.goto(two_models_url + "/?model=tiny_float32&mode=server")
+    with page.expect_response("**/api/v1/classify?model=tiny_float32") as answer:
+        page.locator(".sample").first.tap()
+    assert answer.value.json()["model"]["id"] == "tiny_float32"
+    page.locator("#result").wait_for(state="visible", timeout=15_000)
+    assert page.locator("footer a", has_text="About the model").get_attribute("href") == (
+        "/model?model=tiny_float32"
+    )
     assert not problems, problems
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 from contract.screening import REFER, WATCH
 from demo_server.config import DEFAULT_LESION_GATE_PATH
 from demo_server.explain import occluded_batch, occlusion_map
-from demo_server.extensions import CLASSIFIER
+from demo_server.extensions import default_classifier
 from demo_server.model import Classifier, ModelError
 from demo_server.screening import screen
 
@@ -29,7 +29,7 @@ SHIPPED_MODEL = REPO / "models" / "skin_lesion_int8_mixed.tflite"
 
 
 def test_screen_threshold_and_unsure(app):
-    meta = app.extensions[CLASSIFIER].metadata  # T = 1.5, threshold 0.3
+    meta = default_classifier(app).metadata  # T = 1.5, threshold 0.3
     raw = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     result = screen(raw, meta, unsure_below=0.5)
     assert result.triage == WATCH and not result.unsure
@@ -56,7 +56,7 @@ def test_uint8_int8_and_float_models_agree(demo_variant_paths):
 
 
 def test_to_pixels_stretches_with_bilinear(app):
-    classifier = app.extensions[CLASSIFIER]
+    classifier = default_classifier(app)
     image = Image.fromarray(np.random.default_rng(4).integers(0, 255, (30, 200, 3), np.uint8))
     pixels = classifier.to_pixels(image)
     assert pixels.shape == (64, 64, 3) and pixels.dtype == np.uint8
@@ -147,7 +147,7 @@ def test_shipped_model_classifies_and_explains():
     from demo_server import create_app
 
     app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
-    meta = app.extensions[CLASSIFIER].metadata
+    meta = default_classifier(app).metadata
     assert len(meta.labels) == 7 and set(meta.malignant_labels) <= set(meta.labels)
     samples = sorted((REPO / "sample_images").glob("*.jp*g"))
     if samples:
@@ -203,7 +203,7 @@ def test_model_page_summarises_the_shipped_models_metrics():
     from demo_server import create_app
 
     app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
-    card = app.extensions[CLASSIFIER].metadata.card
+    card = default_classifier(app).metadata.card
     page = app.test_client().get("/model").get_data(as_text=True)
     for split in card["metrics"]:
         assert f"<h3>{split} split</h3>" in page

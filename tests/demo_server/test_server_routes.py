@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from demo_server.config import ServerConfig
-from demo_server.extensions import CLASSIFIER
+from demo_server.extensions import default_classifier
 from demo_server.openapi import openapi_document
 
 NO_GATE = {"LESION_GATE_PATH": None}  # these tests must not depend on models/lesion_gate.tflite
@@ -83,7 +83,7 @@ def test_classify_multipart_returns_every_class_and_screening(client, openapi):
     expected = "see_dermatologist" if body["p_malignant"] >= 0.3 else "low_concern"
     assert body["triage"]["level"] == expected
     assert body["unsure"] == (body["top"]["probability"] < 0.5)
-    assert body["model"] == {"name": "tiny-test-model", "version": "0.0.1-test"}
+    assert body["model"] == {"id": "tiny_uint8", "name": "tiny-test-model", "version": "0.0.1-test"}
     assert body["disclaimer"].startswith("Test disclaimer")
     assert body["image"] == {"format": "JPEG", "mode": "RGB", "width": 120, "height": 90}
     assert body["timing_ms"]["total"] >= body["timing_ms"]["inference"] > 0
@@ -182,7 +182,7 @@ def test_openapi_lists_exactly_the_api_routes(app, openapi):
     }
     assert set(openapi["paths"]) == routes
     assert openapi["openapi"].startswith("3.")
-    assert openapi == openapi_document(ServerConfig.from_mapping(app.config))
+    assert openapi == openapi_document(ServerConfig.from_mapping(app.config), None, ["tiny_uint8"])
 
 
 @pytest.mark.parametrize(
@@ -311,7 +311,7 @@ def test_pool_exhausted_is_503(demo_model_path):
     app = create_app(
         {"MODEL_PATH": demo_model_path, "INTERPRETERS": 1, "POOL_TIMEOUT_S": 0.01, **NO_GATE}
     )
-    classifier = app.extensions[CLASSIFIER]
+    classifier = default_classifier(app)
     with classifier._pool.lease():
         assert_error(upload(app.test_client(), jpeg_bytes()), 503, "busy")
     assert upload(app.test_client(), jpeg_bytes()).status_code == 200
