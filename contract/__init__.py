@@ -1,12 +1,19 @@
 """The contract between training, export and every client of a .tflite (TensorFlow-free).
 
-Each rule that both sides of the model file must agree on is written once, here, with numpy and
-Pillow only, and imported by `train`, `export` and `demo_server`:
+Each rule that two stages must agree on is written once, here, with numpy and Pillow only, and
+imported by `train`, `export` and `demo_server`; no stage imports another:
 
 - `images`: a file to the model's input pixels (EXIF, colour modes, 16-bit, alpha, resize);
 - `tensors`: quantizing the input, dequantizing the output, running an interpreter on pixels;
+- `interpreter`: a .tflite run over decoded pixels with LiteRT (imported when used);
 - `model_file`: the files packed in a .tflite (labels, model card, gate threshold);
 - `taxonomy`: the seven diagnosis codes, malignant classes and the PAD-UFES-20 mapping;
 - `questionnaire` and `answers`: the optional questions and what answers add (log ratios);
-- `screening`: calibration, P(malignant) and the triage rule.
+- `screening`: calibration, P(malignant) and the triage rule;
+- `metrics`: how predictions are scored (balanced accuracy, AUC, sensitivity, ECE, Dice);
+- `records`: labelled images, decoded into model inputs, unreadable ones reported;
+- `run_folder`: a run folder's files (split.csv, model_card.json, model.keras) and its check;
+- `lesion_gate` and `segmenter_run`: what the gate's and the segmenter's training leave for
+  export, and the gate's rules both apply;
+- `framing` and `segmentation`: the crop around a found lesion and the segmenter file's JSON.
 """

@@ -16,10 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.run_folder import check_run_folder
 from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
 from export.exporting import ExportSettings, export_model
 from export.ship import export_folder
-from train.data.split import SPLIT_CSV
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,12 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not args.variants or set(args.variants) - set(VARIANTS):
         parser.error(f"--variants must be a comma-separated subset of {', '.join(VARIANTS)}")
-    for needed in ("model.keras", "model_card.json", SPLIT_CSV):
-        if not (args.run / needed).is_file():
-            parser.error(f"{args.run / needed} not found; is {args.run} a finished run folder?")
     try:
+        check_run_folder(args.run)
         args.out = export_folder(args.run, args.out)
-    except ValueError as error:
+    except ValueError as error:  # contract.run_folder.RunFolderError is one
         parser.error(str(error))
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"--out {args.out} exists and is not empty; choose a new folder")

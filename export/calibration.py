@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from train.data.datasets import Record
+from contract.records import Record
 
 
 def representative_records(train: list[Record], count: int, seed: int) -> list[Record]:

@@ -6,28 +6,30 @@ From Python, in the spirit of Model Maker's `export_model(quantization_config)`:
     failures = export_model(Path("runs/NAME"), Path("runs/NAME/export"), ExportSettings())
 
 Verification runs each file with the LiteRT interpreter exactly as the demo server does
-(`train.evaluation.predict.predict_tflite`, i.e. `contract.tensors.invoke`).
+(`contract.interpreter.predict_tflite`, i.e. `contract.tensors.invoke`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from contract.interpreter import predict_tflite
+from contract.records import Skipped, decode_records, label_indices
+from contract.run_folder import (
+    MODEL_KERAS,
+    SPLIT_CSV,
+    read_model_card,
+    read_split,
+    write_model_card,
+)
 from export.calibration import representative_records
 from export.convert import DEFAULT_VARIANTS, QuantizationConfig, convert
 from export.metadata import ModelInfo, write_metadata
 from export.report import write_report
-from export.verify import Verification, verify
-from train.data.datasets import Skipped
-from train.data.images import decode_records
-from train.data.pipeline import label_indices
-from train.data.split import SPLIT_CSV, read_split
-from train.evaluation.predict import predict_keras, predict_tflite
-from train.model.card import read_model_card
+from export.verify import Verification, keras_outputs, verify
 
 MODEL_FILE_STEM = "skin_lesion"
 VERIFY_SPLITS = ("val", "test")
@@ -75,7 +77,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
     card = read_model_card(run)
     size = card["input"]["height"]
     splits = read_split(run / SPLIT_CSV)
-    model = keras.models.load_model(run / "model.keras")
+    model = keras.models.load_model(run / MODEL_KERAS)
     skipped = Skipped()
     representative = representative_records(
         splits["train"], settings.calibration_images, settings.seed
@@ -89,7 +91,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
                 pixels,
                 label_indices(records),
                 np.array([r.domain for r in records]),
-                predict_keras(model, pixels),
+                keras_outputs(model, pixels),
             )
     skipped.warn()
 
@@ -123,7 +125,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
                         f"{variant} loses {loss:.2f} points of balanced accuracy on "
                         f"{split}/{domain} (allowed {settings.max_loss_points})"
                     )
-    (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    write_model_card(out, card)
     json_path, md_path = write_report(out, run, results, settings.max_loss_points, failures)
     print(f"wrote {json_path} and {md_path}")
     return failures

@@ -2,10 +2,12 @@
 
     python -m export.lesion_gate runs/NAME --out models/ [--variant float16]
 
-The threshold fitted in Keras is re-chosen on the exported model's own val distances with the
-same rule (quantization shifts the distance scale), and the numbers reported are those of the
-.tflite run by LiteRT: false rejections of val (and, unused for any choice, test) lesion
-photos per domain, and the verdict on every image of the non-skin set.
+The gate that `python -m train.lesion_gate` fitted (lesion_gate.keras and lesion_gate.json in
+the run folder) is converted; its threshold is re-chosen on the exported model's own val
+distances with the same rule (`contract.lesion_gate`: quantization shifts the distance scale),
+and the numbers reported are those of the .tflite run by LiteRT: false rejections of val (and,
+unused for any choice, test) lesion photos per domain, and the verdict on every image of the
+non-skin sets (`export.non_skin_images`).
 
 The shipped variant is float16, not int8: measured on our data with the earlier head-only gate,
 full-integer quantization (calibrated on lesion photos) pulled blank, single-colour and noise
@@ -25,22 +27,21 @@ from pathlib import Path
 import numpy as np
 
 from contract.images import resize_to_input
-from export.calibration import representative_records
-from export.convert import VARIANTS, QuantizationConfig, convert
-from export.metadata import append_files
-from export.ship import export_folder
-from train.data.non_skin_images import development_images, non_skin_images
-from train.data.split import SPLIT_CSV, read_split
-from train.evaluation.predict import predict_tflite
-from train.gate.fit import (
-    DISTANCE,
+from contract.interpreter import predict_tflite
+from contract.lesion_gate import (
     GATE_JSON,
     GATE_KERAS,
-    GateConfig,
     choose_threshold,
     false_rejections,
     lesion_photos,
 )
+from contract.model_file import GATE_FILE
+from contract.run_folder import SPLIT_CSV, RunFolderError, check_run_folder, read_split
+from export.calibration import representative_records
+from export.convert import VARIANTS, QuantizationConfig, convert
+from export.metadata import append_files
+from export.non_skin_images import development_images, non_skin_images
+from export.ship import export_folder
 
 GATE_TFLITE = "lesion_gate.tflite"
 REPORT_STEM = "lesion_gate_report"
@@ -62,7 +63,7 @@ def _milliseconds_per_image(model: bytes, image: np.ndarray, repeats: int = 30) 
 
 def pack(model: bytes, info: dict) -> bytes:
     """Append the JSON as an uncompressed zip member, like the classifier's associated files."""
-    return append_files(model, {GATE_JSON: json.dumps(info, indent=2).encode("utf-8")})
+    return append_files(model, {GATE_FILE: json.dumps(info, indent=2).encode("utf-8")})
 
 
 def _lesion_split(records: list, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +72,8 @@ def _lesion_split(records: list, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARIANT) -> Path:
-    """Convert, choose the threshold on val, measure, write the .tflite and the report."""
+    """Convert the fitted gate, choose the threshold on val (`contract.lesion_gate`), measure,
+    write the .tflite and the report."""
     import keras
 
     fitted = json.loads((run_dir / GATE_JSON).read_text(encoding="utf-8"))
@@ -80,7 +82,8 @@ def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARI
     split = read_split(run_dir / SPLIT_CSV)
     reps = None
     if variant in ("int8", "int8_io"):
-        chosen = representative_records(split["train"], CALIBRATION_IMAGES, GateConfig.seed)
+        seed = int(fitted["config"]["seed"])
+        chosen = representative_records(split["train"], CALIBRATION_IMAGES, seed)
         reps, _ = _lesion_split(chosen, size)
     model = convert(
         keras.saving.load_model(run_dir / GATE_KERAS), QuantizationConfig(variant, reps)
@@ -107,7 +110,7 @@ def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARI
         "threshold": threshold,
         "image_size": size,
         "components": int(fitted["components"]),
-        "output": DISTANCE,
+        "output": fitted["output"],
         "rule": f"not a lesion photo when distance > threshold ({fitted['threshold_rule']})",
         "features": fitted["features"],
         "measured": {k: v for k, v in measured.items() if k not in ("non_skin", "development")},
@@ -181,9 +184,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.out = export_folder(args.run, args.out)
     except ValueError as error:
         parser.error(str(error))
-    for name in (SPLIT_CSV, GATE_KERAS, GATE_JSON):
-        if not (args.run / name).is_file():
-            parser.error(f"{args.run / name} not found (run python -m train.lesion_gate first)")
+    try:
+        files = (SPLIT_CSV, GATE_KERAS, GATE_JSON)
+        check_run_folder(args.run, files, written_by="python -m train.lesion_gate")
+    except RunFolderError as error:
+        parser.error(str(error))
     return args
 
 

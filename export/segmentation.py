@@ -2,8 +2,11 @@
 
     python -m export.segmentation runs/segmentation --out runs/segmentation/export
 
-Full-integer int8 (uint8 input: raw RGB pixels; uint8 output: P(lesion) per pixel in steps of
-1/255... as the converter quantizes it), calibrated on training photos. The file carries:
+The network is what `python -m train.segment train` left in the run folder (model.keras, with
+its settings and decoded photos: `contract.segmenter_run`); here it is only converted, checked
+and packed. Full-integer int8 (uint8 input: raw RGB pixels; uint8 output: P(lesion) per pixel in
+steps of 1/255... as the converter quantizes it), calibrated on the run's training photos. The
+file carries:
 
 - the standard TFLite metadata of an image segmenter, written as `export.metadata` writes the
   classifier's (the flatbuffer classes, not mediapipe's broken writer): RGB image input with
@@ -30,9 +33,21 @@ import flatbuffers
 import numpy as np
 from mediapipe.tasks.metadata import image_segmenter_metadata_schema_py_generated as _seg
 from mediapipe.tasks.metadata import metadata_schema_py_generated as _md
+from PIL import Image
 
 from contract.framing import FramingRule
+from contract.images import resize_to_input
+from contract.interpreter import predict_tflite
+from contract.metrics import dice_jaccard
+from contract.run_folder import MODEL_KERAS, RunFolderError, check_run_folder
 from contract.segmentation import SEGMENTER_FILE, SEGMENTER_LABELS_FILE, read_segmenter_info
+from contract.segmenter_run import (
+    CONFIG_JSON,
+    TRAIN_CACHE_SIZE,
+    cache_name,
+    read_cache,
+    read_config,
+)
 from export.metadata import (  # the classifier's writer's building blocks
     _associated_file,
     _repack_with_metadata,
@@ -42,6 +57,7 @@ from export.metadata import (  # the classifier's writer's building blocks
     model_metadata_flatbuffer,
 )
 from export.ship import export_folder
+from export.verify import keras_outputs
 
 SEGMENTER_TFLITE = "lesion_segmenter.tflite"
 REPORT_STEM = "lesion_segmenter_report"
@@ -166,48 +182,40 @@ def segmenter_info(
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from train.segmentation.loss import dice_jaccard
-
     return dice_jaccard(a, b)[0]
+
+
+def export_inputs(run: Path) -> tuple[str, ...]:
+    """The files of a segmenter run that `export_segmenter` reads (`contract.segmenter_run`)."""
+    size = int(read_config(run)["image_size"])
+    return MODEL_KERAS, cache_name("train", TRAIN_CACHE_SIZE), cache_name("val", size)
 
 
 def export_segmenter(
     run: Path, out: Path, crop_before_classifying: bool = False, threads: int = 2
 ) -> Path:
-    """Convert the run's model.keras to int8, check it against Keras on val, write the file."""
-    from PIL import Image
+    """Convert the run's model.keras to int8, calibrated on its cached train photos; compare it
+    with Keras on the cached val photos; write the file."""
+    import keras
 
     from export.convert import QuantizationConfig, convert
-    from train.segmentation.evaluation import segment_keras, segment_tflite
-    from train.segmentation.training import (
-        CONFIG_JSON,
-        MODEL_KERAS,
-        SegmenterConfig,
-        load_model,
-        split_and_data,
-    )
 
-    config = SegmenterConfig(**json.loads((run / CONFIG_JSON).read_text()))
-    size = config.image_size
-    _, data = split_and_data(run, config, Path(), run / "masks", None, ("train", "val"))
-    rng = np.random.default_rng(config.seed)
-    train = data["train"]
+    config = read_config(run)
+    size = int(config["image_size"])
+    train = read_cache(run / cache_name("train", TRAIN_CACHE_SIZE))
+    val = read_cache(run / cache_name("val", size))
+    rng = np.random.default_rng(int(config["seed"]))
     chosen = rng.choice(len(train.pixels), min(CALIBRATION_IMAGES, len(train.pixels)), False)
-    reps = np.stack(
-        [
-            np.asarray(Image.fromarray(train.pixels[i]).resize((size, size), Image.BILINEAR))
-            for i in chosen
-        ]
-    )
-    keras_model = load_model(run / MODEL_KERAS)
+    reps = np.stack([resize_to_input(Image.fromarray(train.pixels[i]), size, size) for i in chosen])
+    # Inference only: the training loss the file was compiled with is not needed.
+    keras_model = keras.saving.load_model(run / MODEL_KERAS, compile=False)
     flatbuffer = convert(keras_model, QuantizationConfig("int8", reps))
 
-    val = data["val"]
     truth = val.masks
-    keras_masks = segment_keras(keras_model, val.pixels) >= 0.5
-    tflite_masks = segment_tflite(flatbuffer, val.pixels, threads) >= 0.5
+    keras_masks = keras_outputs(keras_model, val.pixels, batch_size=16).reshape(truth.shape) >= 0.5
+    tflite_masks = predict_tflite(flatbuffer, val.pixels, threads).reshape(truth.shape) >= 0.5
     start = time.perf_counter()
-    segment_tflite(flatbuffer, np.repeat(val.pixels[:1], 30, axis=0), threads)
+    predict_tflite(flatbuffer, np.repeat(val.pixels[:1], 30, axis=0), threads)
     ms = 1000 * (time.perf_counter() - start) / 30
     measured = {
         "variant": "int8 (uint8 input and output)",
@@ -333,8 +341,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.out = export_folder(args.run, args.out)
     except ValueError as error:
         parser.error(str(error))
-    if not (args.run / "model.keras").is_file():
-        parser.error(f"{args.run / 'model.keras'} not found (python -m train.segment train)")
+    if not args.add_measurements:
+        try:
+            writer = "python -m train.segment train"
+            check_run_folder(args.run, (CONFIG_JSON,), written_by=writer)
+            check_run_folder(args.run, export_inputs(args.run), written_by=writer)
+        except RunFolderError as error:
+            parser.error(str(error))
     return args
 
 

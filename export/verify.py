@@ -1,4 +1,8 @@
-"""Verifying an exported .tflite against the Keras model it came from."""
+"""Verifying an exported .tflite against the Keras model it came from.
+
+The .tflite runs as the demo server runs it (`contract.interpreter.predict_tflite`); the Keras
+model runs here, plainly, on one device: the reference the exported file is held to.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from train.evaluation import metrics
+from contract import metrics
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,16 @@ class Verification:
         return {**asdict(self), "balanced_accuracy_loss_points": self.balanced_accuracy_loss()}
 
 
+def keras_outputs(model, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The Keras model's outputs for uint8 images (N, H, W, 3), batch by batch."""
+    return np.asarray(model.predict(pixels, batch_size=batch_size, verbose=0))
+
+
 def _bacc_by_domain(y: np.ndarray, probs: np.ndarray, domains: np.ndarray) -> dict[str, float]:
-    result = {"overall": metrics.balanced_accuracy(y, probs.argmax(1))}
-    for d in sorted(set(domains.tolist())):
-        result[d] = metrics.balanced_accuracy(y[domains == d], probs[domains == d].argmax(1))
-    return result
+    return {
+        scope: metrics.balanced_accuracy(y[mask], probs[mask].argmax(1))
+        for scope, mask in metrics.domain_scopes(domains).items()
+    }
 
 
 def verify(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract import metrics
 from contract.answers import DomainModel
 from contract.questionnaire import (
     BY_NAME,
@@ -17,12 +18,12 @@ from contract.questionnaire import (
     encode_recorded,
     feature_names,
 )
+from contract.records import Record, Skipped
 from contract.screening import calibrate
 from contract.taxonomy import LABELS, PHONE
 from train.answers.regression import fit_answer_model
 from train.data.answers import dataset_answers
-from train.data.datasets import Record, Skipped, load_dataset
-from train.evaluation import metrics
+from train.data.datasets import load_dataset
 
 AGE = BY_NAME["age"]
 encode = encode_recorded

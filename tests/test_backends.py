@@ -274,8 +274,8 @@ def test_jax_trains_and_resumes_without_tensorflow_and_tensorflow_exports_it(
     and exports it, and the .tflite gives JAX's probabilities."""
     import keras
 
+    from contract.interpreter import predict_tflite
     from export.exporting import ExportSettings, export_model
-    from train.evaluation.predict import predict_tflite
 
     run = tmp_path / "jax_run"
     pixels = np.random.default_rng(2).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)

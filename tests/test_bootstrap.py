@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contract import metrics
 from contract.taxonomy import LABELS
-from train.evaluation import metrics
 from train.evaluation.bootstrap import grouped_bootstrap_intervals, paired_difference_intervals
 
 
@@ -125,7 +125,7 @@ def _malignant_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_confident_threshold_is_below_the_point_estimate_and_its_bound_holds():
     from train.evaluation.bootstrap import confident_threshold
-    from train.evaluation.metrics import threshold_for_sensitivity
+    from train.evaluation.calibrate import threshold_for_sensitivity
 
     y, probs = _malignant_scores(400, seed=1)
     groups = np.arange(len(y))

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.records import Record
 from contract.taxonomy import LABELS
 from train.compare import main
-from train.data.datasets import Record
 from train.evaluation.prediction_table import PREDICTIONS_CSV, read_predictions, write_predictions
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.records import Record
+from contract.run_folder import SPLIT_CSV, write_split
 from contract.taxonomy import LABELS
-from train.data.datasets import Record
-from train.data.split import SPLIT_CSV, write_split
 from train.model.distill import (
     TEACHER_TARGETS,
     TeacherError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from train.data.non_skin_images import development_images, non_skin_images
+from export.non_skin_images import development_images, non_skin_images
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 MUST_REJECT = ("skimage.chelsea", "skimage.coffee", "white", "black", "document")
@@ -19,10 +19,13 @@ MUST_REJECT = ("skimage.chelsea", "skimage.coffee", "white", "black", "document"
 @pytest.fixture(scope="module")
 def gate_run(data_dir: Path, tmp_path_factory) -> Path:
     """A run folder with a small grouped split and a gate fitted on ~300 train images."""
-    from train.data.datasets import Skipped, load_dataset, merge_identical_images
-    from train.data.split import SPLIT_CSV, SplitFractions, grouped_split, write_split
+    from contract.lesion_gate import GATE_JSON, GATE_KERAS
+    from contract.records import Skipped
+    from contract.run_folder import SPLIT_CSV, write_split
+    from train.data.datasets import load_dataset, merge_identical_images
+    from train.data.split import SplitFractions, grouped_split
     from train.data.subset import take_per_class
-    from train.gate.fit import GATE_JSON, GATE_KERAS, GateConfig, fit_lesion_gate
+    from train.gate.fit import GateConfig, fit_lesion_gate
 
     run = tmp_path_factory.mktemp("runs") / "gate"
     run.mkdir()
@@ -66,7 +69,7 @@ def test_cutouts_are_told_apart_from_photos(data_dir: Path):
     import numpy as np
 
     from contract.images import model_input
-    from train.gate.fit import is_cutout
+    from contract.lesion_gate import is_cutout
 
     photos = sorted(SAMPLES.glob("*.jpg"))
     cutouts = sorted((data_dir / "pad_ufes20_cutouts" / "images").glob("*.jpg"))[:20]

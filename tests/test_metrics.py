@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contract import metrics
 from contract.screening import calibrate
 from contract.taxonomy import LABELS
-from train.evaluation import metrics
+from train.evaluation.calibrate import fit_temperature, threshold_for_sensitivity
 
 AKIEC, BCC, BKL, DF, MEL, NV, VASC = range(len(LABELS))
 
@@ -53,7 +54,7 @@ def test_threshold_for_sensitivity_reaches_the_target():
     y = rng.integers(0, len(LABELS), 500)
     probs = rng.dirichlet(np.ones(len(LABELS)), 500)
     for target in (0.8, 0.95, 1.0):
-        t = metrics.threshold_for_sensitivity(y, probs, target)
+        t = threshold_for_sensitivity(y, probs, target)
         assert metrics.sensitivity_specificity(y, probs, t)["sensitivity"] >= target
         higher = metrics.sensitivity_specificity(y, probs, t + 1e-6)["sensitivity"]
         assert higher < target
@@ -64,7 +65,7 @@ def test_temperature_scaling_reduces_overconfidence():
     y = rng.integers(0, len(LABELS), 2000)
     noisy = np.where(rng.random(2000) < 0.6, y, rng.integers(0, len(LABELS), 2000))
     overconfident = one_hot(noisy, confidence=0.99)  # right about 65% of the time
-    t = metrics.fit_temperature(y, overconfident)
+    t = fit_temperature(y, overconfident)
     assert t > 1.5
     calibrated = calibrate(overconfident, t)
     assert metrics.expected_calibration_error(y, calibrated) < 0.05

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.data.datasets import Skipped
-from train.data.images import decode_records
+from contract.records import Skipped, decode_records, label_indices
+from contract.run_folder import SPLIT_CSV, read_split
 from train.data.packed import PackedError, PackedImages
-from train.data.pipeline import TrainingBatches, balancing_weights, label_indices, one_hot
-from train.data.split import SPLIT_CSV, read_split
+from train.data.pipeline import TrainingBatches, balancing_weights, one_hot
 
 pytestmark = pytest.mark.data
 

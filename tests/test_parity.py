@@ -1,7 +1,7 @@
 """Parity: a photo gives the same input tensor and the same probabilities through training's
 evaluation path and through the demo server, in every colour mode, by construction.
 
-The evaluation path is train.data.images.decode_records -> train.evaluation.predict.predict_tflite
+The evaluation path is contract.records.decode_records -> contract.interpreter.predict_tflite
 (also what export verification runs); the serving path is demo_server.images.decode_upload ->
 Classifier.to_pixels -> Classifier.predict -> screening. Both must call the contract's code, so
 these compare bytes and floats exactly, not within a tolerance.
@@ -17,14 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contract.interpreter import predict_tflite
 from contract.questionnaire import QUESTION_NAMES
+from contract.records import Record, Skipped, decode_records
 from contract.screening import calibrate
 from demo_server.images import decode_upload
 from demo_server.model import Classifier
 from demo_server.screening import screen
-from train.data.datasets import Record, Skipped
-from train.data.images import decode_records
-from train.evaluation.predict import predict_tflite
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"

@@ -190,7 +190,7 @@ def test_split_only_writes_the_split_a_full_run_would_use(
 
 
 def test_split_from_reuses_another_runs_split(tiny_run: Path, same_split_run: Path):
-    from train.data.split import read_split
+    from contract.run_folder import read_split
 
     assert read_split(same_split_run / "split.csv") == read_split(tiny_run / "split.csv")
     assert (same_split_run / "model.keras").is_file()
@@ -228,8 +228,8 @@ def test_ensemble_averages_its_members_and_is_calibrated_on_val(
 def test_an_ensemble_exports_to_one_tflite_that_matches_keras(ensemble_run: Path):
     import keras
 
+    from contract.interpreter import predict_tflite
     from export.__main__ import main
-    from train.evaluation.predict import predict_tflite
 
     out = ensemble_run / "models"
     assert main([str(ensemble_run), "--out", str(out), "--variants", "float32"]) == 0
@@ -404,7 +404,7 @@ def test_mediapipe_image_classifier_returns_our_category_names(exported: Path, v
 def test_int8_io_variant_is_for_npus_not_mediapipe(exported: Path):
     """MediaPipe only feeds uint8 or float32 images; the int8-input file is for NPU delegates
     and LiteRT, and MediaPipe says so instead of misreading it."""
-    from train.evaluation.predict import predict_tflite
+    from contract.interpreter import predict_tflite
 
     model = exported / "skin_lesion_int8_io.tflite"
     with pytest.raises(Exception, match="uint8/float32, got INT8"):
@@ -513,7 +513,7 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
     )
     assert "resamples of whole lesions / patients" in report and "| mel |" in report
     # The per-image table (train.compare's input) holds the very predictions scored above.
-    from train.evaluation import metrics
+    from contract import metrics
     from train.evaluation.prediction_table import read_predictions
 
     table = read_predictions(out / "predictions.csv")

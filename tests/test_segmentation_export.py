@@ -93,6 +93,66 @@ def test_the_fixture_is_what_the_script_makes(tmp_path):
         assert np.array_equal(segment_tflite(path, pixels), segment_tflite(committed, pixels))
 
 
+def _segmenter_run(run: Path) -> Path:
+    """What `python -m train.segment train` leaves for export, for the fixture's network: its
+    model.keras compiled with the training loss, config.json, and the cached train and val
+    photos (dark discs on light skin, the masks the discs)."""
+    import json
+
+    from PIL import Image
+
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        from make_segmenter_fixture import SIZE, calibration_images, dark_pixel_model
+    finally:
+        sys.path.remove(str(FIXTURES))
+    from contract.images import resize_to_input
+    from contract.segmenter_run import CONFIG_JSON, TRAIN_CACHE_SIZE, cache_name, write_cache
+    from train.segmentation.loss import dice_bce_loss
+
+    run.mkdir()
+    model = dark_pixel_model()
+    model.compile("adam", dice_bce_loss)
+    model.save(run / "model.keras")
+    (run / CONFIG_JSON).write_text(json.dumps({"image_size": SIZE, "seed": 0}))
+    photos = calibration_images()
+    paths = [f"photo{i}.png" for i in range(len(photos))]
+    big = np.stack([resize_to_input(Image.fromarray(p), *(TRAIN_CACHE_SIZE,) * 2) for p in photos])
+    write_cache(run / cache_name("train", TRAIN_CACHE_SIZE), paths, big, big.mean(-1) < 128)
+    write_cache(run / cache_name("val", SIZE), paths, photos, photos.mean(-1) < 128)
+    return run
+
+
+@pytest.mark.slow
+def test_export_converts_what_training_left_in_the_run_folder(tmp_path):
+    """export.segmentation reads the run folder only: the network loads without the training
+    loss, calibration and the check against Keras use the cached photos."""
+    from export.segmentation import SEGMENTER_TFLITE, main
+
+    run = _segmenter_run(tmp_path / "run")
+    assert main([str(run)]) == 0
+    info = read_segmenter_info((run / "export" / SEGMENTER_TFLITE).read_bytes())
+    measured = info.card["measured"]
+    assert measured["calibration_images"] == measured["val_photos"] == 32
+    assert measured["val_dice_tflite_vs_keras_mean"] > 0.95
+    assert measured["val_dice_keras_mean"] > 0.95  # dark is lesion, as the masks say
+
+
+def test_export_names_the_missing_run_file(tmp_path, capsys):
+    import json
+
+    from export.segmentation import main
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    assert "config.json not found" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text(json.dumps({"image_size": 64, "seed": 0}))
+    (tmp_path / "model.keras").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    assert "cache_train_320.npz not found" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_network_shape_loss_and_a_few_training_steps():
     import keras

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train.data.datasets import Record
+from contract.metrics import dice_jaccard
+from contract.records import Record
 from train.segmentation import masks as masks_module
 from train.segmentation.dataset import augment, make_split, shipped_test_photos, split_counts
 from train.segmentation.evaluation import evaluate_arrays, summarise, weighted_statistics
-from train.segmentation.loss import dice_jaccard
 
 
 def skin_photo(size=(300, 300), seed=0) -> np.ndarray:

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from train.data.datasets import Record, Skipped, load_dataset, merge_identical_images
-from train.data.split import (
-    SplitError,
-    SplitFractions,
-    grouped_split,
-    kept_assignments,
-    write_split,
-)
+from contract.records import Record, Skipped
+from contract.run_folder import write_split
+from train.data.datasets import load_dataset, merge_identical_images
+from train.data.split import SplitError, SplitFractions, grouped_split, kept_assignments
 
 
 def records(prefix: str, groups: int, per_group: int = 2) -> list[Record]:

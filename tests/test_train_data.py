@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from contract.records import Skipped, decode_records
+from contract.run_folder import read_split, write_split
 from contract.taxonomy import DERMOSCOPIC, LABELS, PHONE
-from train.data.datasets import (
-    DatasetError,
-    Skipped,
-    load_dataset,
-    merge_identical_images,
-)
-from train.data.images import decode_records
-from train.data.split import SplitFractions, grouped_split, read_split, write_split
+from train.data.datasets import DatasetError, load_dataset, merge_identical_images
+from train.data.split import SplitFractions, grouped_split
 from train.data.subset import take_per_class
 
 

@@ -16,10 +16,11 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+from contract.run_folder import SPLIT_CSV
 from train.cli import comma_paths
 from train.data.datasets import DatasetError
 from train.data.packed import PackedError
-from train.data.split import SPLIT_CSV, SplitError
+from train.data.split import SplitError
 from train.model.distill import TeacherError
 from train.model.hparams import BALANCING, HParams, validate
 from train.model.training import HPARAMS_JSON, TrainingError, create, start_run, train

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import metrics
 from contract.questionnaire import BY_NAME, YES_NO, Question
+from contract.records import label_indices
+from contract.run_folder import SPLITS
 from contract.screening import calibrate, refer
 from train.answers.fitting import models_from_card, ratios_of_answers
 from train.cli import check_run_and_model
 from train.data.answers import dataset_answers
-from train.data.pipeline import label_indices
-from train.data.split import SPLITS
-from train.evaluation import metrics
 from train.evaluation.evaluate import card_of, split_predictions
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from contract.run_folder import FINISHED_RUN, SPLIT_CSV, RunFolderError, check_run_folder
+
 
 def comma_list(text: str) -> list[str]:
     """One command-line list: comma-separated items, blanks dropped (`--data A,B`)."""
@@ -24,10 +26,11 @@ def comma_floats(text: str) -> list[float]:
 
 
 def check_run_and_model(parser: argparse.ArgumentParser, run: Path, model: Path | None) -> None:
-    """Usage errors for a run folder (with split.csv) and `--model` (else the run's Keras)."""
-    if not (run / "split.csv").is_file():
-        parser.error(f"{run / 'split.csv'} not found; is {run} a run folder?")
+    """Usage errors for a run folder and `--model`: with a model file the run lends only its
+    split.csv, without one it must be finished (its Keras model and card)."""
+    try:
+        check_run_folder(run, FINISHED_RUN if model is None else (SPLIT_CSV,))
+    except RunFolderError as error:
+        parser.error(str(error))
     if model is not None and not model.is_file():
         parser.error(f"--model {model}: no such file")
-    if model is None and not (run / "model.keras").is_file():
-        parser.error(f"{run / 'model.keras'} not found and no --model given")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.metrics import domain_scopes
 from train.evaluation.bootstrap import RESAMPLES, paired_difference_intervals
-from train.evaluation.metrics import domain_scopes
 from train.evaluation.prediction_table import PREDICTIONS_CSV, PredictionTable, read_predictions
 
 METRICS = ("balanced_accuracy", "malignant_sensitivity", "malignant_specificity")

@@ -13,13 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract import metrics
 from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
+from contract.run_folder import MODEL_KERAS, SPLITS
 from train.cli import check_run_and_model, comma_list
-from train.data.split import SPLITS
-from train.evaluation import metrics
 from train.evaluation.evaluate import (
-    KERAS_MODEL,
     card_of,
     evaluate,
     record_in_card,
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = evaluate(args.run, args.model, args.split, args.answers, args.by_folder)
     out = args.out or args.run / f"eval-{args.split}-{result.name}"
-    write_evaluation(result, out, args.model or args.run / KERAS_MODEL, args.split, args.answers)
+    write_evaluation(result, out, args.model or args.run / MODEL_KERAS, args.split, args.answers)
     if args.update_card:
         record_in_card(args.run, args.split, result.report, args.answers is not None)
     for scope in result.scopes:

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.run_folder import RunFolderError, check_run_folder
 from train.answers.fitting import DEFAULT_STRENGTHS, AnswersError, fit_answers
 from train.cli import comma_floats
-from train.data.split import SPLIT_CSV
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,9 +30,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="strengths to try on val, per domain (default: 0.25,0.5,0.75,1)",
     )
     args = parser.parse_args(argv)
-    for name in ("model.keras", "model_card.json", SPLIT_CSV):
-        if not (args.run / name).is_file():
-            parser.error(f"{args.run / name} not found; is {args.run} a finished run folder?")
+    try:
+        check_run_folder(args.run)
+    except RunFolderError as error:
+        parser.error(str(error))
     if not args.strengths or any(s <= 0 for s in args.strengths):
         parser.error("--strengths must be positive")
     return args

@@ -13,8 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from train.data.split import SPLIT_CSV
-from train.gate.fit import GATE_JSON, GATE_KERAS, GateConfig, fit_lesion_gate
+from contract.lesion_gate import GATE_JSON, GATE_KERAS
+from contract.run_folder import SPLIT_CSV, RunFolderError, check_run_folder
+from train.gate.fit import GateConfig, fit_lesion_gate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,8 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-images", type=int, default=defaults.max_images)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
-    if not (args.run / SPLIT_CSV).is_file():
-        parser.error(f"{args.run / SPLIT_CSV} not found (is {args.run} a run folder?)")
+    try:
+        check_run_folder(args.run, (SPLIT_CSV,))
+    except RunFolderError as error:
+        parser.error(str(error))
     if args.max_images < 1:
         parser.error("--max-images must be positive")
     try:

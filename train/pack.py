@@ -14,9 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from train.data.datasets import DatasetError, Skipped
+from contract.records import Skipped
+from contract.run_folder import SPLIT_CSV, SPLITS, read_split
+from train.data.datasets import DatasetError
 from train.data.packed import pack
-from train.data.split import SPLIT_CSV, SPLITS, read_split
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
     except SegmentationError as error:
         print(f"python -m train.segment train: error: {error}", file=sys.stderr)
         return 2
-    from train.data.split import read_split
+    from contract.run_folder import read_split
 
     counts = split_counts(read_split(args.out / "split.csv"), args.masks)
     (args.out / "split_counts.json").write_text(json.dumps(counts, indent=2) + "\n")

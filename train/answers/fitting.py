@@ -16,18 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import metrics
 from contract.answers import RULE, DomainModel, answer_spec
 from contract.questionnaire import BY_NAME, QUESTIONS, QUESTIONS_BY_DOMAIN, encode_recorded
+from contract.records import Record, Skipped, label_indices
+from contract.run_folder import (
+    MODEL_KERAS,
+    SPLIT_CSV,
+    read_model_card,
+    read_split,
+    write_model_card,
+)
 from contract.screening import calibrate
 from contract.taxonomy import LABELS
 from train.answers.regression import fit_answer_model
 from train.data.answers import dataset_answers
-from train.data.datasets import Record, Skipped
-from train.data.pipeline import label_indices
-from train.data.split import SPLIT_CSV, read_split
-from train.evaluation import metrics
 from train.evaluation.calibrate import calibrate_on_val
-from train.model.card import ANSWERS_LIMITATION, read_model_card, write_model_card
+from train.model.card import ANSWERS_LIMITATION
 
 DEFAULT_STRENGTHS = (0.25, 0.5, 0.75, 1.0)
 
@@ -109,7 +114,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from train.data.images import decode_records
+    from contract.records import decode_records
     from train.evaluation.predict import predict_keras
 
     card = read_model_card(run_dir)
@@ -117,7 +122,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
     skipped = Skipped()
     pixels, val = decode_records(split["val"], card["input"]["height"], skipped)
     skipped.warn()
-    raw = predict_keras(keras.models.load_model(run_dir / "model.keras"), pixels)
+    raw = predict_keras(keras.models.load_model(run_dir / MODEL_KERAS), pixels)
 
     models = fit_domain_models(split["train"])
     if not models:

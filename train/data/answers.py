@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from contract.questionnaire import SYMPTOMS
-from train.data.datasets import Record
+from contract.records import Record
 
 
 def _ham10000_answers(csv_path: Path) -> dict[str, dict[str, str]]:

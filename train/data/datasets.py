@@ -1,55 +1,25 @@
 """Labelled image records from the layouts we read, with their group and domain.
 
-A record is one image file. Its *group* (lesion or patient) is what a split must keep together;
-its *domain* (dermoscopic or phone) is what metrics are reported per. Images are not decoded
-here: a missing file is reported now, an unreadable one when it is decoded (`train.data.images`).
+A record (`contract.records.Record`) is one image file. Its *group* (lesion or patient) is what
+a split must keep together; its *domain* (dermoscopic or phone) is what metrics are reported
+per. Images are not decoded here: a missing file is reported now, an unreadable one when it is
+decoded (`contract.records.decode_records`).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import warnings
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
+from contract.records import Record, Skipped
 from contract.taxonomy import DERMOSCOPIC, LABELS, PAD_UFES20_TO_HAM, PHONE
 
 ISIC2017_CSV = "labels.csv"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-
-
-@dataclass(frozen=True)
-class Record:
-    """One labelled image."""
-
-    path: Path
-    label: str  # a code of contract.taxonomy.LABELS
-    group: str  # lesion or patient: never split across train/val/test
-    domain: str  # contract.taxonomy.DOMAINS
-    source: str  # data-set name, for counts and attribution
-
-
-@dataclass
-class Skipped:
-    """Images that could not be used, each with the reason; reported, never silently dropped."""
-
-    items: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, what: str | Path, reason: str) -> None:
-        self.items.append((str(what), reason))
-
-    def warn(self) -> None:
-        """One warning at the end of loading that counts and names every skipped image."""
-        if not self.items:
-            return
-        shown = "\n".join(f"  {what}: {reason}" for what, reason in self.items[:50])
-        more = f"\n  ... and {len(self.items) - 50} more" if len(self.items) > 50 else ""
-        warnings.warn(
-            f"skipped {len(self.items)} image(s):\n{shown}{more}", UserWarning, stacklevel=2
-        )
 
 
 class DatasetError(ValueError):

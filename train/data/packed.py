@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from contract.images import model_input
-from train.data.datasets import Record, Skipped
-from train.data.split import SPLITS
+from contract.records import Record, Skipped
+from contract.run_folder import SPLITS
 
 FORMAT_VERSION = 1
 CODECS = ("jpeg", "png")
@@ -132,13 +132,13 @@ class PackedImages:
         return [i for i, s in enumerate(self._columns["split"]) if s == split]
 
     def splits(self) -> dict[str, list[Record]]:
-        """The split, as `train.data.split.read_split` gives it (splits not packed are empty)."""
+        """The split, as `contract.run_folder.read_split` gives it (splits not packed are empty)."""
         return {name: [self._record(i) for i in self._rows(name)] for name in SPLITS}
 
     def pixels(
         self, split: str, skipped: Skipped, workers: int = 4
     ) -> tuple[np.ndarray, list[Record]]:
-        """Decoded images of one split and their records, as `train.data.images.decode_records`
+        """Decoded images of one split and their records, as `contract.records.decode_records`
         returns them; images unreadable when packed are added to `skipped` and left out."""
         rows = []
         for i in self._rows(split):

@@ -16,13 +16,9 @@ from collections import Counter
 import keras
 import numpy as np
 
-from contract.taxonomy import LABELS, label_index
+from contract.records import Record
+from contract.taxonomy import LABELS
 from train.data.augment import JPEG_QUALITY, recompress
-from train.data.datasets import Record
-
-
-def label_indices(records: list[Record]) -> np.ndarray:
-    return np.array([label_index(r.label) for r in records], dtype=np.int32)
 
 
 def balancing_weights(records: list[Record], max_weight: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Grouped, stratified train/val/test split, written to and read from a CSV in the run folder.
+"""Grouped, stratified train/val/test split (the run folder's split.csv: `contract.run_folder`).
 
 No lesion or patient is in two splits. Within that constraint groups are dealt, rarest class
 first, to whichever split is furthest below its share of that (domain, class), so small classes
@@ -14,11 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.data.datasets import Record
-
-SPLITS = ("train", "val", "test")
-SPLIT_CSV = "split.csv"
-_COLUMNS = ("split", "path", "label", "group", "domain", "source")
+from contract.records import Record
+from contract.run_folder import SPLITS, read_split
 
 
 class SplitError(ValueError):
@@ -113,26 +110,6 @@ def kept_assignments(path: Path) -> dict[str, str]:
     if not rows or "path" not in rows[0] or unknown:
         raise SplitError(f"{path} is not a split.csv (columns split, path; splits {SPLITS})")
     return {str(Path(row["path"]).resolve()): row["split"] for row in rows}
-
-
-def write_split(path: Path, assignment: dict[str, list[Record]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(_COLUMNS)
-        for split in SPLITS:
-            for r in assignment[split]:
-                writer.writerow((split, str(r.path), r.label, r.group, r.domain, r.source))
-
-
-def read_split(path: Path) -> dict[str, list[Record]]:
-    """The split every later step uses: evaluation, export calibration and verification."""
-    assignment: dict[str, list[Record]] = {s: [] for s in SPLITS}
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            assignment[row["split"]].append(
-                Record(Path(row["path"]), row["label"], row["group"], row["domain"], row["source"])
-            )
-    return assignment
 
 
 def differing_split(a: Path, b: Path) -> str | None:

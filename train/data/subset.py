@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 
-from train.data.datasets import Record
+from contract.records import Record
 
 
 def take_per_class(records: list[Record], per_class: int, seed: int) -> list[Record]:

@@ -1,2 +1,2 @@
-"""Evaluation and statistics: metrics, grouped bootstrap intervals, calibration on val, plots,
-reports and predictions."""
+"""Evaluation and statistics: grouped bootstrap intervals, calibration on val, plots, reports and
+predictions (the metric formulas themselves are `contract.metrics`)."""

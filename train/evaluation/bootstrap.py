@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.metrics import is_malignant, malignant_probability
 from contract.taxonomy import LABELS
-from train.evaluation.metrics import is_malignant, malignant_probability
 
 RESAMPLES = 2000
 

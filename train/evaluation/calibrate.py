@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract import metrics
+from contract.records import Record, label_indices
 from contract.screening import calibrate, refer
-from train.data.datasets import Record
-from train.data.pipeline import label_indices
-from train.evaluation import metrics
 from train.evaluation.bootstrap import confident_threshold
 
 THRESHOLD_RULE = (
@@ -41,6 +40,30 @@ class ValCalibration:
         }
 
 
+def threshold_for_sensitivity(y_true: np.ndarray, probs: np.ndarray, target: float) -> float:
+    """Highest threshold on P(malignant) whose sensitivity reaches `target` on these data."""
+    p_malignant = np.sort(metrics.malignant_probability(probs)[metrics.is_malignant(y_true)])
+    if len(p_malignant) == 0:
+        return 0.5
+    allowed_misses = int(np.floor((1 - target) * len(p_malignant) + 1e-9))
+    return float(p_malignant[allowed_misses])
+
+
+def fit_temperature(
+    y_true: np.ndarray, probs: np.ndarray, log_ratios: np.ndarray | None = None
+) -> float:
+    """Temperature minimising the negative log-likelihood of `contract.screening.calibrate`
+    (with the answers' log ratios, if given), by a fine grid over log T."""
+    candidates = np.exp(np.linspace(np.log(0.25), np.log(8.0), 400))
+    rows = np.arange(len(y_true))
+
+    def nll(t: float) -> float:
+        calibrated = calibrate(probs, t, log_ratios)
+        return float(-np.log(calibrated[rows, y_true] + 1e-12).mean())
+
+    return float(min(candidates, key=nll))
+
+
 def calibrate_on_val(
     val_records: list[Record],
     raw_val: np.ndarray,
@@ -52,7 +75,7 @@ def calibrate_on_val(
     y_val = label_indices(val_records)
     domains = np.array([r.domain for r in val_records])
     groups = np.array([r.group for r in val_records])
-    temperature = metrics.fit_temperature(y_val, raw_val, log_ratios)
+    temperature = fit_temperature(y_val, raw_val, log_ratios)
     probs = calibrate(raw_val, temperature, log_ratios)
     confident = {
         d: confident_threshold(

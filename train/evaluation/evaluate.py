@@ -18,21 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import metrics
+from contract.interpreter import predict_tflite
 from contract.model_file import model_card, read_model_file
+from contract.records import Record, Skipped, decode_records, label_indices
+from contract.run_folder import (
+    MODEL_KERAS,
+    SPLIT_CSV,
+    read_model_card,
+    read_split,
+    write_model_card,
+)
 from contract.screening import calibrate
 from train.answers.fitting import answer_ratios, models_from_card
-from train.data.datasets import Record, Skipped
-from train.data.images import decode_records
-from train.data.pipeline import label_indices
-from train.data.split import SPLIT_CSV, read_split
-from train.evaluation import metrics
 from train.evaluation.bootstrap import grouped_bootstrap_intervals
-from train.evaluation.predict import predict_keras, predict_tflite
+from train.evaluation.predict import predict_keras
 from train.evaluation.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.evaluation.report_md import metrics_markdown
-from train.model.card import read_model_card, write_model_card
-
-KERAS_MODEL = "model.keras"
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def split_predictions(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    return predict_keras(keras.models.load_model(run / KERAS_MODEL), pixels), records, "keras"
+    return predict_keras(keras.models.load_model(run / MODEL_KERAS), pixels), records, "keras"
 
 
 def evaluate(

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from contract import metrics  # noqa: E402
 from contract.taxonomy import LABELS  # noqa: E402
-from train.evaluation import metrics  # noqa: E402
 
 
 def plot_confusion(y: np.ndarray, probs: np.ndarray, title: str, path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.records import Record
 from contract.taxonomy import LABELS
-from train.data.datasets import Record
 
 PREDICTIONS_CSV = "predictions.csv"
 _KEYS = ("path", "group", "domain", "label")

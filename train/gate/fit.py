@@ -11,13 +11,14 @@ whole computation is one Keras model, so the phone runs a single .tflite and com
 
 Measured on our data: the head alone misses textures, microscopy and terrain-like pictures (it
 let 3 of the 21 development images of the time through, see
-`train.data.non_skin_images.development_images`, which now holds 19); the middle layers see colour
+`export.non_skin_images.development_images`, which now holds 19); the middle layers see colour
 and texture statistics and catch them (21/21) at the same val false rejections. For the head,
 few principal components (32-128) do not work, because non-skin images differ from lesions
 mostly in the minor directions, and L2 normalisation is needed because blank frames give weak
 features that sit near the lesion mean.
 
-`python -m train.lesion_gate` writes lesion_gate.keras and lesion_gate.json into a run folder.
+`python -m train.lesion_gate` writes lesion_gate.keras and lesion_gate.json into a run folder;
+which photos the gate judges and how its threshold is chosen are `contract.lesion_gate`'s.
 """
 
 from __future__ import annotations
@@ -28,14 +29,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from train.data.datasets import Record, Skipped
-from train.data.images import decode_records
-from train.data.split import read_split
+from contract.lesion_gate import choose_threshold, false_rejections, lesion_photos
+from contract.run_folder import read_split
 from train.data.subset import take_per_class
 from train.model.efficientnet_lite import build_efficientnet_lite
 
-GATE_KERAS = "lesion_gate.keras"
-GATE_JSON = "lesion_gate.json"
 DISTANCE = "largest ratio of a layer's squared Mahalanobis distance to that layer's val threshold"
 HEAD = "head"
 MIDDLE_LAYERS = ("block3b_add", "block4c_add", "block5c_add", "block6d_add")
@@ -78,19 +76,6 @@ class Detector:
         return np.sum(((features - self.mean) @ self.whitening) ** 2, axis=1) / self.scale
 
 
-def choose_threshold(distances: np.ndarray, domains: np.ndarray, false_rejection: float) -> float:
-    """The largest per-domain (1 - false_rejection) quantile: no domain rejects more."""
-    return float(
-        max(np.quantile(distances[domains == d], 1 - false_rejection) for d in set(domains))
-    )
-
-
-def false_rejections(distances: np.ndarray, domains: np.ndarray, threshold: float) -> dict:
-    """Share of lesion photos above the threshold, per domain and overall."""
-    rates = {d: float(np.mean(distances[domains == d] > threshold)) for d in sorted(set(domains))}
-    return {**rates, "overall": float(np.mean(distances > threshold))}
-
-
 def fit_detector(layer: str, features: np.ndarray, components: int, shrinkage: float) -> Detector:
     """Whiten on the top principal axes of the train features, scaled to unit variance."""
     mean = features.mean(axis=0)
@@ -126,28 +111,6 @@ def build_gate(features: keras.Model, detectors: list[Detector]) -> keras.Model:
         total.set_weights([np.full((whitening.shape[1], 1), 1 / detector.scale, np.float32)])
     distance = keras.layers.Maximum(name="distance")(ratios)
     return keras.Model(features.input, distance, name="lesion_gate")
-
-
-def is_cutout(pixels: np.ndarray) -> np.ndarray:
-    """Background-removed cut-outs (PAD-UFES-20's): over a fifth of the frame pure black.
-
-    Measured at 128 px: camera photos have at most 12.5 % such pixels (dermoscopic vignettes),
-    cut-outs at least 23.6 %, and some are black but for a few dozen pixels.
-    """
-    return np.mean(pixels.max(axis=-1) <= 8, axis=(1, 2)) > 0.2
-
-
-def lesion_photos(records: list[Record], size: int) -> tuple[np.ndarray, list[Record]]:
-    """Decoded camera photos of the records, without cut-outs.
-
-    The gate judges what people upload, which is never a cut-out; fitted with them, it learned
-    that a nearly black frame looks like a lesion photo.
-    """
-    skipped = Skipped()
-    pixels, kept = decode_records(records, size, skipped)
-    skipped.warn()
-    photos = ~is_cutout(pixels)
-    return pixels[photos], [r for r, photo in zip(kept, photos, strict=True) if photo]
 
 
 def _predict_all(model: keras.Model, pixels: np.ndarray) -> list[np.ndarray]:
@@ -209,7 +172,8 @@ def fit_lesion_gate(split_csv: Path, config: GateConfig | None = None) -> tuple[
             f"largest per-domain {100 * (1 - rule):g}th percentile of val lesion distances"
         ),
         "val_images": {d: int(np.sum(domains == d)) for d in sorted(set(domains))},
-        "cutouts": "left out of fitting and of every false-rejection figure (see is_cutout)",
+        "cutouts": "left out of fitting and of every false-rejection figure "
+        "(see contract.lesion_gate.is_cutout)",
         "val_false_rejection": false_rejections(distances, domains, threshold),
     }
     return model, info

@@ -1,20 +1,17 @@
 """The model card: what a model is, what it was trained on, and how well it did.
 
-It is written next to `model.keras`, and the exporter packs it into every .tflite as
-`model_card.json`, so the demo server (and any client) knows the labels, input contract,
-calibration temperature, triage threshold and measured metrics without TensorFlow.
+It is written next to `model.keras` (`contract.run_folder.write_model_card`), and the exporter
+packs it into every .tflite as `model_card.json`, so the demo server (and any client) knows the
+labels, input contract, calibration temperature, triage threshold and measured metrics without
+TensorFlow.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
-from pathlib import Path
 
 from contract.images import RESIZE_RULE
 from contract.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
-
-MODEL_CARD_JSON = "model_card.json"
 
 DISCLAIMER = (
     "This is a screening aid, not a diagnosis. It can be wrong in both directions. Whatever it "
@@ -113,13 +110,3 @@ def build_model_card(
         "license": MODEL_LICENSE,
         "disclaimer": DISCLAIMER,
     }
-
-
-def write_model_card(run_dir: Path, card: dict) -> Path:
-    path = run_dir / MODEL_CARD_JSON
-    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
-
-
-def read_model_card(run_dir: Path) -> dict:
-    return json.loads((run_dir / MODEL_CARD_JSON).read_text(encoding="utf-8"))

@@ -14,11 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.run_folder import (
+    MODEL_KERAS,
+    SPLIT_CSV,
+    RunFolderError,
+    check_run_folder,
+    read_model_card,
+)
 from contract.screening import calibrate
 from contract.taxonomy import LABELS
 from train.data.pipeline import one_hot
-from train.data.split import SPLIT_CSV, differing_split
-from train.model.card import read_model_card
+from train.data.split import differing_split
 
 TEACHER_TARGETS = "teacher_train_probs.npy"
 
@@ -29,8 +35,10 @@ class TeacherError(ValueError):
 
 def check_teacher(teacher: Path, student_split_csv: Path, image_size: int) -> None:
     """A teacher that saw the student's val or test images would leak them into training."""
-    if not (teacher / "model.keras").is_file():
-        raise TeacherError(f"{teacher / 'model.keras'} not found; is {teacher} a run folder?")
+    try:
+        check_run_folder(teacher)
+    except RunFolderError as error:
+        raise TeacherError(str(error)) from None
     differing = differing_split(student_split_csv, teacher / SPLIT_CSV)
     if differing is not None:
         raise TeacherError(
@@ -67,6 +75,6 @@ def teacher_train_probs(teacher: Path, pixels: np.ndarray, run_dir: Path) -> np.
 
     from train.evaluation.predict import predict_keras
 
-    probs = predict_keras(keras.models.load_model(teacher / "model.keras"), pixels)
+    probs = predict_keras(keras.models.load_model(teacher / MODEL_KERAS), pixels)
     np.save(cache, probs)
     return probs

@@ -13,11 +13,18 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from train.data.datasets import Skipped
-from train.data.split import SPLIT_CSV, differing_split, read_split
-from train.model.card import build_model_card, read_model_card, write_model_card
-
-RUN_FILES = ("model.keras", "model_card.json", SPLIT_CSV)
+from contract.records import Skipped
+from contract.run_folder import (
+    MODEL_KERAS,
+    SPLIT_CSV,
+    RunFolderError,
+    check_run_folder,
+    read_model_card,
+    read_split,
+    write_model_card,
+)
+from train.data.split import differing_split
+from train.model.card import build_model_card
 
 
 class EnsembleError(Exception):
@@ -29,9 +36,10 @@ def check_members(runs: Sequence[Path]) -> None:
     if len(runs) < 2:
         raise EnsembleError("give at least two run folders")
     for run in runs:
-        for name in RUN_FILES:
-            if not (run / name).is_file():
-                raise EnsembleError(f"{run / name} not found; is {run} a finished run folder?")
+        try:
+            check_run_folder(run)
+        except RunFolderError as error:
+            raise EnsembleError(str(error)) from None
     for run in runs[1:]:
         if differing_split(runs[0] / SPLIT_CSV, run / SPLIT_CSV) is not None:
             raise EnsembleError(
@@ -68,16 +76,14 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from train.data.images import decode_records
-    from train.evaluation import metrics
+    from contract import metrics
+    from contract.records import decode_records
     from train.evaluation.calibrate import calibrate_on_val
     from train.evaluation.predict import predict_keras
 
     cards = [read_model_card(run) for run in runs]
     size = cards[0]["input"]["height"]
-    model = build_ensemble(
-        [keras.models.load_model(run / "model.keras") for run in runs], size
-    )
+    model = build_ensemble([keras.models.load_model(run / MODEL_KERAS) for run in runs], size)
     skipped = Skipped()
     x_val, val_records = decode_records(read_split(runs[0] / SPLIT_CSV)["val"], size, skipped)
     skipped.warn()
@@ -85,7 +91,7 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     calibration = calibrate_on_val(val_records, predict_keras(model, x_val), target)
 
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
+    model.save(out / MODEL_KERAS)
     shutil.copyfile(runs[0] / SPLIT_CSV, out / SPLIT_CSV)
     backbones = sorted({card["backbone"] for card in cards})
     card = build_model_card(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from train.data.split import SPLIT_CSV, read_split, write_split
+from contract.run_folder import SPLIT_CSV, read_split, write_split
 from train.model.hparams import HParams, validate
 
 RECIPE_COPY = "recipe.toml"
@@ -145,7 +145,7 @@ def run_recipe(
     (None is returned): averaging and the answers need the folders, so `resume=True` where they
     are finishes the run. `devices`: `train.model.devices.placement`.
     """
-    from train.model.card import read_model_card
+    from contract.run_folder import read_model_card
     from train.model.training import create, make_split
 
     out = Path(out)
@@ -164,7 +164,7 @@ def run_recipe(
 
         write_split(split_csv, PackedImages(packed).splits())
     if not split_csv.is_file():
-        from train.data.datasets import Skipped
+        from contract.records import Skipped
 
         skipped = Skipped()
         splits = (

@@ -18,15 +18,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from train.data.datasets import Skipped, counts, load_dataset, merge_identical_images
-from train.data.split import (
-    SPLIT_CSV,
-    SplitFractions,
-    grouped_split,
-    kept_assignments,
-    read_split,
-    write_split,
-)
+from contract.records import Skipped
+from contract.run_folder import SPLIT_CSV, read_split, write_split
+from train.data.datasets import counts, load_dataset, merge_identical_images
+from train.data.split import SplitFractions, grouped_split, kept_assignments
 from train.data.subset import take_per_class
 from train.model.hparams import HParams
 
@@ -121,7 +116,7 @@ def decode_train_val(
 ) -> tuple:
     """(train pixels, train records, val pixels, val records): decoded from the image files, or
     read from a packed file that must hold this run's split at this size."""
-    from train.data.images import decode_records
+    from contract.records import decode_records
     from train.data.packed import PackedImages
 
     if packed is None:
@@ -164,12 +159,14 @@ def train(
     import keras
     import numpy as np
 
-    from train.data.pipeline import TrainingBatches, balancing_weights, label_indices, one_hot
-    from train.evaluation import metrics
+    from contract import metrics
+    from contract.records import label_indices
+    from contract.run_folder import write_model_card
+    from train.data.pipeline import TrainingBatches, balancing_weights, one_hot
     from train.evaluation.calibrate import calibrate_on_val
     from train.evaluation.predict import predict_keras
     from train.model.backbones import get_spec
-    from train.model.card import build_model_card, write_model_card
+    from train.model.card import build_model_card
     from train.model.devices import DeviceError, placement
     from train.model.distill import check_teacher, distillation_targets, teacher_train_probs
     from train.model.losses import class_log_prior, logit_adjusted_crossentropy
@@ -248,7 +245,7 @@ def _fit(run_dir: Path, hp: HParams, spec, size: int, resume: bool, train_ds, x_
     best epoch's weights, compiled so that any reader can load it) and the run's state."""
     import keras
 
-    from train.evaluation import metrics
+    from contract import metrics
     from train.evaluation.predict import predict_keras
     from train.model.network import build_classifier, set_trainable_stage, training_model
 

@@ -25,11 +25,12 @@ import numpy as np
 from PIL import Image
 
 from contract.images import open_upright_rgb, resize_to_input
-from train.data.datasets import Record, Skipped, load_dataset, merge_identical_images
-from train.data.split import SPLITS, SplitFractions, grouped_split, read_split, write_split
+from contract.records import Record, Skipped
+from contract.run_folder import SPLITS, read_split, write_split
+from contract.segmenter_run import cache_name, read_cache, write_cache
+from train.data.datasets import load_dataset, merge_identical_images
+from train.data.split import SplitFractions, grouped_split
 from train.segmentation.masks import load_mask, resize_mask
-
-CACHE_SIZE = 320  # decoded once at this size; training crops and resizes from it
 
 
 def shipped_test_photos(predictions_csv: Path, base: Path) -> list[Path]:
@@ -108,20 +109,19 @@ def decode(records: Sequence[Record], masks_dir: Path, size: int) -> MaskedImage
     return MaskedImages(list(records), pixels, masks)
 
 
-def cached(records: Sequence[Record], masks_dir: Path, size: int, cache: Path) -> MaskedImages:
-    """`decode`, kept in an .npz so a resumed run does not decode again."""
+def cached(
+    records: Sequence[Record], masks_dir: Path, run: Path, split: str, size: int
+) -> MaskedImages:
+    """`decode`, kept in the run folder (`contract.segmenter_run`) so that a resumed run does not
+    decode again and export reads what training saw."""
+    cache = run / cache_name(split, size)
+    paths = [str(r.path) for r in records]
     if cache.is_file():
-        data = np.load(cache, allow_pickle=False)
-        if [str(r.path) for r in records] == list(data["paths"]):
-            return MaskedImages(list(records), data["pixels"], data["masks"])
+        stored = read_cache(cache)
+        if stored.paths == paths:
+            return MaskedImages(list(records), stored.pixels, stored.masks)
     images = decode(records, masks_dir, size)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        cache,
-        paths=np.array([str(r.path) for r in records]),
-        pixels=images.pixels,
-        masks=images.masks,
-    )
+    write_cache(cache, paths, images.pixels, images.masks)
     return images
 
 

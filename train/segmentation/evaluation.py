@@ -16,29 +16,20 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from contract.framing import NO_LESION, ONE, SEVERAL, FramingRule, find_lesions, verdict
-from contract.tensors import invoke
-from train.data.split import read_split
+from contract.interpreter import predict_tflite
+from contract.metrics import dice_jaccard
+from contract.run_folder import SPLIT_CSV, read_split
+from contract.segmenter_run import read_config
 from train.evaluation.bootstrap import RESAMPLES, _group_weights
 from train.segmentation import dataset
-from train.segmentation.loss import dice_jaccard
 
 STATISTICS = ("mean", "median", "p5")
 
 
 def segment_tflite(model: str | Path | bytes, pixels: np.ndarray, threads: int = 2) -> np.ndarray:
-    """P(lesion) per pixel (N, S, S) of a segmenter .tflite, fed by `contract.tensors.invoke`
-    as the demo server feeds it."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    if isinstance(model, bytes):
-        interpreter = Interpreter(model_content=model, num_threads=threads)
-    else:
-        interpreter = Interpreter(model_path=str(model), num_threads=threads)
-    interpreter.allocate_tensors()
-    out = np.empty(pixels.shape[:3], np.float32)
-    for i, image in enumerate(pixels):
-        out[i] = invoke(interpreter, image[None])[0].reshape(pixels.shape[1:3])
-    return out
+    """P(lesion) per pixel (N, S, S) of a segmenter .tflite, run as the demo server runs it
+    (`contract.interpreter.predict_tflite`)."""
+    return predict_tflite(model, pixels, threads).reshape(pixels.shape[:3]).astype(np.float32)
 
 
 def segment_keras(model, pixels: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -175,11 +166,9 @@ def evaluate_run(
 ) -> dict:
     """Evaluate a .tflite (or .keras) segmenter on one split of the run; writes report.json,
     report.md, per_image.csv and overlays into `out`."""
-    from train.segmentation.training import CONFIG_JSON
-
-    size = int(json.loads((run / CONFIG_JSON).read_text())["image_size"])
-    records = dataset.with_masks(read_split(run / "split.csv")[split], masks_dir)
-    images = dataset.cached(records, masks_dir, size, run / f"cache_{split}_{size}.npz")
+    size = int(read_config(run)["image_size"])
+    records = dataset.with_masks(read_split(run / SPLIT_CSV)[split], masks_dir)
+    images = dataset.cached(records, masks_dir, run, split, size)
     if model.suffix == ".keras":
         from train.segmentation.training import load_model
 

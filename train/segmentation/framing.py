@@ -26,13 +26,13 @@ import numpy as np
 
 from contract.framing import ONE, crop, frame
 from contract.images import open_upright_rgb, resize_to_input
+from contract.interpreter import predict_tflite
 from contract.model_file import model_card, read_model_file
+from contract.run_folder import read_split
 from contract.screening import calibrate
 from contract.segmentation import read_segmenter_info
 from contract.taxonomy import LABELS, PHONE
-from train.data.split import read_split
 from train.evaluation.bootstrap import paired_difference_intervals
-from train.evaluation.predict import predict_tflite
 from train.evaluation.prediction_table import write_predictions
 from train.segmentation.dataset import shipped_test_photos
 from train.segmentation.evaluation import segment_tflite

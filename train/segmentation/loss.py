@@ -1,16 +1,16 @@
-"""Dice-based loss and the per-image Dice / Jaccard the evaluation reports.
+"""The segmenter's Dice-based loss and its Keras metric (the evaluation's per-image Dice and
+Jaccard are `contract.metrics.dice_jaccard`, which export verification compares too).
 
 Training: loss = (1 - soft Dice) + 0.5 x binary cross-entropy, per image then averaged. The soft
 Dice is what the issue asks the network to optimise; cross-entropy keeps gradients alive on the
 many background pixels early in training and on images whose Dice is already near 1.
 
-Evaluation (numpy): masks thresholded at 0.5; an image where both masks are empty scores 1.
+Masks are thresholded at 0.5; an image where both masks are empty scores 1.
 """
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 SMOOTH = 1.0
@@ -40,15 +40,3 @@ def hard_dice(y_true, y_pred):
     overlap = ops.sum(y_true * binary, axis=1)
     total = ops.sum(y_true, axis=1) + ops.sum(binary, axis=1)
     return ops.where(total > 0, 2.0 * overlap / ops.maximum(total, 1.0), 1.0)
-
-
-def dice_jaccard(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image Dice and Jaccard of boolean masks (N, H, W); both empty scores 1."""
-    truth = truth.reshape(len(truth), -1).astype(bool)
-    predicted = predicted.reshape(len(predicted), -1).astype(bool)
-    overlap = (truth & predicted).sum(axis=1).astype(np.float64)
-    union = (truth | predicted).sum(axis=1).astype(np.float64)
-    total = truth.sum(axis=1) + predicted.sum(axis=1).astype(np.float64)
-    dice = np.where(total > 0, 2 * overlap / np.maximum(total, 1), 1.0)
-    jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 1.0)
-    return dice, jaccard

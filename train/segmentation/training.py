@@ -3,7 +3,8 @@
 Run folder (`python -m train.segment train --out runs/segmentation`):
 - `split.csv`: the grouped split by patient (`train.segmentation.dataset`);
 - `config.json`: the settings below; a resumed run must use the same;
-- `cache_<size>.npz`: decoded photos and masks per split;
+- `cache_<split>_<size>.npz`: decoded photos and masks per split (`contract.segmenter_run`;
+  export calibrates and verifies on them);
 - `checkpoints/last.keras` (every epoch, with the optimizer) and `checkpoints/best.keras` (the
   epoch with the best val Dice), `history.csv` (one row per epoch);
 - `model.keras`: the best epoch's model, written when training ends.
@@ -20,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.run_folder import MODEL_KERAS
+from contract.segmenter_run import CONFIG_JSON, TRAIN_CACHE_SIZE, read_config
 from train.data.split import SplitFractions
 from train.segmentation import dataset
 
-CONFIG_JSON = "config.json"
 HISTORY_CSV = "history.csv"
-MODEL_KERAS = "model.keras"
 LAST, BEST = "checkpoints/last.keras", "checkpoints/best.keras"
 
 
@@ -88,8 +89,8 @@ def split_and_data(
     data = {}
     for name in splits:
         records = dataset.with_masks(split[name], masks_dir)
-        size = dataset.CACHE_SIZE if name == "train" else config.image_size
-        data[name] = dataset.cached(records, masks_dir, size, run / f"cache_{name}_{size}.npz")
+        size = TRAIN_CACHE_SIZE if name == "train" else config.image_size
+        data[name] = dataset.cached(records, masks_dir, run, name, size)
     return split, data
 
 
@@ -151,7 +152,7 @@ def train_segmenter(
 
     config_path = run / CONFIG_JSON
     if config_path.is_file():
-        saved = json.loads(config_path.read_text())
+        saved = read_config(run)
         if not resume:
             raise SegmentationError(f"{run} already holds a run; pass --resume to continue it")
         if saved != asdict(config):

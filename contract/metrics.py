@@ -1,8 +1,11 @@
-"""Classification metrics for an imbalanced, safety-relevant task, in plain numpy.
+"""How predictions are scored, in plain numpy: the formulas every stage reports and compares.
 
-Plain accuracy hides a model that calls everything a mole, so everything here is per class:
-balanced accuracy (mean recall over the classes present), per-class recall, macro one-vs-rest
-AUC, malignant sensitivity/specificity at a threshold on P(malignant), and calibration error.
+Training and evaluation report them in the model card and metrics.json; export verification
+compares an exported file with its Keras model by them. Plain accuracy hides a model that calls
+everything a mole, so everything here is per class: balanced accuracy (mean recall over the
+classes present), per-class recall, macro one-vs-rest AUC, malignant sensitivity/specificity at a
+threshold on P(malignant), and calibration error; and, for the segmenter, per-image Dice and
+Jaccard of two masks.
 """
 
 from __future__ import annotations
@@ -82,15 +85,6 @@ def sensitivity_specificity(
     return {"threshold": float(threshold), "sensitivity": float(sens), "specificity": float(spec)}
 
 
-def threshold_for_sensitivity(y_true: np.ndarray, probs: np.ndarray, target: float) -> float:
-    """Highest threshold on P(malignant) whose sensitivity reaches `target` on these data."""
-    p_malignant = np.sort(malignant_probability(probs)[is_malignant(y_true)])
-    if len(p_malignant) == 0:
-        return 0.5
-    allowed_misses = int(np.floor((1 - target) * len(p_malignant) + 1e-9))
-    return float(p_malignant[allowed_misses])
-
-
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
     """Top-label ECE with equal-width confidence bins."""
     confidence = probs.max(axis=1)
@@ -102,21 +96,6 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(ece)
-
-
-def fit_temperature(
-    y_true: np.ndarray, probs: np.ndarray, log_ratios: np.ndarray | None = None
-) -> float:
-    """Temperature minimising the negative log-likelihood of `contract.screening.calibrate`
-    (with the answers' log ratios, if given), by a fine grid over log T."""
-    candidates = np.exp(np.linspace(np.log(0.25), np.log(8.0), 400))
-    rows = np.arange(len(y_true))
-
-    def nll(t: float) -> float:
-        calibrated = screening.calibrate(probs, t, log_ratios)
-        return float(-np.log(calibrated[rows, y_true] + 1e-12).mean())
-
-    return float(min(candidates, key=nll))
 
 
 def classification_report(
@@ -165,3 +144,15 @@ def summary_line(report: dict) -> str:
         f"{report['malignant']['sensitivity']:.3f} specificity "
         f"{report['malignant']['specificity']:.3f}, ECE {report['ece']:.4f}"
     )
+
+
+def dice_jaccard(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image Dice and Jaccard of boolean masks (N, H, W); both empty scores 1."""
+    truth = truth.reshape(len(truth), -1).astype(bool)
+    predicted = predicted.reshape(len(predicted), -1).astype(bool)
+    overlap = (truth & predicted).sum(axis=1).astype(np.float64)
+    union = (truth | predicted).sum(axis=1).astype(np.float64)
+    total = truth.sum(axis=1) + predicted.sum(axis=1).astype(np.float64)
+    dice = np.where(total > 0, 2 * overlap / np.maximum(total, 1), 1.0)
+    jaccard = np.where(union > 0, overlap / np.maximum(union, 1), 1.0)
+    return dice, jaccard
