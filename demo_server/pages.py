@@ -37,6 +37,8 @@ from demo_server.screening import (
     disclaimer,
 )
 from demo_server.security import CONTENT_SECURITY_POLICY
+from demo_server.segmenter import MESSAGES as LESION_MESSAGES
+from demo_server.segmenter import current_segmenter as _segmenter
 
 bp = Blueprint("pages", __name__)
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -133,9 +135,6 @@ def index() -> ResponseReturnValue:
     folder = _settings().samples_dir
     samples = list_samples(folder, dict(zip(meta.labels, meta.display_names, strict=True)))
     runtime, unavailable = web_runtime()
-    steps = server_only_steps()
-    if runtime and steps:
-        runtime, unavailable = None, f"this server also runs {steps}, not yet ported to the page"
     importmap = runtime_importmap(runtime) if runtime else ""
     response = make_response(
         render_template(
@@ -164,9 +163,8 @@ def index() -> ResponseReturnValue:
 # --------------------------------------------------------------------------------------------
 # On-device mode (docs/on_device.md): the page runs the same .tflite files in the browser with
 # LiteRT.js, installed by `npm ci --prefix web` and served from its package folder, never from
-# a CDN. The page's own modules are static/ondevice.mjs, modelfile.mjs, pixels.mjs and
-# screening.mjs; the service worker (static/sw.js) keeps them, the runtime and the models for
-# offline use.
+# a CDN. The page's own modules are static/ondevice.mjs and the modules it imports (PAGE_MODULES);
+# the service worker (static/sw.js) keeps them, the runtime and the models for offline use.
 # --------------------------------------------------------------------------------------------
 
 WEB_DIR_KEY = "WEB_DIR"  # app config: the folder with package.json and node_modules/
@@ -178,11 +176,17 @@ RUNTIME_MODULES = {
     "@litertjs/wasm-utils": "wasm-utils/dist/index.js",
 }
 WASM_FOLDER = "core/wasm/"
-PAGE_MODULES = ("ondevice.mjs", "modelfile.mjs", "pixels.mjs", "screening.mjs")
+PAGE_MODULES = (
+    "ondevice.mjs",
+    "modelfile.mjs",
+    "pixels.mjs",
+    "screening.mjs",
+    "framing.mjs",
+    "segmentation.mjs",
+    "rounding.mjs",
+)
 IMMUTABLE = "public, max-age=31536000, immutable"
 CACHE_NAME = "skin-spot-check-v1"  # also in static/sw.js
-# app.extensions keys of server steps the page does not run: what each is.
-SERVER_ONLY_STEPS = {"demo_server.segmenter": "the lesion segmenter (it crops the photo)"}
 
 
 @dataclass(frozen=True)
@@ -219,13 +223,6 @@ def web_runtime() -> tuple[WebRuntime | None, str]:
     if missing or not (folder / WASM_FOLDER).is_dir():
         return None, f"{RUNTIME_PACKAGE} is incomplete in {folder} (npm ci --prefix web)"
     return WebRuntime(installed, folder), ""
-
-
-def server_only_steps() -> str:
-    """What the server runs around the networks that the page cannot run on the device (then
-    the page stays in server mode, so that the two modes never answer differently)."""
-    loaded = [what for key, what in SERVER_ONLY_STEPS.items() if current_app.extensions.get(key)]
-    return ", ".join(loaded)
 
 
 def runtime_importmap(runtime: WebRuntime) -> str:
@@ -275,7 +272,7 @@ def ondevice_config(
     """What the page's on-device mode needs (embedded in the page as JSON)."""
     if runtime is None:
         return {"available": False, "reason": unavailable}
-    model, gate = _classifier(), _lesion_gate()
+    model, gate, segmenter = _classifier(), _lesion_gate(), _segmenter()
     meta = model.metadata
     static = ["app.css", "app.js", "favicon.svg", *PAGE_MODULES]
     shell = [
@@ -301,11 +298,17 @@ def ondevice_config(
         "lesion_gate": _model_entry("lesion_gate", gate.file_sha256, gate.file_size)
         if gate
         else None,
+        "lesion_segmenter": _model_entry(
+            "lesion_segmenter", segmenter.file_sha256, segmenter.file_size
+        )
+        if segmenter
+        else None,
         "unsure_below": _settings().unsure_below,
         "messages": {
             "triage": TRIAGE_MESSAGES,
             "unsure": UNSURE_MESSAGE,
             "not_a_lesion": NOT_A_LESION_MESSAGE,
+            "lesion": LESION_MESSAGES,
             "disclaimer": disclaimer(meta),
         },
         "native_bench": native_bench(model.path) if model.path else None,
@@ -333,13 +336,16 @@ def ondevice_lib(version: str, name: str) -> ResponseReturnValue:
 
 @bp.get("/ondevice/models/<digest>/<kind>.tflite")
 def ondevice_model(digest: str, kind: str) -> ResponseReturnValue:
-    """The classifier or the gate the server runs, byte for byte (the hash is in the path)."""
-    gate = _lesion_gate()
+    """The classifier, the gate or the segmenter the server runs, byte for byte (the hash is in
+    the path)."""
+    gate, segmenter, settings = _lesion_gate(), _segmenter(), _settings()
     files = []
     if kind == "classifier":
         files = [(m.path, m.metadata.file_sha256) for m in classifiers().values() if m.path]
-    elif kind == "lesion_gate" and gate is not None and _settings().lesion_gate_path:
-        files = [(_settings().lesion_gate_path, gate.file_sha256)]
+    elif kind == "lesion_gate" and gate is not None and settings.lesion_gate_path:
+        files = [(settings.lesion_gate_path, gate.file_sha256)]
+    elif kind == "lesion_segmenter" and segmenter is not None and settings.segmenter_path:
+        files = [(settings.segmenter_path, segmenter.file_sha256)]
     path = next((path for path, sha256 in files if digest == sha256[:16]), None)
     if path is None:
         abort(404)

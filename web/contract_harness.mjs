@@ -6,11 +6,17 @@
 //
 // request: {models: [path], gates: [path], screening: [{model, raw, form, unsure_below}],
 //           messages, resize: [{width, height, out_width, out_height, pixels}],
-//           quantize: [{spec, values}]}  (pixels: base64 of row-major RGB bytes)
+//           quantize: [{spec, values}], segmenters: [path],
+//           framing: [{output, spec, image_size, width, height, rule}],
+//           crop: [{width, height, pixels, box, out_size}], round: [[x, digits]]}
+// (pixels: base64 of row-major RGB bytes; output: base64 of a segmenter's raw output tensor)
 import { readFile } from "node:fs/promises";
+import * as framing from "../demo_server/static/framing.mjs";
 import * as modelfile from "../demo_server/static/modelfile.mjs";
 import { resizeBilinear } from "../demo_server/static/pixels.mjs";
+import { pythonRound } from "../demo_server/static/rounding.mjs";
 import * as screening from "../demo_server/static/screening.mjs";
+import * as segmentation from "../demo_server/static/segmentation.mjs";
 
 const request = JSON.parse(await readFile(process.argv[2], "utf8"));
 const bytesOf = async (path) => new Uint8Array(await readFile(path));
@@ -22,7 +28,13 @@ for (const path of request.models || []) {
   classifiers[path] = { meta, spec: screening.screeningSpec(meta) };
 }
 
-const answer = { models: {}, gates: {}, screening: [], resize: [], quantize: [] };
+const bytesOf64 = (b64) => new Uint8Array(Buffer.from(b64, "base64"));
+const TYPED = { uint8: Uint8Array, int8: Int8Array, float32: Float32Array };
+
+const answer = {
+  models: {}, gates: {}, screening: [], resize: [], quantize: [],
+  framing_rule: framing.DEFAULT_RULE, segmenters: {}, framing: [], crop: [], round: [],
+};
 for (const [path, { meta, spec }] of Object.entries(classifiers)) {
   answer.models[path] = {
     name: meta.name,
@@ -60,7 +72,7 @@ for (const item of request.screening || []) {
   }
 }
 for (const item of request.resize || []) {
-  const pixels = new Uint8Array(Buffer.from(item.pixels, "base64"));
+  const pixels = bytesOf64(item.pixels);
   const out = resizeBilinear(pixels, item.width, item.height, item.out_width, item.out_height);
   answer.resize.push(Buffer.from(out).toString("base64"));
 }
@@ -70,4 +82,33 @@ for (const item of request.quantize || []) {
     dequantized: modelfile.dequantizeOutput(item.values, item.spec),
   });
 }
+for (const path of request.segmenters || []) {
+  const segmenter = await segmentation.readSegmenter(await bytesOf(path));
+  answer.segmenters[path] = {
+    image_size: segmenter.imageSize,
+    rule: segmenter.rule,
+    crop_before_classifying: segmenter.cropBeforeClassifying,
+    input: strip(segmenter.input),
+    output: strip(segmenter.output),
+  };
+}
+// The device's steps from the segmenter's output tensor to the `lesion` field (ondevice.mjs).
+for (const item of request.framing || []) {
+  const raw = new TYPED[item.spec.dtype](bytesOf64(item.output).buffer);
+  const map = segmentation.probabilityMap(modelfile.dequantizeOutput(raw, item.spec),
+    item.image_size);
+  const framed = framing.frame(map, item.width, item.height, item.rule || framing.DEFAULT_RULE);
+  answer.framing.push({
+    lesion: segmentation.lesionJson(framed, false, request.messages.lesion),
+    area_fraction: framed.areaFraction,
+    crop: framed.crop && framing.boxJson(framed.crop),
+  });
+}
+for (const item of request.crop || []) {
+  const photo = { rgb: bytesOf64(item.pixels), width: item.width, height: item.height };
+  const seen = framing.crop(photo, item.box);
+  const out = resizeBilinear(seen.rgb, seen.width, seen.height, item.out_size, item.out_size);
+  answer.crop.push(Buffer.from(out).toString("base64"));
+}
+answer.round = (request.round || []).map(([x, digits]) => pythonRound(x, digits));
 process.stdout.write(JSON.stringify(answer));

@@ -183,7 +183,9 @@ function renderTiming(result) {
   if (!t.rescreened) {
     const gate = t.gate !== null && t.gate !== undefined
       ? `, lesion check ${milliseconds(t.gate)}` : "";
-    lines.push(`Whole check ${milliseconds(t.total)}: photo ${milliseconds(t.decode)}${gate}.`);
+    const spot = t.segment !== undefined ? `, spot outline ${milliseconds(t.segment)}` : "";
+    lines.push(`Whole check ${milliseconds(t.total)}: photo ${milliseconds(t.decode)}${gate}` +
+      `${spot}.`);
   }
   lines.push(`First run ${milliseconds(t.first_run)}; steady state ` +
     (t.steady === null ? "after the next photo or the benchmark" : milliseconds(t.steady)) + ".");
@@ -198,8 +200,9 @@ function showResult() {
   $("result").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
-// Where the segmenter (server side, when loaded) found the spot: its outline over the photo, in
-// the photo's own pixel coordinates, and its request for a closer photo of one spot if any.
+// Where the segmenter (when the server loads one; on the device or on the server) found the
+// spot: its outline over the photo, in the photo's own pixel coordinates, and its request for a
+// closer photo of one spot if any.
 function renderLesion(result) {
   const lesion = result.lesion;
   const outline = lesion && lesion.outline && lesion.outline.length >= 3 ? lesion.outline : null;

@@ -5,6 +5,7 @@
 // model_card.json; lesion_gate.json for the gate). The tensors' dtype, shape and (scale, zero
 // point) come from the flatbuffer itself, because the browser runtime does not report the
 // quantization. Pure functions over a Uint8Array: no DOM, so Node runs the same code in tests.
+import { pythonRound } from "./rounding.mjs";
 
 export const LABELS_FILE = "labels.txt";
 export const DISPLAY_NAMES_FILE = "labels_en.txt";
@@ -85,7 +86,8 @@ function lines(data) {
   return new TextDecoder().decode(data).split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
 }
 
-function jsonFile(files, name) {
+// A packed JSON file that must be an object (ModelFileError otherwise).
+export function jsonFile(files, name) {
   if (!(name in files)) throw new ModelFileError(`the model's packed files lack ${name}`);
   let value;
   try {
@@ -248,19 +250,13 @@ export function pinDynamicInputs(bytes) {
 
 const INT_RANGES = { uint8: [0, 255], int8: [-128, 127], int32: [-(2 ** 31), 2 ** 31 - 1] };
 
-// numpy's round: half to even.
-function roundHalfEven(x) {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 // The quantized value of each pixel value 0-255 (contract.tensors._input_table).
 export function inputTable(spec) {
   let { scale, zeroPoint } = spec;
   if (scale === 0) [scale, zeroPoint] = [1, spec.dtype === "int8" ? -128 : 0];
   const [lo, hi] = INT_RANGES[spec.dtype];
   return Array.from({ length: 256 }, (_, v) =>
-    Math.min(hi, Math.max(lo, roundHalfEven(v / scale + zeroPoint))));
+    Math.min(hi, Math.max(lo, pythonRound(v / scale + zeroPoint))));
 }
 
 // Raw 0-255 RGB pixels to the input tensor's values (a typed array of the tensor's dtype).

@@ -2,12 +2,16 @@
 // with XNNPACK, or WebGPU), and the page gets the same answer the server's API gives.
 //
 // The same steps as POST /api/v1/classify, in the same order: decode the photo upright
-// (pixels.mjs), the "not a skin-lesion photo" gate on its 128 px input, the classifier on its
-// 224 px input, then the card's calibration, answers and triage (screening.mjs). The photo
-// never leaves the page: nothing here sends a request but GETs of the runtime and the models.
+// (pixels.mjs), the "not a skin-lesion photo" gate on its 128 px input, the lesion segmenter
+// on its input (where the spot is: framing.mjs, segmentation.mjs), the classifier on its 224 px
+// input (the crop around the spot when the segmenter file says so), then the card's
+// calibration, answers and triage (screening.mjs). The photo never leaves the page: nothing
+// here sends a request but GETs of the runtime and the models.
+import { crop, frame } from "./framing.mjs";
 import * as modelfile from "./modelfile.mjs";
 import { decodeToRgb, resizeBilinear } from "./pixels.mjs";
 import * as screening from "./screening.mjs";
+import { lesionJson, probabilityMap, readSegmenter } from "./segmentation.mjs";
 
 export const ENGINE_NAMES = {
   wasm: "WebAssembly",
@@ -16,6 +20,7 @@ export const ENGINE_NAMES = {
 };
 const TENSOR_DTYPES = new Set(["uint8", "float32", "int32"]); // what LiteRT.js can feed
 const STEADY_RUNS = 10; // steady state: the median of the last runs after the first
+const MODEL_KINDS = ["classifier", "lesion_gate", "lesion_segmenter"]; // config entries
 
 const now = () => performance.now();
 const ms = (x) => Math.round(x * 100) / 100;
@@ -63,8 +68,8 @@ export async function keepForOffline(config) {
   const fetched = performance.getEntriesByType("resource")
     .map((entry) => entry.name)
     .filter((name) => new URL(name).pathname.startsWith(config.runtime.wasm));
-  const models = [config.classifier.url, config.lesion_gate && config.lesion_gate.url];
-  const urls = [...new Set([...config.shell, ...fetched, ...models.filter(Boolean)])];
+  const models = MODEL_KINDS.map((kind) => config[kind] && config[kind].url).filter(Boolean);
+  const urls = [...new Set([...config.shell, ...fetched, ...models])];
   const missing = [];
   for (const url of urls) {
     if (!(await cache.match(url))) missing.push(url);
@@ -104,7 +109,8 @@ export class Device {
     const start = now();
     // The models download while the runtime's WebAssembly compiles.
     const cache = this.config.cache;
-    const downloads = [this.config.classifier, this.config.lesion_gate].map((entry) => {
+    const downloads = MODEL_KINDS.map((kind) => {
+      const entry = this.config[kind];
       if (!entry) return Promise.resolve(null);
       const bytes = cachedBytes(cache, entry.url);
       bytes.catch(() => null); // reported when awaited below
@@ -136,14 +142,21 @@ export class Device {
       this.gate = await modelfile.readGate(gateBytes);
       this.gateModel = await this.compile(modelfile.pinDynamicInputs(gateBytes), true);
     }
+    if (this.config.lesion_segmenter) {
+      const segmenterBytes = await downloads[2];
+      this.segmenter = await readSegmenter(segmenterBytes);
+      this.segmenterModel = await this.compile(modelfile.pinDynamicInputs(segmenterBytes), true);
+    }
     this.timing.models_ms = ms(now() - modelsStart);
     this.timing.load_ms = ms(now() - start);
     return this;
   }
 
-  async compile(bytes, gate = false) {
+  // Only the classifier may try WebGPU (and names the engine); the gate and the segmenter
+  // (`helper`) run on WebAssembly.
+  async compile(bytes, helper = false) {
     const options = { accelerator: "wasm", cpuOptions: { numThreads: this.threads } };
-    if (this.wanted === "webgpu" && this.core.isWebGPUSupported() && !gate) {
+    if (this.wanted === "webgpu" && this.core.isWebGPUSupported() && !helper) {
       try {
         const model = await this.core.loadAndCompile(bytes, { accelerator: "webgpu" });
         // Operators WebGPU cannot run fall back to WebAssembly: say so.
@@ -153,7 +166,7 @@ export class Device {
         console.warn("WebGPU could not compile the model; using WebAssembly.", err);
       }
     }
-    if (!gate) this.engine = "wasm";
+    if (!helper) this.engine = "wasm";
     return this.core.loadAndCompile(bytes, options);
   }
 
@@ -209,6 +222,18 @@ export class Device {
     };
   }
 
+  // Where the spot is (contract.framing's verdict, outline, box and crop, in the photo's own
+  // pixels), from the segmenter on the whole photo stretched to its input; null without one.
+  async segment(photo) {
+    if (!this.segmenterModel) return null;
+    const start = now(); // resize, run and framing, as the server's timing_ms.segment
+    const { imageSize, input, output, rule } = this.segmenter;
+    const pixels = resizeBilinear(photo.rgb, photo.width, photo.height, imageSize, imageSize);
+    const result = await this.invoke(this.segmenterModel, input, output, pixels);
+    const map = probabilityMap(result.values, imageSize);
+    return { framing: frame(map, photo.width, photo.height, rule), ms: now() - start };
+  }
+
   // The answer for a photo (Blob) with the person's answers ({name: value}), shaped like the
   // API's; throws when the browser cannot decode the photo.
   async classify(blob, form) {
@@ -235,13 +260,20 @@ export class Device {
         timing_ms: { decode: ms(decodeMs), gate: ms(check.ms), total: ms(now() - start) },
       };
     }
+    const located = await this.segment(photo);
+    // The classifier sees the crop around the one spot when the segmenter file says so.
+    const cropped = Boolean(located && this.segmenter.cropBeforeClassifying &&
+      located.framing.crop);
+    const seen = cropped ? crop(photo, located.framing.crop) : photo;
     const [height, width] = [this.meta.input.shape[1], this.meta.input.shape[2]];
-    this.lastInput = resizeBilinear(photo.rgb, photo.width, photo.height, width, height);
+    this.lastInput = resizeBilinear(seen.rgb, seen.width, seen.height, width, height);
     const run = await this.runClassifier(this.lastInput);
     this.lastRaw = run.values;
-    this.lastBase = base;
+    this.lastBase = located
+      ? { ...base, lesion: lesionJson(located.framing, cropped, this.config.messages.lesion) }
+      : base;
     return {
-      ...base,
+      ...this.lastBase,
       verdict: "classified",
       ...screening.screen(this.spec, run.values, this.config.unsure_below, this.config.messages,
         effect),
@@ -249,6 +281,7 @@ export class Device {
         decode: ms(decodeMs),
         gate: check ? ms(check.ms) : null,
         inference: ms(run.ms),
+        ...(located ? { segment: ms(located.ms) } : {}),
         total: ms(now() - start),
         first_run: this.timing.first_run_ms,
         steady: this.steadyMs(),

@@ -6,8 +6,9 @@
 // 2. 8-bit RGB, alpha composited on white: the photo is drawn over a white canvas.
 // 3. The whole image stretched to height x width with Pillow's bilinear resampling, reproduced
 //    here to the bit (`resizeBilinear`): the same filter support, the same fixed-point
-//    coefficients and rounding, horizontal pass then vertical, so equal RGB pixels in give
-//    equal model input out. Only step 1's decoding can differ from Pillow's (docs/on_device.md).
+//    coefficients and rounding, and the same order of the two passes as Pillow 13 (the version
+//    constraints.txt pins), so equal RGB pixels in give equal model input out. Only step 1's
+//    decoding can differ from Pillow's (docs/on_device.md).
 //
 // `resizeBilinear` is pure (Node tests it against Pillow); `decodeToRgb` needs a browser.
 
@@ -120,6 +121,13 @@ export function resizeBilinear(rgb, width, height, outWidth, outHeight) {
   const needVertical = height !== outHeight;
   const ch = coefficients(width, outWidth);
   const cv = coefficients(height, outHeight);
+  // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many
+  // pixels as the width (the passes' roundings then differ from horizontal first).
+  const shrink = height - outHeight;
+  if (shrink > 0 && shrink > (width - outWidth) * 2) {
+    const rows = vertical(rgb, width, outHeight, cv, 0);
+    return needHorizontal ? horizontal(rows, width, outHeight, 0, outWidth, ch) : rows;
+  }
   // The rows the vertical pass reads: the horizontal pass does only those.
   const firstRow = cv.bounds[0];
   const lastRow = cv.bounds[outHeight * 2 - 2] + cv.bounds[outHeight * 2 - 1];

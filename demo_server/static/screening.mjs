@@ -10,6 +10,7 @@
 // Every number (T, threshold, questions, W, b, strength) comes from the card; none is written
 // here. tests/demo_server/test_ondevice_contract.py runs this module in Node on vectors made
 // by the Python contract and fails when either side drifts. Pure: no DOM.
+import { pythonRound } from "./rounding.mjs";
 
 export const PROBABILITY_FLOOR = 1e-6;
 export const REFER = "see_dermatologist";
@@ -291,9 +292,7 @@ export function screeningSpec(meta) {
 }
 
 // Python's round(x, 6) for the JSON (the unrounded numbers are kept in `raw`).
-function round6(x) {
-  return Number(x.toFixed(6));
-}
+const round6 = (x) => pythonRound(x, 6);
 
 // contract.screening.screen + demo_server.screening.screening_json: the response fields for one
 // image's raw probabilities; `effect` is answerEffect's result or null; `messages` the

@@ -10,97 +10,42 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import waitress
 from ondevice_support import (
-    CHROMIUM_ARGS,
+    ARTIFACTS,
+    LOAD_TIMEOUT_MS,
     PHONE,
     REPO,
-    chromium,
+    Server,
+    assert_image_never_left,
+    browser_ready,
+    launched_browser,
+    next_result,
     phone_page,
+    record,
     skip_or_fail,
-    web_assets,
+    wait_ready,
+    watch_requests,
 )
 from PIL import Image, ImageOps
 
-from demo_server import create_app
-
-try:
-    from playwright import sync_api
-except ImportError:  # pragma: no cover - the [test] extra installs it
-    sync_api = None
-
 pytestmark = pytest.mark.slow  # a browser and the shipped models: seconds per test
 
-ARTIFACTS = REPO / "test-artifacts"
 MODEL = REPO / "models" / "skin_lesion_int8_mixed.tflite"
 GATE = REPO / "models" / "lesion_gate.tflite"
 SAMPLES = REPO / "sample_images"
 TOLERANCE = 0.02  # the issue's bound on every probability, device vs server
-LOAD_TIMEOUT_MS = 90_000
-MEASURED: dict[str, object] = {}
-
-
-def record(key: str, value: object) -> None:
-    """Keep a measured figure for test-artifacts/ondevice.json (written after each test)."""
-    MEASURED[key] = value
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / "ondevice.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    path.write_text(json.dumps(old | MEASURED, indent=2) + "\n")
-
-
-class RequestLog:
-    """WSGI middleware: method, path and body size of every request that reaches the server."""
-
-    def __init__(self, app):
-        self.app = app
-        self.seen: list[tuple[str, str, int]] = []
-
-    def __call__(self, environ, start_response):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        self.seen.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), length))
-        return self.app(environ, start_response)
-
-
-class Server:
-    """The demo server on a free port, in a thread, with its request log."""
-
-    def __init__(self, config: dict):
-        self.app = create_app({"INTERPRETERS": 2, **config})
-        self.log = RequestLog(self.app.wsgi_app)
-        self.app.wsgi_app = self.log
-        self.server = waitress.create_server(self.app, host="127.0.0.1", port=0, threads=6)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.close()
-        self.thread.join(5)
-
-    def classify(self, data: bytes, fields: dict | None = None) -> dict:
-        """The API's answer for these bytes (through the app itself, not the browser)."""
-        form = {"image": (io.BytesIO(data), "photo"), **(fields or {})}
-        response = self.app.test_client().post("/api/v1/classify", data=form)
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
 
 
 @pytest.fixture(scope="module")
 def ready():
     """Everything the browser tests need, or skip (fail in CI)."""
-    if sync_api is None:
-        skip_or_fail("Playwright for Python is not installed (pip install playwright)")
-    web_assets()
-    chromium()
+    browser_ready()
     if not (MODEL.is_file() and GATE.is_file()):
         skip_or_fail("models/ lacks the shipped classifier or lesion gate")
 
@@ -114,30 +59,14 @@ def shipped(ready):
 
 @pytest.fixture(scope="module")
 def browser(ready):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+    with launched_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture()
 def phone(browser):
     with phone_page(browser) as page_and_problems:
         yield page_and_problems
-
-
-def wait_ready(page) -> None:
-    page.locator("#device-status", has_text="Model ready").wait_for(timeout=LOAD_TIMEOUT_MS)
-
-
-def next_result(page, action) -> dict:
-    """Do `action` and return the next answer the page draws."""
-    count = int(page.locator("#result").get_attribute("data-count") or 0)
-    action()
-    page.locator(f"#result[data-count='{count + 1}']").wait_for(
-        state="attached", timeout=LOAD_TIMEOUT_MS
-    )
-    return page.evaluate("() => window.skinSpotCheck.lastResult")
 
 
 def sample_files() -> list[Path]:
@@ -166,27 +95,6 @@ def compare(device: dict, server: dict, name: str) -> float:
     assert device["unsure"] == server["unsure"], name
     assert device["calibration"] == server["calibration"], name
     return worst
-
-
-def assert_image_never_left(requests: list, server: Server) -> None:
-    """Only GETs left the browser, none to the API, and the server saw no upload."""
-    assert all(method == "GET" and not body for method, _, body in requests), requests
-    assert not [url for _, url, _ in requests if "/api/" in url]
-    assert all(method == "GET" for method, _, _ in server.log.seen), server.log.seen
-    assert not [path for _, path, _ in server.log.seen if path.startswith("/api/")]
-
-
-def watch_requests(page) -> list:
-    """Every network request of the page's context (its service worker's included): method,
-    URL, body. blob: and data: URLs (the photo shown in the page) are not network requests."""
-    requests: list = []
-
-    def seen(request) -> None:
-        if request.url.startswith(("http:", "https:", "ws:", "wss:")):
-            requests.append((request.method, request.url, request.post_data_buffer))
-
-    page.context.on("request", seen)
-    return requests
 
 
 def test_every_sample_on_the_device_with_the_api_blocked_agrees_with_the_server(shipped, phone):

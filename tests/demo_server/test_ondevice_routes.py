@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from demo_server import create_app
+from demo_server.segmenter import MESSAGES as LESION_MESSAGES
 
 VERSION = "9.9.9"
+SEGMENTER_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "segmenter"
 
 
 def fake_web(folder: Path, installed: str = VERSION) -> Path:
@@ -184,13 +186,31 @@ def test_native_bench_figures_come_from_bench_json(demo_samples_dir, web, tmp_pa
     }
 
 
-def test_a_server_step_the_page_does_not_run_keeps_it_in_server_mode(
-    demo_model_path, demo_samples_dir, web
-):
-    """With a lesion segmenter loaded the server crops the photo before classifying; the page
-    does not (yet), so it must not offer on-device answers that would differ."""
-    app = app_for(demo_model_path, demo_samples_dir, web)
-    app.extensions["demo_server.segmenter"] = object()
-    config = page_config(app.test_client().get("/").get_data(as_text=True))
-    assert config["available"] is False
-    assert "segmenter" in config["reason"]
+def test_the_segmenter_runs_on_the_device_too(demo_model_path, demo_samples_dir, web):
+    """With a lesion segmenter the page stays on the device: it gets the very file, its modules
+    and the server's wording for "no spot" and "several spots"."""
+    segmenter = SEGMENTER_FIXTURES / "tiny_segmenter.tflite"
+    app = app_for(demo_model_path, demo_samples_dir, web, SEGMENTER_PATH=segmenter)
+    client = app.test_client()
+    config = page_config(client.get("/").get_data(as_text=True))
+    assert config["available"] is True
+    entry = config["lesion_segmenter"]
+    sha = hashlib.sha256(segmenter.read_bytes()).hexdigest()
+    assert entry["url"] == f"/ondevice/models/{sha[:16]}/lesion_segmenter.tflite"
+    assert (entry["sha256"], entry["size_bytes"]) == (sha, segmenter.stat().st_size)
+    response = client.get(entry["url"])
+    assert response.status_code == 200 and response.data == segmenter.read_bytes()
+    assert "immutable" in response.headers["Cache-Control"]
+    assert config["messages"]["lesion"] == LESION_MESSAGES
+    for module in ("framing.mjs", "segmentation.mjs", "rounding.mjs"):
+        assert f"/static/{module}" in config["shell"]  # kept for offline use
+        assert client.get(f"/static/{module}").status_code == 200
+    other = entry["url"].replace(sha[:16], "0" * 16)
+    assert client.get(other).status_code == 404
+
+
+def test_no_segmenter_no_segmenter_file(client):
+    config = page_config(client.get("/").get_data(as_text=True))
+    assert config["lesion_segmenter"] is None
+    digest = config["classifier"]["url"].split("/")[3]
+    assert client.get(f"/ondevice/models/{digest}/lesion_segmenter.tflite").status_code == 404
