@@ -11,8 +11,9 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_FILENAME = "skin_lesion_int8_mixed.tflite"
-# The single-network classifier for small phones, served beside the default when it exists.
-SMALL_MODEL_FILENAME = "skin_lesion_small_int8.tflite"
+# The single-network classifier for small phones, served beside the default when it exists
+# (a companion export: its own card and reports in the subfolder).
+SMALL_MODEL_FILENAME = "small/skin_lesion_small_int8.tflite"
 LESION_GATE_FILENAME = "lesion_gate.tflite"
 SEGMENTER_FILENAME = "lesion_segmenter.tflite"
 # Environment variables naming the model files (the --model / --lesion-gate flags win over them).

@@ -13,21 +13,20 @@ loses more balanced accuracy than allowed. The files go to a new folder; only
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from contract.run_folder import check_run_folder
 from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
-from export.exporting import ExportSettings, export_model
+from export.exporting import MODEL_FILE_STEM, ExportSettings, export_model
 from export.ship import export_folder
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a run folder written by python -m train")
-    parser.add_argument(
-        "--out", type=Path, help="a new folder for the files (default: RUN/export)"
-    )
+    parser.add_argument("--out", type=Path, help="a new folder for the files (default: RUN/export)")
     parser.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
@@ -60,7 +59,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "ensemble an equal share of --float-ops",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--file-stem",
+        default=MODEL_FILE_STEM,
+        help="files are named STEM_VARIANT.tflite (skin_lesion_small for the small-phone "
+        "network); export.ship wants names that start with skin_lesion_",
+    )
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"skin_lesion(_[a-z0-9]+)*", args.file_stem):
+        parser.error("--file-stem must be skin_lesion, or it followed by _word parts (a-z, 0-9)")
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not args.variants or set(args.variants) - set(VARIANTS):
         parser.error(f"--variants must be a comma-separated subset of {', '.join(VARIANTS)}")
@@ -87,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         args.float_ops,
         args.float_ops_split,
         args.seed,
+        args.file_stem,
     )
     failures = export_model(args.run, args.out, settings)
     if failures:

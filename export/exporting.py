@@ -45,6 +45,9 @@ class ExportSettings:
     float_ops: int = QuantizationConfig.float_ops
     float_ops_split: str = QuantizationConfig.float_ops_split
     seed: int = 0
+    # Files are FILE_STEM_VARIANT.tflite; the single network for small phones ships as
+    # skin_lesion_small_int8.tflite beside the ensemble (export.ship's companion folders).
+    file_stem: str = MODEL_FILE_STEM
 
 
 def model_info(card: dict, config: QuantizationConfig) -> ModelInfo:
@@ -106,7 +109,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
             settings.float_ops_split,
         )
         flatbuffer = write_metadata(convert(model, config), model_info(card, config))
-        path = out / f"{MODEL_FILE_STEM}_{variant}.tflite"
+        path = out / f"{settings.file_stem}_{variant}.tflite"
         path.write_bytes(flatbuffer)
         print(f"wrote {path} ({len(flatbuffer) / 1024:.0f} KB)")
         for split, (pixels, y, domains, keras_probs) in evaluation.items():

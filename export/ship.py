@@ -2,6 +2,11 @@
 
     python -m export.ship runs/NAME/export [--models models]
 
+A companion export (another classifier served beside the main one, e.g. the single network for
+small phones) ships as a subfolder of the export folder, written there by
+`python -m export RUN --file-stem skin_lesion_small --out runs/NAME/export/small`; it must pass
+its own accuracy gate too.
+
 `python -m export` writes into a new folder and records its accuracy gate in verification.json;
 `python -m export.lesion_gate`, `python -m export.bench` and `python -m train.evaluate` add their
 files beside it. Shipping copies that folder next to models/ and swaps the two by renaming, so
@@ -42,7 +47,8 @@ def export_folder(run: Path, out: Path | None) -> Path:
 
 
 def check_export(folder: Path) -> list[Path]:
-    """The classifier files of a shippable export folder, or ShipError saying what is missing."""
+    """The classifier files of a shippable export folder and of its companion exports (the
+    subfolders with a verification.json), or ShipError saying what is missing or failed."""
     report = folder / VERIFICATION_JSON
     if not report.is_file():
         raise ShipError(f"{report} not found; ship a folder written by python -m export")
@@ -64,6 +70,8 @@ def check_export(folder: Path) -> list[Path]:
             read_segmenter_info(read_model_file(folder / SEGMENTER_FILE, "segmenter"))
     except ModelFileError as error:
         raise ShipError(str(error)) from None
+    for companion in sorted(p.parent for p in folder.glob(f"*/{VERIFICATION_JSON}")):
+        classifiers += check_export(companion)
     return classifiers
 
 

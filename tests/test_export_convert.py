@@ -67,3 +67,23 @@ def test_cli_offers_only_the_known_splits(tmp_path, capsys):
         parse_args([str(tmp_path), "--float-ops-split", "layer"])
     assert exit_info.value.code == 2
     assert "--float-ops-split: invalid choice: 'layer'" in capsys.readouterr().err
+
+
+def finished_run(folder):
+    """The files check_run_folder wants of a run (their content is not read here)."""
+    folder.mkdir()
+    for name in ("model.keras", "model_card.json", "split.csv"):
+        (folder / name).write_text("x")
+    return folder
+
+
+def test_cli_names_files_by_their_stem(tmp_path, capsys):
+    run = finished_run(tmp_path / "run")
+    args = parse_args([str(run), "--file-stem", "skin_lesion_small", "--variants", "int8"])
+    assert args.file_stem == "skin_lesion_small" and args.out == run / "export"
+    assert parse_args([str(run)]).file_stem == "skin_lesion"
+    for bad in ("small", "skin_lesion_", "skin_lesion_Small", "skin_lesion/x"):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args([str(run), "--file-stem", bad])
+        assert exit_info.value.code == 2
+        assert "--file-stem must be skin_lesion" in capsys.readouterr().err

@@ -43,6 +43,42 @@ def test_ship_replaces_every_file_of_models(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "models"]  # no leftovers
 
 
+def companion(folder: Path, passed: bool = True) -> Path:
+    """The small-phone network's export, in a subfolder of the main export."""
+    small = folder / "small"
+    small.mkdir()
+    shutil.copyfile(FIXTURES / "tiny_int8.tflite", small / "skin_lesion_small_int8.tflite")
+    (small / "verification.json").write_text(json.dumps({"passed": passed, "failures": []}))
+    return small
+
+
+def test_a_companion_export_ships_with_the_main_one(tmp_path: Path):
+    models = old_models(tmp_path)
+    folder = export_folder(tmp_path)
+    companion(folder)
+    classifiers = check_export(folder)
+    assert [p.relative_to(folder).as_posix() for p in classifiers] == [
+        "skin_lesion_int8_mixed.tflite",
+        "small/skin_lesion_small_int8.tflite",
+    ]
+    ship(folder, models)
+    assert (models / "small" / "skin_lesion_small_int8.tflite").is_file()
+
+
+def test_a_failed_companion_blocks_the_whole_ship(tmp_path: Path, capsys):
+    models = old_models(tmp_path)
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    folder = export_folder(tmp_path)
+    small = companion(folder, passed=False)
+    assert main([str(folder), "--models", str(models)]) == 1
+    assert f"{small / 'verification.json'}: the accuracy gate failed" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
+    (small / "skin_lesion_small_int8.tflite").unlink()
+    (small / "verification.json").write_text(json.dumps({"passed": True}))
+    with pytest.raises(ShipError, match="holds no skin_lesion_"):
+        check_export(folder)
+
+
 def test_a_failed_gate_leaves_models_untouched(tmp_path: Path, capsys):
     models = old_models(tmp_path)
     before = {p.name: p.read_bytes() for p in models.iterdir()}

@@ -153,3 +153,15 @@ def test_ondevice_mode_downloads_the_chosen_model(demo_variant_paths, demo_sampl
     assert entry["sha256"] == classifiers(app)["tiny_float32"].metadata.file_sha256
     assert client.get(entry["url"]).data == demo_variant_paths["float32"].read_bytes()
     assert "/?model=tiny_float32" in config["shell"]
+
+
+def test_the_small_model_is_looked_for_in_its_companion_folder(tmp_path):
+    from demo_server.config import locate_small_model
+
+    small = tmp_path / "models" / "small" / "skin_lesion_small_int8.tflite"
+    small.parent.mkdir(parents=True)
+    small.write_bytes(b"x")
+    assert locate_small_model(environ={}, cwd=tmp_path).path == small
+    named = tmp_path / "elsewhere.tflite"
+    found = locate_small_model(environ={"SKINLESION_SMALL_MODEL": str(named)}, cwd=tmp_path)
+    assert found.path == named and found.from_env
