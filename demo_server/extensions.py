@@ -29,7 +29,7 @@ def current_classifier() -> Classifier:
     """The classifier the request names with ``?model=ID``, else the default; an unknown id is
     a 400 that lists the ids (so a client never gets another model's answer unawares)."""
     wanted = request.args.get(MODEL_PARAM) if has_request_context() else None
-    if not wanted:
+    if wanted is None:
         return default_classifier()
     found = classifiers().get(wanted)
     if found is None:

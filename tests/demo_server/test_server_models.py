@@ -80,6 +80,7 @@ def test_an_unknown_model_is_a_400_naming_the_models(two_models):
     assert error["code"] == "unknown_model"
     assert "tiny_uint8" in error["message"] and "tiny_float32" in error["message"]
     assert two_models.get("/api/v1/model?model=nope").status_code == 400
+    assert two_models.get("/api/v1/model?model=").status_code == 400  # empty is not "default"
 
 
 def test_openapi_offers_the_models_as_a_query_parameter(two_models):
