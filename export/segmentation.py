@@ -39,6 +39,7 @@ from contract.framing import FramingRule
 from contract.images import resize_to_input
 from contract.interpreter import predict_tflite
 from contract.metrics import dice_jaccard
+from contract.model_file import read_associated_files
 from contract.run_folder import MODEL_KERAS, RunFolderError, check_run_folder
 from contract.segmentation import SEGMENTER_FILE, SEGMENTER_LABELS_FILE, read_segmenter_info
 from contract.segmenter_run import (
@@ -228,8 +229,12 @@ def export_segmenter(
         f"ms_per_image_litert_{threads}_threads": ms,
     }
     info = segmenter_info(size, FramingRule(), crop_before_classifying, measured)
-    packed = segmenter_metadata(flatbuffer, info)
     out.mkdir(parents=True, exist_ok=True)
+    return _write_segmenter(out, segmenter_metadata(flatbuffer, info), info)
+
+
+def _write_segmenter(out: Path, packed: bytes, info: dict) -> Path:
+    """The packed file and its report (the packed JSON plus the file's size), side by side."""
     path = out / SEGMENTER_TFLITE
     path.write_bytes(packed)
     report = {**info, "file_bytes": len(packed)}
@@ -242,13 +247,9 @@ def add_measurements(out: Path, evaluation: Path | None, framing: Path | None) -
     """Repack `out/lesion_segmenter.tflite` (same network, new metadata) with the test-split
     evaluation (`train.segment evaluate`) and the framing measurement (`train.segment framing`)
     in its JSON, and rewrite the report. The crop flag follows the framing decision."""
-    from contract.segmentation import SEGMENTER_FILE as JSON_NAME
-
     path = out / SEGMENTER_TFLITE
     data = path.read_bytes()
-    from contract.model_file import read_associated_files
-
-    info = json.loads(read_associated_files(data)[JSON_NAME])
+    info = json.loads(read_associated_files(data)[SEGMENTER_FILE])
     if evaluation is not None:
         report = json.loads((evaluation / "report.json").read_text())
         info["measured"][f"{report['split']}_split"] = {
@@ -266,12 +267,7 @@ def add_measurements(out: Path, evaluation: Path | None, framing: Path | None) -
             },
         }
         info["crop_before_classifying"] = bool(result["ship_crop"])
-    packed = segmenter_metadata(data, info)
-    path.write_bytes(packed)
-    report = {**info, "file_bytes": len(packed)}
-    (out / f"{REPORT_STEM}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"{REPORT_STEM}.md").write_text(_markdown(report))
-    return path
+    return _write_segmenter(out, segmenter_metadata(data, info), info)
 
 
 def _markdown(report: dict) -> str:
