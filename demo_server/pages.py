@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -412,6 +413,12 @@ def answer_metric_rows(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _finite(value: Any) -> float | None:
+    """A card figure to show, or None (the page shows a dash): the card writes NaN where a
+    figure has no value, e.g. referrals per malignant found when none was found."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
 def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per kind of photo, what the triage promises and costs, photo only and with answers: the
     sensitivity's 95% lower bound at the domain's own threshold, the val sensitivity at the
@@ -431,10 +438,10 @@ def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
                     {
                         "inputs": label,
                         "domain": DOMAIN_NAMES.get(str(domain), str(domain)),
-                        "threshold": _dig(triage, "malignant_threshold"),
-                        "lower_bound": figures.get("sensitivity_lower_bound_95"),
-                        "sensitivity": figures.get("sensitivity_at_card_threshold"),
-                        "referrals": figures.get("referrals_per_malignant_found"),
+                        "threshold": _finite(_dig(triage, "malignant_threshold")),
+                        "lower_bound": _finite(figures.get("sensitivity_lower_bound_95")),
+                        "sensitivity": _finite(figures.get("sensitivity_at_card_threshold")),
+                        "referrals": _finite(figures.get("referrals_per_malignant_found")),
                     }
                 )
     return rows

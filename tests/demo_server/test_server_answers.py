@@ -342,6 +342,8 @@ def test_model_page_compares_test_figures_with_answers(answers_client, client):
 
 
 def test_model_page_says_what_to_expect_of_the_triage(answers_client, answers_card):
+    from demo_server.pages import triage_expectations
+
     html = answers_client.get("/model").get_data(as_text=True)
     table = html[html.index("What to expect from the advice") :]
     table = table[: table.index("</table>")]
@@ -353,10 +355,12 @@ def test_model_page_says_what_to_expect_of_the_triage(answers_client, answers_ca
         ("photo plus answers", ["Phone camera", "21%", "0.955", "0.990", "about 1.8"]),
     ]
     assert "95% confidence" in html
+    answers_card["triage"]["by_domain"]["phone"]["referrals_per_malignant_found"] = float("nan")
+    rows = triage_expectations(answers_card)
+    phone = next(r for r in rows if r["inputs"] == "photo only" and r["domain"] == "Phone camera")
+    assert phone["referrals"] is None and phone["lower_bound"] == 0.962  # none found: a dash
     answers_card["triage"].pop("by_domain")
     answers_card["answers"]["triage"].pop("by_domain")
-    from demo_server.pages import triage_expectations
-
     assert triage_expectations(answers_card) == []
 
 
