@@ -3,6 +3,7 @@ MediaPipe's ImageSegmenter makes of the file."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -197,3 +198,67 @@ def test_ship_checks_a_segmenter_in_the_export_folder(tmp_path):
     )
     with pytest.raises(ShipError, match="lesion_segmenter.json"):
         check_export(tmp_path)
+
+
+def test_add_measurements_repacks_the_file_with_the_test_split_and_the_framing_decision(tmp_path):
+    """`--add-measurements` keeps the network, records the evaluation and the framing decision in
+    the file's JSON and its report, and the crop flag follows the decision."""
+    from export.segmentation import (
+        REPORT_STEM,
+        SEGMENTER_TFLITE,
+        add_measurements,
+        segmenter_info,
+        segmenter_metadata,
+    )
+
+    measured = {
+        "variant": "int8 (uint8 input and output)",
+        "calibration_images": 8,
+        "val_photos": 4,
+        "val_dice_keras_mean": 0.8,
+        "val_dice_tflite_mean": 0.79,
+        "val_dice_tflite_vs_keras_mean": 0.97,
+        "val_dice_tflite_vs_keras_min": 0.9,
+        "ms_per_image_litert_2_threads": 1.5,
+    }
+    packed = segmenter_metadata(TINY.read_bytes(), segmenter_info(64, measured=measured))
+    (tmp_path / SEGMENTER_TFLITE).write_bytes(packed)
+    stat = {"value": 0.7, "interval": [0.6, 0.8]}
+    evaluation, framing = tmp_path / "evaluation", tmp_path / "framing"
+    evaluation.mkdir()
+    framing.mkdir()
+    (evaluation / "report.json").write_text(
+        json.dumps(
+            {
+                "split": "test",
+                "photos": 5,
+                "patients": 3,
+                "dice": {"mean": stat, "median": stat, "p5": stat},
+                "jaccard": {"mean": stat, "median": stat, "p5": stat},
+                "dice_below_0_5": 1,
+                "not recorded": 0,
+            }
+        )
+    )
+    row = {"balanced_accuracy": 0.6, "malignant_sensitivity": 0.9, "n": 7, "not recorded": 1}
+    (framing / "framing.json").write_text(
+        json.dumps(
+            {"split": "val", "decision": "ship the crop", "scopes": {"all": row}, "ship_crop": True}
+        )
+    )
+
+    path = add_measurements(tmp_path, evaluation, framing)
+
+    data = path.read_bytes()
+    info = json.loads(read_associated_files(data)[SEGMENTER_FILE])
+    assert info["measured"]["test_split"]["photos"] == 5
+    assert "not recorded" not in info["measured"]["test_split"]
+    assert info["measured"]["variant"] == measured["variant"]
+    assert info["framing_measured"]["scopes"] == {
+        "all": {"balanced_accuracy": 0.6, "malignant_sensitivity": 0.9, "n": 7}
+    }
+    assert read_segmenter_info(data).crop_before_classifying is True
+    report = (tmp_path / f"{REPORT_STEM}.md").read_text()
+    assert "Test (5 phone photos, 3 patients)" in report
+    assert "Framing measured on val: ship the crop" in report
+    assert json.loads((tmp_path / f"{REPORT_STEM}.json").read_text())["file_bytes"] == len(data)
