@@ -114,3 +114,23 @@ def test_a_tiny_recipe_trains_averages_and_fits_answers(data_dir: Path, tmp_path
     assert "was not started from this recipe" in capsys.readouterr().err
     assert main([str(recipe), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("file", "folders"),
+    [
+        ("more_data.toml", ["ham10000", "isic2017", "pad_ufes20", "pad_ufes20_cutouts"]),
+        ("no_isic2017.toml", ["ham10000", "pad_ufes20", "pad_ufes20_cutouts"]),
+    ],
+)
+def test_the_retrain_recipes_are_the_shipped_one_on_other_data_keeping_its_test_images(
+    file, folders
+):
+    """Judged against the shipped model on its test images, a retrain must differ in data only."""
+    shipped = load_recipe(REPO / "recipes" / "shipped.toml")
+    recipe = load_recipe(REPO / "recipes" / file)
+    assert [Path(d).name for d in recipe.data] == folders
+    assert recipe.members == shipped.members and recipe.split == shipped.split
+    assert recipe.answer_strengths == shipped.answer_strengths
+    assert recipe.keep == Path("recipes/shipped_2025_test_split.csv")
+    assert (REPO / recipe.keep).is_file()
