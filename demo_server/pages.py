@@ -26,6 +26,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from contract.answers import AnswerSpec
+from contract.taxonomy import MALIGNANT
 from demo_server.config import REPO_ROOT
 from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
 from demo_server.extensions import current_classifier as _classifier
@@ -447,6 +448,50 @@ def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def referrals_on_test(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per kind of photo, photo only and with answers: what the threshold in use did on the test
+    split (people used neither to train nor to choose it), with "see a dermatologist" answers
+    per malignant spot found, from the card's sensitivity, specificity and class counts. Every
+    card that was evaluated on test has these, whatever rule chose its threshold."""
+    sections = (
+        ("photo only", _dig(card, "metrics", "test")),
+        ("photo plus answers", _dig(card, "answers", "metrics", "test")),
+    )
+    rows = []
+    for label, scopes in sections:
+        for domain in DOMAIN_NAMES:
+            report = _dig(scopes, domain)
+            matrix = _dig(report, "confusion_matrix")
+            sensitivity = _finite(_dig(report, "malignant", "sensitivity"))
+            specificity = _finite(_dig(report, "malignant", "specificity"))
+            labels, rows_true = _dig(matrix, "labels"), _dig(matrix, "rows_true_cols_pred")
+            if (
+                sensitivity is None
+                or specificity is None
+                or not isinstance(labels, list)
+                or not isinstance(rows_true, list)
+                or len(labels) != len(rows_true)
+            ):
+                continue
+            counts = [sum(row) for row in rows_true]
+            malignant = sum(n for code, n in zip(labels, counts, strict=True) if code in MALIGNANT)
+            found = sensitivity * malignant
+            referred = found + (1 - specificity) * (sum(counts) - malignant)
+            interval = _dig(report, "ci95", "malignant_sensitivity")
+            rows.append(
+                {
+                    "inputs": label,
+                    "domain": DOMAIN_NAMES[domain],
+                    "threshold": _finite(_dig(report, "malignant", "threshold")),
+                    "sensitivity": sensitivity,
+                    "interval": interval if isinstance(interval, list) else None,
+                    "malignant": malignant,
+                    "referrals": referred / found if found else None,
+                }
+            )
+    return rows
+
+
 @bp.get("/model")
 def model_card() -> ResponseReturnValue:
     meta = _classifier().metadata
@@ -458,6 +503,7 @@ def model_card() -> ResponseReturnValue:
         answers=meta.answers,
         answer_rows=answer_metric_rows(meta.card),
         triage_rows=triage_expectations(meta.card),
+        test_triage_rows=referrals_on_test(meta.card),
         metric_summaries=summaries,
         metric_intervals=any(
             "ci95" in report for scopes in summaries.values() for report in scopes.values()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -209,6 +210,55 @@ def test_model_page_summarises_the_shipped_models_metrics():
         assert f"<h3>{split} split</h3>" in page
         bacc = card["metrics"][split]["phone"]["balanced_accuracy"]
         assert f"<td>{bacc:.3f}</td>" in page or f"<td>{bacc:.3f} <span" in page
+
+
+def test_model_page_says_what_the_shipped_threshold_did_on_test():
+    """The shipped card predates the per-domain lower bounds; its test figures still tell a
+    person what to expect: malignant spots referred and answers per malignant spot found."""
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip(f"the shipped model {SHIPPED_MODEL} is not in the repo")
+    from demo_server import create_app
+
+    app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
+    phone = default_classifier(app).metadata.card["metrics"]["test"]["phone"]
+    page = app.test_client().get("/model").get_data(as_text=True)
+    table = page[page.index('class="metrics triage-on-test"') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr><th>([^<]+)</th><td>Phone camera</td>(.*?)</tr>", table, flags=re.S)
+    cells = {label: re.findall(r"<td>(.*?)</td>", row, flags=re.S) for label, row in rows}
+    assert set(cells) == {"photo only", "photo plus answers"}
+    threshold, sensitivity, malignant, referrals = cells["photo only"]
+    assert threshold == f"{100 * phone['malignant']['threshold']:.0f}%"
+    assert sensitivity.startswith(f"{phone['malignant']['sensitivity']:.3f} ")
+    matrix = phone["confusion_matrix"]
+    rows_true = matrix["rows_true_cols_pred"]
+    codes = ("mel", "bcc", "akiec")
+    assert int(malignant) == sum(sum(rows_true[matrix["labels"].index(c)]) for c in codes)
+    assert referrals.startswith("about ") and 1.0 < float(referrals.split()[1]) < 3.0
+
+
+def test_referrals_on_test_count_the_benign_spots_referred_per_malignant_one_found():
+    from demo_server.pages import referrals_on_test
+
+    matrix = {"labels": ["mel", "nv"], "rows_true_cols_pred": [[8, 2], [10, 30]]}
+    report = {
+        "confusion_matrix": matrix,
+        "malignant": {"threshold": 0.2, "sensitivity": 0.9, "specificity": 0.75},
+        "ci95": {"malignant_sensitivity": [0.7, 1.0]},
+    }
+    card = {"metrics": {"test": {"phone": report, "overall": report}}}
+    (row,) = referrals_on_test(card)  # overall is not a kind of photo; no answers section
+    # 10 malignant, 9 found; 40 benign, 10 referred: 19 referrals for 9 found
+    assert row["malignant"] == 10 and row["referrals"] == pytest.approx(19 / 9)
+    assert (row["domain"], row["inputs"], row["interval"]) == (
+        "Phone camera",
+        "photo only",
+        [0.7, 1.0],
+    )
+    report["malignant"]["sensitivity"] = 0.0
+    assert referrals_on_test(card)[0]["referrals"] is None  # none found: a dash
+    report.pop("confusion_matrix")
+    assert referrals_on_test(card) == []
 
 
 def test_metric_summaries_keep_only_standard_reports():
