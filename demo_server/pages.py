@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from contract.answers import AnswerSpec
-from contract.taxonomy import MALIGNANT
 from demo_server.config import REPO_ROOT
 from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
 from demo_server.extensions import current_classifier as _classifier
@@ -448,11 +447,14 @@ def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def referrals_on_test(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+def referrals_on_test(
+    card: Mapping[str, Any], malignant_labels: Sequence[str]
+) -> list[dict[str, Any]]:
     """Per kind of photo, photo only and with answers: what the threshold in use did on the test
     split (people used neither to train nor to choose it), with "see a dermatologist" answers
     per malignant spot found, from the card's sensitivity, specificity and class counts. Every
-    card that was evaluated on test has these, whatever rule chose its threshold."""
+    card that was evaluated on test has these, whatever rule chose its threshold. The malignant
+    classes are the model file's own (`ModelMetadata.malignant_labels`), as in triage."""
     sections = (
         ("photo only", _dig(card, "metrics", "test")),
         ("photo plus answers", _dig(card, "answers", "metrics", "test")),
@@ -473,10 +475,10 @@ def referrals_on_test(card: Mapping[str, Any]) -> list[dict[str, Any]]:
                 or len(labels) != len(rows_true)
             ):
                 continue
-            counts = [sum(row) for row in rows_true]
-            malignant = sum(n for code, n in zip(labels, counts, strict=True) if code in MALIGNANT)
+            counts = dict(zip(labels, map(sum, rows_true), strict=True))
+            malignant = sum(counts.get(code, 0) for code in malignant_labels)
             found = sensitivity * malignant
-            referred = found + (1 - specificity) * (sum(counts) - malignant)
+            referred = found + (1 - specificity) * (sum(counts.values()) - malignant)
             interval = _dig(report, "ci95", "malignant_sensitivity")
             rows.append(
                 {
@@ -503,7 +505,7 @@ def model_card() -> ResponseReturnValue:
         answers=meta.answers,
         answer_rows=answer_metric_rows(meta.card),
         triage_rows=triage_expectations(meta.card),
-        test_triage_rows=referrals_on_test(meta.card),
+        test_triage_rows=referrals_on_test(meta.card, meta.malignant_labels),
         metric_summaries=summaries,
         metric_intervals=any(
             "ci95" in report for scopes in summaries.values() for report in scopes.values()

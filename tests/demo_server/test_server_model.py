@@ -247,7 +247,7 @@ def test_referrals_on_test_count_the_benign_spots_referred_per_malignant_one_fou
         "ci95": {"malignant_sensitivity": [0.7, 1.0]},
     }
     card = {"metrics": {"test": {"phone": report, "overall": report}}}
-    (row,) = referrals_on_test(card)  # overall is not a kind of photo; no answers section
+    (row,) = referrals_on_test(card, ("mel",))  # overall is not a kind of photo; no answers section
     # 10 malignant, 9 found; 40 benign, 10 referred: 19 referrals for 9 found
     assert row["malignant"] == 10 and row["referrals"] == pytest.approx(19 / 9)
     assert (row["domain"], row["inputs"], row["interval"]) == (
@@ -256,9 +256,9 @@ def test_referrals_on_test_count_the_benign_spots_referred_per_malignant_one_fou
         [0.7, 1.0],
     )
     report["malignant"]["sensitivity"] = 0.0
-    assert referrals_on_test(card)[0]["referrals"] is None  # none found: a dash
+    assert referrals_on_test(card, ("mel",))[0]["referrals"] is None  # none found: a dash
     report.pop("confusion_matrix")
-    assert referrals_on_test(card) == []
+    assert referrals_on_test(card, ("mel",)) == []
 
 
 def test_metric_summaries_keep_only_standard_reports():
