@@ -27,6 +27,7 @@ from contract.questionnaire import (
     one_hot,
     shown,
 )
+from contract.triage import TriageThresholds
 
 DOMAIN_FIELD = "domain"
 DEFAULT_DOMAIN = "phone"  # the server behaves like the phone client
@@ -152,7 +153,7 @@ class AnswerSpec:
     models: dict[str, DomainModel]
     labels: tuple[str, ...]
     temperature: float
-    malignant_threshold: float
+    triage: TriageThresholds  # photo plus answers has thresholds of its own
 
     @property
     def default_domain(self) -> str:
@@ -172,14 +173,7 @@ class AnswerSpec:
                     f"{', '.join(self.questions)}.",
                 )
             indices[name] = self.questions[name].index_of(value)
-        domain = _single(form, DOMAIN_FIELD) or self.default_domain
-        if domain not in self.models:
-            raise AnswerError(
-                "unknown_domain",
-                f"Unknown {DOMAIN_FIELD} {shown(domain)}: send one of "
-                f"{', '.join(self.models)}, or leave it empty for {self.default_domain}.",
-            )
-        return GivenAnswers(domain, indices)
+        return GivenAnswers(stated_domain(form, tuple(self.models), self.default_domain), indices)
 
     def effect(self, given: GivenAnswers) -> AnswerEffect:
         """The domain model's strength * r for these answers (None when it uses none of them)."""
@@ -192,6 +186,22 @@ class AnswerSpec:
             ratios = model.strength * model.log_ratios(one_hot(asked, model.questions))[0]
         not_used = tuple(name for name in given.indices if name not in model.question_names)
         return AnswerEffect(given.domain, used, not_used, len(model.questions), ratios)
+
+
+def stated_domain(
+    form: Mapping[str, Sequence[str]], domains: Sequence[str], default: str | None = None
+) -> str | None:
+    """The kind of photo a form states in its `domain` field, else `default`; AnswerError when
+    it is not one of `domains`. The kind picks the answers' model and the triage threshold."""
+    domain = _single(form, DOMAIN_FIELD)
+    if domain and domain not in domains:
+        empty = f" for {default}" if default else ""
+        raise AnswerError(
+            "unknown_domain",
+            f"Unknown {DOMAIN_FIELD} {shown(domain)}: send one of "
+            f"{', '.join(domains)}, or leave it empty{empty}.",
+        )
+    return domain or default
 
 
 def refuse_answers(form: Mapping[str, Sequence[str]]) -> None:
@@ -217,7 +227,9 @@ def answer_spec(card: Mapping[str, Any], labels: Sequence[str]) -> AnswerSpec | 
             for domain, spec in section["models"].items()
         }
         temperature = float(section["calibration"]["temperature"])
-        threshold = float(section["triage"]["malignant_threshold"])
+        if "malignant_threshold" not in section["triage"]:
+            raise KeyError("triage.malignant_threshold")
+        triage = TriageThresholds.from_card(section["triage"])
     except KeyError as exc:
         raise ValueError(f"answers: missing {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
@@ -226,7 +238,7 @@ def answer_spec(card: Mapping[str, Any], labels: Sequence[str]) -> AnswerSpec | 
         raise ValueError("answers: no models")
     if not temperature > 0:
         raise ValueError(f"answers: temperature must be positive, got {temperature}")
-    return AnswerSpec(questions, models, tuple(labels), temperature, threshold)
+    return AnswerSpec(questions, models, tuple(labels), temperature, triage)
 
 
 def _single(form: Mapping[str, Sequence[str]], name: str) -> str:

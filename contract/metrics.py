@@ -76,13 +76,20 @@ def is_malignant(y_true: np.ndarray) -> np.ndarray:
 
 
 def sensitivity_specificity(
-    y_true: np.ndarray, probs: np.ndarray, threshold: float
-) -> dict[str, float]:
+    y_true: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray
+) -> dict[str, float | None]:
+    """Triage at one threshold, or one per image (each photo its kind's own, `contract.triage`);
+    the threshold is reported when all images share it, else None."""
     flagged = screening.refer(malignant_probability(probs), threshold)
     truth = is_malignant(y_true)
     sens = flagged[truth].mean() if truth.any() else float("nan")
     spec = (~flagged[~truth]).mean() if (~truth).any() else float("nan")
-    return {"threshold": float(threshold), "sensitivity": float(sens), "specificity": float(spec)}
+    shared = np.unique(np.asarray(threshold, dtype=np.float64))
+    return {
+        "threshold": float(shared[0]) if len(shared) == 1 else None,
+        "sensitivity": float(sens),
+        "specificity": float(spec),
+    }
 
 
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
@@ -99,7 +106,7 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
 
 
 def classification_report(
-    y_true: np.ndarray, probs: np.ndarray, threshold: float
+    y_true: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray
 ) -> dict[str, object]:
     """Everything the model card reports for one set of predictions."""
     y_pred = probs.argmax(axis=1)
@@ -127,11 +134,13 @@ def domain_scopes(domains: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def report_by_domain(
-    y_true: np.ndarray, probs: np.ndarray, domains: Sequence[str], threshold: float
+    y_true: np.ndarray, probs: np.ndarray, domains: Sequence[str], threshold: float | np.ndarray
 ) -> dict[str, dict[str, object]]:
-    """The report overall and for each domain (dermoscopic / phone) separately."""
+    """The report overall and for each domain (dermoscopic / phone) separately; `threshold` is
+    one for all images or one per image."""
+    per_image = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(y_true),))
     return {
-        scope: classification_report(y_true[mask], probs[mask], threshold)
+        scope: classification_report(y_true[mask], probs[mask], per_image[mask])
         for scope, mask in domain_scopes(domains).items()
     }
 

@@ -19,6 +19,7 @@ from typing import Any
 from contract.answers import AnswerSpec, answer_spec
 from contract.taxonomy import LABELS, MALIGNANT
 from contract.tensors import TensorSpec
+from contract.triage import TriageThresholds
 
 LABELS_FILE = "labels.txt"
 DISPLAY_NAMES_FILE = "labels_en.txt"
@@ -91,7 +92,7 @@ class ModelMetadata:
     display_names: tuple[str, ...]
     malignant_labels: tuple[str, ...]
     temperature: float
-    malignant_threshold: float
+    triage: TriageThresholds
     input: TensorSpec
     output: TensorSpec
     card: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +134,7 @@ def read_metadata(
         )
     try:
         answers = answer_spec(card, labels)
+        triage = TriageThresholds.from_card(card.get("triage"))
     except ValueError as error:
         raise ModelFileError(f"model_card.json: {error}") from None
     return ModelMetadata(
@@ -142,7 +144,7 @@ def read_metadata(
         display_names=display_names,
         malignant_labels=tuple(card.get("malignant_labels", DEFAULT_MALIGNANT)),
         temperature=float((card.get("calibration") or {}).get("temperature", 1.0)),
-        malignant_threshold=float((card.get("triage") or {}).get("malignant_threshold", 0.5)),
+        triage=triage,
         input=input_spec,
         output=output_spec,
         card=card,

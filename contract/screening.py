@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.answers import PHOTO_AND_ANSWERS, PHOTO_ONLY
+from contract.triage import TriageThresholds
 
 PROBABILITY_FLOOR = 1e-6
 REFER = "see_dermatologist"
@@ -50,8 +51,9 @@ def malignant_probability(
     return np.asarray(probabilities)[..., malignant_columns(labels, malignant)].sum(axis=-1)
 
 
-def refer(p_malignant: np.ndarray | float, threshold: float) -> np.ndarray | bool:
-    """The triage rule: at or above the threshold, have a dermatologist look at it."""
+def refer(p_malignant: np.ndarray | float, threshold: float | np.ndarray) -> np.ndarray | bool:
+    """The triage rule: at or above the threshold, have a dermatologist look at it (one
+    threshold, or one per image)."""
     return np.asarray(p_malignant) >= threshold
 
 
@@ -67,6 +69,7 @@ class Screening:
     temperature: float
     threshold: float
     source: str = PHOTO_ONLY  # which calibration: photo only, or photo plus answers
+    threshold_domain: str | None = None  # whose own threshold; None: the one for any kind
 
 
 def screen(
@@ -74,15 +77,18 @@ def screen(
     labels: Sequence[str],
     malignant: Sequence[str],
     temperature: float,
-    threshold: float,
+    thresholds: TriageThresholds,
     unsure_below: float,
     log_ratios: np.ndarray | None = None,
+    domain: str | None = None,
 ) -> Screening:
-    """Calibrate one image's raw probabilities, then triage; `unsure` when no class reaches
-    `unsure_below`. With log ratios, pass the answers' own temperature and threshold."""
+    """Calibrate one image's raw probabilities, then triage at the threshold for the stated kind
+    of photo (`domain`, None: not stated); `unsure` when no class reaches `unsure_below`. With
+    log ratios, pass the answers' own temperature and thresholds."""
     calibrated = calibrate(raw, temperature, log_ratios)
     p_malignant = float(malignant_probability(calibrated, labels, malignant))
     top = int(np.argmax(calibrated))
+    threshold = thresholds.for_domain(domain)
     return Screening(
         probabilities=tuple(float(p) for p in calibrated),
         top_index=top,
@@ -92,4 +98,5 @@ def screen(
         temperature=temperature,
         threshold=threshold,
         source=PHOTO_ONLY if log_ratios is None else PHOTO_AND_ANSWERS,
+        threshold_domain=domain if domain in thresholds.by_domain else None,
     )

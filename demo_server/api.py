@@ -10,8 +10,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from contract.answers import AnswerEffect, refuse_answers
+from contract.answers import AnswerEffect, refuse_answers, stated_domain
 from contract.questionnaire import AnswerError
+from contract.taxonomy import DOMAINS
 from demo_server import explain as occlusion
 from demo_server.errors import ApiError
 from demo_server.extensions import classifiers
@@ -58,19 +59,31 @@ def _upload_bytes() -> bytes:
     return data
 
 
+def _form() -> dict[str, list[str]]:
+    return request.form.to_dict(flat=False) if request.mimetype == "multipart/form-data" else {}
+
+
 def _answer_effect() -> AnswerEffect | None:
     """The optional answers sent with the image as multipart fields, checked against the card.
 
     None when the card has no answers section (then any answer is a 400). Answers live only
     in this request: never stored, never logged.
     """
-    form = request.form.to_dict(flat=False) if request.mimetype == "multipart/form-data" else {}
-    spec = classifier().metadata.answers
+    form, spec = _form(), classifier().metadata.answers
     try:
         if spec is None:
             refuse_answers(form)
             return None
         return spec.effect(spec.read(form))
+    except AnswerError as error:
+        raise ApiError(400, error.code, str(error)) from None
+
+
+def _stated_domain() -> str | None:
+    """The kind of photo the request states (field `domain`): it picks the triage threshold."""
+    spec = classifier().metadata.answers
+    try:
+        return stated_domain(_form(), tuple(spec.models) if spec else DOMAINS)
     except AnswerError as error:
         raise ApiError(400, error.code, str(error)) from None
 
@@ -180,12 +193,15 @@ def classify() -> ResponseReturnValue:
     """Screen one image: every class's calibrated probability, P(malignant) and triage.
 
     Optional multipart fields answer the card's questions (see answers.py); they change the
-    result through the card's formula and calibration for photo plus answers. With a lesion
+    result through the card's formula and calibration for photo plus answers. The optional
+    field ``domain`` says what kind of photo it is: triage then uses that kind's own threshold
+    (contract.triage), else the one that holds for every kind. With a lesion
     gate loaded, a photo that does not look like a skin lesion gets the
     ``not_a_lesion`` verdict instead (still 200, with no scores, top class or triage).
     """
     start = time.perf_counter()
     effect = _answer_effect()  # before decoding: a bad answer is cheap to refuse
+    domain = _stated_domain()
     upload = _screened_upload()
     if upload.rejected:
         return _not_a_lesion(upload, start)
@@ -202,7 +218,7 @@ def classify() -> ResponseReturnValue:
         raise _busy() from None
     inference_ms = (time.perf_counter() - infer_start) * 1000.0
     ratios = effect.log_ratios if effect is not None else None
-    result = screen(raw, model.metadata, settings().unsure_below, ratios)
+    result = screen(raw, model.metadata, settings().unsure_below, ratios, domain)
     body: dict[str, Any] = {"lesion_check": lesion_check_json(check), "verdict": CLASSIFIED}
     if segmented.framing is not None:
         body["lesion"] = lesion_json(segmented.framing, segmented.cropped)
@@ -280,7 +296,7 @@ def model_info() -> ResponseReturnValue:
         input={"height": meta.input_height, "width": meta.input_width, **meta.input.as_json()},
         output=meta.output.as_json(),
         calibration={"temperature": meta.temperature},
-        triage={"malignant_threshold": meta.malignant_threshold},
+        triage=meta.triage.as_json(),
         unsure_below=settings().unsure_below,
         lesion_gate=_gate_info(with_file=True),
         lesion_segmenter=segmenter_info_json(),

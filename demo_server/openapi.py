@@ -6,6 +6,7 @@ from typing import Any
 
 from contract.answers import DOMAIN_FIELD, PHOTO_AND_ANSWERS, PHOTO_ONLY, AnswerSpec
 from contract.questionnaire import NUMBER
+from contract.taxonomy import DOMAINS
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
 from demo_server.screening import CLASSIFIED, NOT_A_LESION, NOT_A_LESION_MESSAGE
@@ -138,6 +139,12 @@ SCHEMAS: dict[str, Any] = {
                     "level": {"enum": ["see_dermatologist", "low_concern"]},
                     "message": _STR,
                     "threshold": _NUM,
+                    "threshold_domain": {
+                        "type": ["string", "null"],
+                        "description": "The kind of photo whose own threshold was used; null: "
+                        "the request stated none (or the card has none for it), so the "
+                        "threshold that holds for every kind was used.",
+                    },
                 }
             ),
             "unsure": {
@@ -250,7 +257,19 @@ SCHEMAS: dict[str, Any] = {
             "input": {"allOf": [_ref("Tensor"), _obj({"height": _INT, "width": _INT})]},
             "output": _ref("Tensor"),
             "calibration": _obj({"temperature": _NUM}),
-            "triage": _obj({"malignant_threshold": _NUM}),
+            "triage": _obj(
+                {
+                    "malignant_threshold": {
+                        **_NUM,
+                        "description": "For a photo whose kind the request does not state.",
+                    },
+                    "by_domain": {
+                        "type": "object",
+                        "additionalProperties": _NUM,
+                        "description": "Each kind of photo's own threshold (may be empty).",
+                    },
+                }
+            ),
             "unsure_below": _NUM,
             "lesion_gate": _ref("LesionGateInfo"),
             "lesion_segmenter": _ref("LesionSegmenterInfo"),
@@ -309,19 +328,24 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json("Error", reasons[s]) for s in statuses}
 
 
-def _answer_fields(answers: AnswerSpec) -> dict[str, Any]:
-    """The multipart fields that answer the card's questions ("" means unanswered)."""
+def _classify_fields(answers: AnswerSpec | None) -> dict[str, Any]:
+    """classify's multipart fields besides `image`: the kind of photo, and the answers to the
+    card's questions ("" means unanswered / not stated)."""
     fields: dict[str, Any] = {}
-    for question in answers.questions.values():
+    for question in answers.questions.values() if answers else ():
         if question.kind == NUMBER:
             number = {"type": "number", "minimum": question.minimum, "maximum": question.maximum}
             schema: dict[str, Any] = {"anyOf": [number, {"const": ""}]}
         else:
             schema = {"enum": ["", *question.choices]}
         fields[question.name] = {**schema, "description": f"{question.text} Empty: unanswered."}
+    answers_model = (
+        f" and whose answers' model to use (empty: {answers.default_domain})" if answers else ""
+    )
     fields[DOMAIN_FIELD] = {
-        "enum": ["", *answers.models],
-        "description": f"Whose answers' model to use; empty means {answers.default_domain}.",
+        "enum": ["", *(answers.models if answers else DOMAINS)],
+        "description": "The kind of photo: picks the triage threshold (empty: the one that "
+        f"holds for every kind){answers_model}.",
     }
     return fields
 
@@ -404,7 +428,7 @@ def openapi_document(
         "Screen one photo of a skin spot",
         "Classification",
         config,
-        _answer_fields(answers) if answers else None,
+        _classify_fields(answers),
     )
     classify["description"] += _answers_description(answers)
     return {

@@ -25,7 +25,8 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from contract.answers import AnswerSpec
+from contract.answers import DEFAULT_DOMAIN, AnswerSpec
+from contract.taxonomy import DOMAINS
 from demo_server.config import REPO_ROOT
 from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
 from demo_server.extensions import current_classifier as _classifier
@@ -144,6 +145,8 @@ def index() -> ResponseReturnValue:
             answers=meta.answers,
             question_domains=question_domains(meta.answers),
             domain_names=DOMAIN_NAMES,
+            photo_domains=list(meta.answers.models) if meta.answers else list(DOMAINS),
+            default_domain=meta.answers.default_domain if meta.answers else DEFAULT_DOMAIN,
             samples=samples,
             has_attribution=(folder / ATTRIBUTION).is_file(),
             not_a_lesion_message=NOT_A_LESION_MESSAGE,
@@ -421,8 +424,8 @@ def _finite(value: Any) -> float | None:
 
 def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per kind of photo, what the triage promises and costs, photo only and with answers: the
-    sensitivity's 95% lower bound at the domain's own threshold, the val sensitivity at the
-    threshold in use, and the "see a dermatologist" answers per malignant lesion found."""
+    kind's own threshold, its sensitivity's 95% lower bound and val sensitivity, and the "see a
+    dermatologist" answers per malignant lesion found there."""
     sections = (
         ("photo only", _dig(card, "triage")),
         ("photo plus answers", _dig(card, "answers", "triage")),
@@ -438,9 +441,9 @@ def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
                     {
                         "inputs": label,
                         "domain": DOMAIN_NAMES.get(str(domain), str(domain)),
-                        "threshold": _finite(_dig(triage, "malignant_threshold")),
+                        "threshold": _finite(figures.get("own_threshold")),
                         "lower_bound": _finite(figures.get("sensitivity_lower_bound_95")),
-                        "sensitivity": _finite(figures.get("sensitivity_at_card_threshold")),
+                        "sensitivity": _finite(figures.get("sensitivity_at_own_threshold")),
                         "referrals": _finite(figures.get("referrals_per_malignant_found")),
                     }
                 )
@@ -512,6 +515,7 @@ def model_card() -> ResponseReturnValue:
         ),
         unsure_below=_settings().unsure_below,
         triage_messages=TRIAGE_MESSAGES,
+        domain_names=DOMAIN_NAMES,
         gate=_lesion_gate(),
         not_a_lesion_message=NOT_A_LESION_MESSAGE,
         disclaimer=disclaimer(meta),

@@ -40,17 +40,26 @@ def screen(
     meta: ModelMetadata,
     unsure_below: float,
     log_ratios: np.ndarray | None = None,
+    domain: str | None = None,
 ) -> screening.Screening:
     """The contract's screening with the card's calibration: for photo plus answers when the
-    answers' log ratios are given, photo only otherwise."""
+    answers' log ratios are given, photo only otherwise; at the threshold of the kind of photo
+    the request states (`domain`), or at the one for any kind when it states none."""
     if log_ratios is None:
-        temperature, threshold = meta.temperature, meta.malignant_threshold
+        temperature, thresholds = meta.temperature, meta.triage
     elif meta.answers is None:
         raise ValueError("log ratios given for a model whose card has no answers section")
     else:
-        temperature, threshold = meta.answers.temperature, meta.answers.malignant_threshold
+        temperature, thresholds = meta.answers.temperature, meta.answers.triage
     return screening.screen(
-        raw, meta.labels, meta.malignant_labels, temperature, threshold, unsure_below, log_ratios
+        raw,
+        meta.labels,
+        meta.malignant_labels,
+        temperature,
+        thresholds,
+        unsure_below,
+        log_ratios,
+        domain,
     )
 
 
@@ -78,6 +87,7 @@ def screening_json(
             "level": result.triage,
             "message": TRIAGE_MESSAGES[result.triage],
             "threshold": result.threshold,
+            "threshold_domain": result.threshold_domain,
         },
         "unsure": result.unsure,
         "unsure_below": unsure_below,

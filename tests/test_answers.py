@@ -217,6 +217,10 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
     assert bleed["images"] == 3 and bleed["malignant"] == 2
     assert bleed["triage_changed"] == 3  # each reversal moves the only evidence across 0.5
     assert bleed["malignant_no_longer_referred"] == 2
+    # The phone's own threshold, above any P(malignant) here: no answer refers, none changes.
+    card["answers"]["triage"]["by_domain"] = {PHONE: {"own_threshold": 0.999}}
+    rows = reversed_answer_effects(card, raw, y, np.array([PHONE] * 4), answers)
+    assert [(r["question"], r["triage_changed"]) for r in rows] == [("bleed", 0)]
 
 
 def test_a_domain_without_answers_for_two_classes_gets_no_model(tmp_path: Path, capsys):

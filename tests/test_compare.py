@@ -72,6 +72,23 @@ def test_compare_reports_each_scope_with_a_paired_interval(tmp_path: Path, capsy
     assert lead["difference"] == pytest.approx(lead["b"] - lead["a"])
 
 
+def test_compare_triages_each_domain_at_its_own_threshold(tmp_path: Path):
+    recs = records(300)
+    a = evaluation(tmp_path / "a", recs, 0.9, seed=1)
+    b = evaluation(tmp_path / "b", recs, 0.9, seed=1)  # the same predictions
+    summary = {"malignant_threshold": 0.3, "malignant_threshold_by_domain": {"dermoscopic": 0.9}}
+    (b / "metrics.json").write_text(json.dumps(summary))
+    out = tmp_path / "comparison.json"
+    assert main([str(a), str(b), "--resamples", "100", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    # No P(malignant) reaches 0.9: B refers no dermoscopic image; phone photos keep 0.3.
+    assert result["dermoscopic"]["malignant_sensitivity"]["a"] > 0.5
+    assert result["dermoscopic"]["malignant_sensitivity"]["b"] == 0.0
+    assert result["dermoscopic"]["malignant_specificity"]["b"] == 1.0
+    phone = result["phone"]["malignant_sensitivity"]
+    assert phone["a"] == phone["b"] and phone["difference"] == 0.0
+
+
 def test_compare_refuses_evaluations_of_different_images(tmp_path: Path, capsys):
     a = evaluation(tmp_path / "a", records(30), 0.5, seed=1)
     b = evaluation(tmp_path / "b", records(31), 0.5, seed=1)

@@ -3,8 +3,9 @@
     python -m train.answer_sensitivity runs/NAME [--model FILE.tflite] [--split val]
 
 For every image whose data set answered a yes/no question, the answer is reversed (the rest kept)
-and the triage recomputed as the model card says. Reported per question: how many triage
-decisions change, and how many malignant lesions would no longer be referred. A person answering
+and the triage recomputed as the model card says, each domain at its own threshold. Reported
+per question: how many triage decisions change, and how many malignant lesions would no longer
+be referred. A person answering
 alone can get a question wrong; this says what that costs.
 """
 
@@ -21,6 +22,7 @@ from contract.questionnaire import BY_NAME, YES_NO, Question
 from contract.records import label_indices
 from contract.run_folder import SPLITS
 from contract.screening import calibrate, refer
+from contract.triage import TriageThresholds
 from train.answers.fitting import models_from_card, ratios_of_answers
 from train.cli import check_run_and_model
 from train.data.answers import dataset_answers
@@ -52,7 +54,7 @@ def reversed_answer_effects(
 ) -> list[dict]:
     """One row per (domain, yes/no question): images answered, triage changes, referrals lost."""
     temperature = card["answers"]["calibration"]["temperature"]
-    threshold = card["answers"]["triage"]["malignant_threshold"]
+    thresholds = TriageThresholds.from_card(card["answers"]["triage"])
     malignant = metrics.is_malignant(y)
     rows = []
     models = models_from_card(card)
@@ -61,7 +63,7 @@ def reversed_answer_effects(
         def referred(given: list[dict], at: np.ndarray, domain=domain) -> np.ndarray:
             ratios = ratios_of_answers(models, [domain] * len(given), given)
             probs = calibrate(raw[at], temperature, ratios)
-            return refer(metrics.malignant_probability(probs), threshold)
+            return refer(metrics.malignant_probability(probs), thresholds.for_domain(domain))
 
         for question in (q for q in model.question_names if BY_NAME[q].choices == YES_NO):
             said = [recorded_choice(BY_NAME[question], a.get(question, "")) for a in answers]

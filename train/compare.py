@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from contract.metrics import domain_scopes
+from contract.triage import TriageThresholds
 from train.evaluation.bootstrap import RESAMPLES, paired_difference_intervals
 from train.evaluation.prediction_table import PREDICTIONS_CSV, PredictionTable, read_predictions
 
@@ -46,19 +47,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def compare(
-    a: PredictionTable, threshold_a: float, b: PredictionTable, threshold_b: float, resamples: int
+    a: PredictionTable,
+    threshold_a: np.ndarray,
+    b: PredictionTable,
+    threshold_b: np.ndarray,
+    resamples: int,
 ) -> dict[str, dict]:
-    """Per scope (overall, then each domain): A's and B's metrics and B - A with its interval."""
+    """Per scope (overall, then each domain): A's and B's metrics and B - A with its interval;
+    each model triages each image at its own threshold for the image's domain."""
     result = {}
     for scope, mask in domain_scopes(a.domains).items():
         result[scope] = {"n": int(mask.sum())} | paired_difference_intervals(
             a.labels[mask],
             a.groups[mask],
-            (a.probs[mask], threshold_a),
-            (b.probs[mask], threshold_b),
+            (a.probs[mask], threshold_a[mask]),
+            (b.probs[mask], threshold_b[mask]),
             resamples,
         )
     return result
+
+
+def evaluated_thresholds(metrics_json: Path) -> TriageThresholds:
+    """The thresholds `train.evaluate` triaged with (before per-domain ones: only the one)."""
+    summary = json.loads(metrics_json.read_text(encoding="utf-8"))
+    return TriageThresholds(
+        summary["malignant_threshold"], summary.get("malignant_threshold_by_domain") or {}
+    )
 
 
 def same_images(a: PredictionTable, b: PredictionTable) -> str | None:
@@ -107,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m train.compare: error: {problem}", file=sys.stderr)
         return 2
     threshold_a, threshold_b = (
-        json.loads((folder / "metrics.json").read_text())["malignant_threshold"]
+        evaluated_thresholds(folder / "metrics.json").for_images(a.domains)
         for folder in (args.a, args.b)
     )
     result = compare(a, threshold_a, b, threshold_b, args.resamples)

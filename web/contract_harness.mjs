@@ -43,7 +43,11 @@ for (const [path, { meta, spec }] of Object.entries(classifiers)) {
     display_names: meta.displayNames,
     malignant_labels: meta.malignantLabels,
     temperature: spec.temperature,
-    threshold: spec.threshold,
+    threshold: spec.thresholds.anyDomain,
+    thresholds_by_domain: spec.thresholds.byDomain,
+    answers_thresholds: spec.answers
+      ? { any: spec.answers.thresholds.anyDomain, by_domain: spec.answers.thresholds.byDomain }
+      : null,
     input: strip(meta.input),
     output: strip(meta.output),
     questions: spec.answers ? Object.keys(spec.answers.questions) : null,
@@ -64,8 +68,9 @@ for (const item of request.screening || []) {
   const { spec } = classifiers[item.model];
   try {
     const effect = screening.answersFor(spec.answers, item.form);
+    const domain = screening.requestDomain(spec, item.form);
     answer.screening.push(screening.screen(spec, item.raw, item.unsure_below, request.messages,
-      effect));
+      effect, domain));
   } catch (err) {
     if (!(err instanceof screening.AnswerError)) throw err;
     answer.screening.push({ error: err.code, message: err.message });

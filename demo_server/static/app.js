@@ -80,6 +80,12 @@ function answerFields() {
   return fields;
 }
 
+// What the request sends besides the photo: the kind of photo (it picks the triage threshold,
+// and the answers' model), then the answers.
+function requestFields() {
+  return [["domain", $("domain").value], ...answerFields()];
+}
+
 // Show only the questions the chosen domain's model uses.
 function showDomainQuestions() {
   const domain = $("domain").value;
@@ -284,7 +290,7 @@ async function classify() {
     }
     setStatus(device.timing.load_ms === null ? "Loading the model into this browser…"
       : "Checking on this device…");
-    const fields = Object.fromEntries(answerFields());
+    const fields = Object.fromEntries(requestFields());
     let result;
     try {
       result = await device.classify(original, fields);
@@ -302,15 +308,16 @@ async function classify() {
   }
   if (!current) current = await downsize(original);
   setStatus("Checking…");
-  render({ ...(await post("api/v1/classify", current, answerFields())), mode: "server" });
+  render({ ...(await post("api/v1/classify", current, requestFields())), mode: "server" });
 }
 
-// A changed answer re-checks the photo already shown (the heatmap does not use answers).
+// A changed answer or kind of photo re-checks the photo already shown (the heatmap uses
+// neither).
 async function recheck() {
   if (!original || $("result").hidden) return;
   try {
     if (mode === "device" && device.lastRaw) {
-      const result = device.rescreen(Object.fromEntries(answerFields()));
+      const result = device.rescreen(Object.fromEntries(requestFields()));
       render(result);
       return;
     }
@@ -484,6 +491,7 @@ function start() {
     button.addEventListener("click", () => trySample(button));
   }
   $("explain").addEventListener("click", explain);
+  $("domain").addEventListener("change", recheck);
   if ($("answer-fields")) {
     $("domain").addEventListener("change", showDomainQuestions);
     showDomainQuestions();

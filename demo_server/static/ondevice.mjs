@@ -240,6 +240,7 @@ export class Device {
     await this.load();
     const start = now();
     const effect = this.answerEffect(form); // before decoding: a bad answer is cheap to refuse
+    const domain = screening.requestDomain(this.spec, form || {});
     const photo = await decodeToRgb(blob);
     const decodeMs = now() - start;
     const check = await this.checkGate(photo);
@@ -276,7 +277,7 @@ export class Device {
       ...this.lastBase,
       verdict: "classified",
       ...screening.screen(this.spec, run.values, this.config.unsure_below, this.config.messages,
-        effect),
+        effect, domain),
       timing_ms: {
         decode: ms(decodeMs),
         gate: check ? ms(check.ms) : null,
@@ -298,11 +299,12 @@ export class Device {
   rescreen(form) {
     if (!this.lastRaw) return null;
     const effect = this.answerEffect(form);
+    const domain = screening.requestDomain(this.spec, form || {});
     return {
       ...this.lastBase,
       verdict: "classified",
       ...screening.screen(this.spec, this.lastRaw, this.config.unsure_below, this.config.messages,
-        effect),
+        effect, domain),
       timing_ms: { inference: 0, total: 0, first_run: this.timing.first_run_ms,
         steady: this.steadyMs(), load: this.timing.load_ms, rescreened: true },
     };

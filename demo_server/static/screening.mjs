@@ -1,10 +1,11 @@
 // The screening formulas in the browser, read from the model card packed in the .tflite:
-// the JavaScript twin of contract/screening.py, contract/answers.py and
+// the JavaScript twin of contract/screening.py, contract/triage.py, contract/answers.py and
 // contract/questionnaire.py, and of the response demo_server/screening.py words.
 //
 //   calibration   softmax((log max(p, 1e-6) + strength * r) / T), p being the model output
 //   answers       r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)), z = x W + b, per domain
-//   triage        P(malignant) = sum over the malignant classes; refer when >= threshold
+//   triage        P(malignant) = sum over the malignant classes; refer when >= threshold, the
+//                 stated kind of photo's own threshold, else the one that holds for every kind
 //   unsure        no class reaches unsure_below
 //
 // Every number (T, threshold, questions, W, b, strength) comes from the card; none is written
@@ -19,6 +20,7 @@ export const PHOTO_ONLY = "photo_only";
 export const PHOTO_AND_ANSWERS = "photo_and_answers";
 export const DEFAULT_DOMAIN = "phone"; // the page behaves like the phone client
 export const DOMAIN_FIELD = "domain";
+export const DOMAINS = ["dermoscopic", "phone"]; // contract.taxonomy.DOMAINS
 const NUMBER = "number";
 const CHOICE = "choice";
 const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
@@ -55,6 +57,27 @@ function argmax(values) {
     if (v > values[best]) best = i;
   });
   return best;
+}
+
+// --- contract.triage --------------------------------------------------------------------------
+
+// TriageThresholds.from_card: a card triage section's thresholds, per kind of photo and for any.
+export function triageThresholds(section) {
+  const triage = section || {};
+  const byDomain = {};
+  for (const [domain, figures] of Object.entries(triage.by_domain || {})) {
+    if (!figures || !("own_threshold" in figures)) {
+      throw new Error(`triage thresholds: KeyError('own_threshold')`);
+    }
+    byDomain[domain] = Number(figures.own_threshold);
+  }
+  return { anyDomain: Number(triage.malignant_threshold ?? 0.5), byDomain };
+}
+
+// TriageThresholds.for_domain: the stated kind's own threshold, else the one for any kind.
+export function thresholdFor(thresholds, domain) {
+  return domain && Object.hasOwn(thresholds.byDomain, domain) ? thresholds.byDomain[domain]
+    : thresholds.anyDomain;
 }
 
 // --- contract.questionnaire -----------------------------------------------------------------
@@ -191,7 +214,7 @@ export function answerSpec(card, labels) {
     spec = {
       questions, models, labels,
       temperature: Number(section.calibration.temperature),
-      malignantThreshold: Number(section.triage.malignant_threshold),
+      thresholds: triageThresholds(section.triage),
     };
   } catch (err) {
     throw new Error(`answers: ${err.message}`);
@@ -221,13 +244,19 @@ export function readAnswers(spec, form) {
     if (value === undefined || value === null || value === "") continue;
     indices[name] = indexOf(spec.questions[name], String(value));
   }
-  const domain = form[DOMAIN_FIELD] || spec.defaultDomain;
-  if (!(domain in spec.models)) {
+  return { domain: statedDomain(form, Object.keys(spec.models), spec.defaultDomain), indices };
+}
+
+// contract.answers.stated_domain: the kind of photo a form states, else `fallback`; an
+// AnswerError when it is not one of `domains`.
+export function statedDomain(form, domains, fallback = null) {
+  const domain = (form || {})[DOMAIN_FIELD];
+  if (domain && !domains.includes(domain)) {
     throw new AnswerError("unknown_domain",
-      `Unknown ${DOMAIN_FIELD} ${shown(domain)}: send one of ` +
-      `${Object.keys(spec.models).join(", ")}, or leave it empty for ${spec.defaultDomain}.`);
+      `Unknown ${DOMAIN_FIELD} ${shown(domain)}: send one of ${domains.join(", ")}, or leave ` +
+      `it empty${fallback ? ` for ${fallback}` : ""}.`);
   }
-  return { domain, indices };
+  return domain || fallback;
 }
 
 // AnswerSpec.effect: the domain model's strength * r (null when it uses none of the answers).
@@ -286,7 +315,7 @@ export function screeningSpec(meta) {
     displayNames: meta.displayNames,
     malignant: meta.malignantLabels,
     temperature: Number((card.calibration || {}).temperature ?? 1.0),
-    threshold: Number((card.triage || {}).malignant_threshold ?? 0.5),
+    thresholds: triageThresholds(card.triage),
     answers: answerSpec(card, meta.labels),
   };
 }
@@ -294,14 +323,21 @@ export function screeningSpec(meta) {
 // Python's round(x, 6) for the JSON (the unrounded numbers are kept in `raw`).
 const round6 = (x) => pythonRound(x, 6);
 
+// The kind of photo a request states, checked as POST /api/v1/classify checks it (null: none).
+export function requestDomain(spec, form) {
+  return statedDomain(form, spec.answers ? Object.keys(spec.answers.models) : DOMAINS);
+}
+
 // contract.screening.screen + demo_server.screening.screening_json: the response fields for one
 // image's raw probabilities; `effect` is answerEffect's result or null; `messages` the
-// server's wording ({triage: {level: text}, unsure}).
-export function screen(spec, raw, unsureBelow, messages, effect = null) {
+// server's wording ({triage: {level: text}, unsure}); `domain` the stated kind of photo or null.
+export function screen(spec, raw, unsureBelow, messages, effect = null, domain = null) {
   const ratios = effect ? effect.logRatios : null;
   if (ratios && !spec.answers) throw new Error("log ratios given for a card without answers");
   const temperature = ratios ? spec.answers.temperature : spec.temperature;
-  const threshold = ratios ? spec.answers.malignantThreshold : spec.threshold;
+  const thresholds = ratios ? spec.answers.thresholds : spec.thresholds;
+  const threshold = thresholdFor(thresholds, domain);
+  const thresholdDomain = domain && Object.hasOwn(thresholds.byDomain, domain) ? domain : null;
   const probabilities = calibrate(raw, temperature, ratios);
   const pMalignant = malignantProbability(probabilities, spec.labels, spec.malignant);
   const topIndex = argmax(probabilities);
@@ -322,7 +358,8 @@ export function screen(spec, raw, unsureBelow, messages, effect = null) {
     scores: [...scores].sort((a, b) => b.probability - a.probability),
     top: scores[topIndex],
     p_malignant: round6(pMalignant),
-    triage: { level, message: messages.triage[level], threshold },
+    triage: { level, message: messages.triage[level], threshold,
+      threshold_domain: thresholdDomain },
     unsure,
     unsure_below: unsureBelow,
     unsure_message: unsure ? messages.unsure : null,

@@ -18,8 +18,9 @@ from ai_edge_litert.interpreter import Interpreter
 from ondevice_support import REPO, run_harness, spec_json
 from PIL import Image
 
-from contract.answers import refuse_answers
+from contract.answers import refuse_answers, stated_domain
 from contract.questionnaire import AnswerError
+from contract.taxonomy import DOMAINS
 from contract.tensors import TensorSpec, dequantize_output, quantize_input
 from demo_server.lesion_gate import LesionGate
 from demo_server.model import Classifier
@@ -62,7 +63,14 @@ def test_model_files_read_alike(tmp_path, classifiers):
         assert js["display_names"] == list(meta.display_names)
         assert js["malignant_labels"] == list(meta.malignant_labels)
         assert (js["name"], js["version"]) == (meta.name, meta.version)
-        assert (js["temperature"], js["threshold"]) == (meta.temperature, meta.malignant_threshold)
+        assert (js["temperature"], js["threshold"]) == (meta.temperature, meta.triage.any_domain)
+        assert js["thresholds_by_domain"] == dict(meta.triage.by_domain)
+        answers = meta.answers
+        assert js["answers_thresholds"] == (
+            {"any": answers.triage.any_domain, "by_domain": dict(answers.triage.by_domain)}
+            if answers
+            else None
+        )
         assert js["input"] == spec_json(meta.input)
         assert js["output"] == spec_json(meta.output)
         assert js["questions"] == (list(meta.answers.questions) if meta.answers else None)
@@ -101,7 +109,8 @@ def random_forms(rng: np.random.Generator, model: Classifier, n: int) -> list[di
     """Answers a person could give (valid, invalid and none), as the page's fields send them."""
     spec = model.metadata.answers
     if spec is None:
-        return [{}] * (n - 2) + [{"age": "40"}, {"itch": "yes", "domain": "phone"}]
+        stated = [{"domain": "dermoscopic"}, {"domain": "phone"}, {"domain": "satellite"}]
+        return [{}] * (n - 5) + stated + [{"age": "40"}, {"itch": "yes", "domain": "phone"}]
     forms: list[dict[str, str]] = [{}]
     ages = ["0", "29", "29.9", "30", "44.5", "75", "120", "1e2", ".5", "+40"]
     for _ in range(n - 8):
@@ -138,10 +147,11 @@ def python_answer(model: Classifier, raw: list[float], form: dict, unsure_below:
             effect = None
         else:
             effect = meta.answers.effect(meta.answers.read(fields))
+        domain = stated_domain(fields, tuple(meta.answers.models) if meta.answers else DOMAINS)
     except AnswerError as error:
         return {"error": error.code, "message": str(error)}
     ratios = effect.log_ratios if effect is not None else None
-    result = screen(np.asarray(raw), meta, unsure_below, ratios)
+    result = screen(np.asarray(raw), meta, unsure_below, ratios, domain)
     body = screening_json(result, meta, unsure_below)
     if effect is not None:
         body["answers"] = effect.as_json()

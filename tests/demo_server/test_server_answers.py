@@ -153,9 +153,19 @@ def test_no_answers_is_the_photo_only_result_to_the_byte(answers_app, answers_cl
     unused = {"domain": "dermoscopic", "itch": "yes"}  # answered, but not a dermoscopic question
     for fields in ({}, empty, unused):
         body = ok(classify(answers_client, **fields))
-        for key in ("scores", "top", "p_malignant", "triage", "unsure"):
+        for key in ("scores", "top", "p_malignant", "unsure"):
             assert json.dumps(body[key]) == json.dumps(plain[key]), (fields, key)
-        assert body["calibration"] == {"temperature": 1.5, "threshold": 0.3, "source": "photo_only"}
+        # A stated kind of photo gets its own threshold (the card's dermoscopic one is 0.35).
+        threshold = 0.35 if fields is unused else 0.3
+        assert body["triage"]["threshold"] == threshold
+        assert body["triage"]["threshold_domain"] == ("dermoscopic" if fields is unused else None)
+        refer = body["p_malignant"] >= threshold
+        assert body["triage"]["level"] == ("see_dermatologist" if refer else "low_concern")
+        assert body["calibration"] == {
+            "temperature": 1.5,
+            "threshold": threshold,
+            "source": "photo_only",
+        }
         assert body["answers"]["answered"] == 0
     assert plain["calibration"] == {"temperature": 1.5} and "answers" not in plain
     answered = ok(classify(answers_client, itch="yes", bleed="yes"))
@@ -277,11 +287,21 @@ def test_openapi_documents_the_answer_fields(openapi):
     assert "never stored or logged" in operation["description"]
 
 
-def test_openapi_without_answers_lists_only_the_image(client):
+def test_openapi_without_answers_lists_the_image_and_the_kind_of_photo(client):
     document = ok(client.get("/api/v1/openapi.json"))
     content = document["paths"]["/api/v1/classify"]["post"]["requestBody"]["content"]
-    assert list(content["multipart/form-data"]["schema"]["properties"]) == ["image"]
-    validate(document, "Classification", ok(classify(client)))
+    properties = content["multipart/form-data"]["schema"]["properties"]
+    assert list(properties) == ["image", "domain"]
+    assert properties["domain"]["enum"] == ["", "dermoscopic", "phone"]
+    validate(document, "Classification", ok(classify(client, domain="dermoscopic")))
+
+
+def test_a_stated_kind_of_photo_without_answers_is_checked(client):
+    body = ok(classify(client, domain="phone"))
+    # tiny_uint8's card has no per-kind thresholds: the one for any kind is used.
+    assert (body["triage"]["threshold"], body["triage"]["threshold_domain"]) == (0.3, None)
+    message = assert_error(classify(client, domain="satellite"), "unknown_domain")
+    assert message.endswith("send one of dermoscopic, phone, or leave it empty.")
 
 
 def test_the_schema_checks_the_answers_object(answers_client, openapi):
@@ -316,10 +336,11 @@ def test_index_has_the_collapsed_answers_box(answers_client):
     assert 'id="calibration-note"' in html
 
 
-def test_index_without_answers_has_no_answers_box(client):
+def test_index_without_answers_has_no_answers_box_but_asks_the_kind_of_photo(client):
     html = client.get("/").get_data(as_text=True)
     assert "About the person" not in html and 'name="age"' not in html
-    assert 'id="domain"' not in html
+    assert '<option value="phone" selected>Phone camera</option>' in html
+    assert '<option value="dermoscopic">Dermatoscope</option>' in html
 
 
 def test_model_page_compares_test_figures_with_answers(answers_client, client):
@@ -350,7 +371,7 @@ def test_model_page_says_what_to_expect_of_the_triage(answers_client, answers_ca
     rows = re.findall(r"<tr><th>([^<]+)</th>(.*?)</tr>", table, flags=re.S)
     cells = [(label, re.findall(r"<td>(.*?)</td>", row, flags=re.S)) for label, row in rows]
     assert cells == [
-        ("photo only", ["Dermatoscope", "30%", "0.951", "0.970", "about 2.4"]),
+        ("photo only", ["Dermatoscope", "35%", "0.951", "0.970", "about 2.4"]),
         ("photo only", ["Phone camera", "30%", "0.962", "0.980", "about 3.1"]),
         ("photo plus answers", ["Phone camera", "21%", "0.955", "0.990", "about 1.8"]),
     ]

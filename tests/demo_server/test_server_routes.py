@@ -151,7 +151,7 @@ def test_model_endpoint_reports_card_and_input(client, openapi):
     assert body["input"]["height"] == body["input"]["width"] == 64
     assert body["input"]["dtype"] == "uint8" and body["output"]["dtype"] == "uint8"
     assert body["calibration"] == {"temperature": 1.5}
-    assert body["triage"] == {"malignant_threshold": 0.3}
+    assert body["triage"] == {"malignant_threshold": 0.3, "by_domain": {}}
     assert body["model_card"]["intended_use"] == "Testing the demo server only."
     assert body["lesion_gate"] == {
         "loaded": False,

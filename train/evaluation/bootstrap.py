@@ -19,13 +19,13 @@ def grouped_bootstrap_intervals(
     y_true: np.ndarray,
     probs: np.ndarray,
     groups: np.ndarray,
-    threshold: float,
+    threshold: float | np.ndarray,
     resamples: int = RESAMPLES,
     level: float = 0.95,
     seed: int = 0,
 ) -> dict[str, list[float]]:
     """Percentile intervals of balanced accuracy and malignant sensitivity / specificity
-    (at `threshold`) over `resamples` draws of the groups with replacement."""
+    (at `threshold`, one or one per image) over `resamples` draws of the groups with replacement."""
     weights = _group_weights(y_true, groups, resamples, seed)
     tail = (1 - level) / 2
     draws = _metric_draws(weights, y_true, probs, threshold)
@@ -35,8 +35,8 @@ def grouped_bootstrap_intervals(
 def paired_difference_intervals(
     y_true: np.ndarray,
     groups: np.ndarray,
-    a: tuple[np.ndarray, float],
-    b: tuple[np.ndarray, float],
+    a: tuple[np.ndarray, float | np.ndarray],
+    b: tuple[np.ndarray, float | np.ndarray],
     resamples: int = RESAMPLES,
     level: float = 0.95,
     seed: int = 0,
@@ -114,7 +114,7 @@ def _group_weights(y_true: np.ndarray, groups: np.ndarray, resamples: int, seed:
 
 
 def _metric_draws(
-    weights: np.ndarray, y_true: np.ndarray, probs: np.ndarray, threshold: float
+    weights: np.ndarray, y_true: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray
 ) -> dict[str, np.ndarray]:
     """Balanced accuracy and malignant sensitivity / specificity under each row of weights."""
     n = len(LABELS)

@@ -13,12 +13,14 @@ import numpy as np
 from contract import metrics
 from contract.records import Record, label_indices
 from contract.screening import calibrate, refer
+from contract.triage import TriageThresholds
 from train.evaluation.bootstrap import confident_threshold
 
 THRESHOLD_RULE = (
     "per domain, the largest threshold on calibrated P(malignant) whose malignant sensitivity "
     "on val stays at the target in 95% of the draws of whole lesions / patients (a one-sided "
-    "lower bound); the card's threshold is the lowest of these, so it holds in every domain"
+    "lower bound); a photo of a stated domain gets its domain's own threshold (by_domain), "
+    "any other photo the card's threshold, the lowest of these, which holds in every domain"
 )
 
 
@@ -26,7 +28,7 @@ THRESHOLD_RULE = (
 class ValCalibration:
     temperature: float
     threshold: float  # on calibrated P(malignant)
-    report: dict  # calibrated val metrics at the threshold, overall and per domain
+    report: dict  # calibrated val metrics, each domain at its own threshold
     by_domain: dict  # each domain's own confident threshold, its bound, and what to expect
 
     def triage(self, target: float) -> dict:
@@ -70,8 +72,8 @@ def calibrate_on_val(
     target_sensitivity: float,
     log_ratios: np.ndarray | None = None,
 ) -> ValCalibration:
-    """Fit the temperature, then the threshold whose sensitivity holds with confidence in every
-    domain (`THRESHOLD_RULE`); with the answers' log ratios, for photo plus answers."""
+    """Fit the temperature, then each domain's threshold whose sensitivity holds with confidence
+    (`THRESHOLD_RULE`); with the answers' log ratios, for photo plus answers."""
     y_val = label_indices(val_records)
     domains = np.array([r.domain for r in val_records])
     groups = np.array([r.group for r in val_records])
@@ -84,14 +86,15 @@ def calibrate_on_val(
         for d in sorted(set(domains.tolist()))
     }
     threshold = min(t for t, _ in confident.values())
-    report = metrics.report_by_domain(y_val, probs, domains, threshold)
+    own = TriageThresholds(threshold, {d: t for d, (t, _) in confident.items()})
+    report = metrics.report_by_domain(y_val, probs, domains, own.for_images(domains))
     by_domain = {
         d: {
             "own_threshold": t,
             "sensitivity_lower_bound_95": bound,
-            "sensitivity_at_card_threshold": report[d]["malignant"]["sensitivity"],
+            "sensitivity_at_own_threshold": report[d]["malignant"]["sensitivity"],
             "referrals_per_malignant_found": referrals_per_malignant_found(
-                y_val[domains == d], probs[domains == d], threshold
+                y_val[domains == d], probs[domains == d], t
             ),
         }
         for d, (t, bound) in confident.items()

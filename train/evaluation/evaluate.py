@@ -30,6 +30,7 @@ from contract.run_folder import (
     write_model_card,
 )
 from contract.screening import calibrate
+from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios, models_from_card
 from train.evaluation.bootstrap import grouped_bootstrap_intervals
 from train.evaluation.predict import predict_keras
@@ -48,7 +49,7 @@ class Evaluated:
     report: dict
     scopes: dict[str, np.ndarray]
     temperature: float
-    threshold: float
+    thresholds: TriageThresholds  # each image gets its domain's own, as a request stating it
 
 
 def card_of(run: Path, model: Path | None) -> dict:
@@ -107,7 +108,8 @@ def evaluate(
         calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
         name += "-answers"
     temperature = calibration["temperature"]
-    threshold = triage["malignant_threshold"]
+    thresholds = TriageThresholds.from_card(triage)
+    per_image = thresholds.for_images(domains)
     probs = calibrate(raw, temperature, ratios)
     uncalibrated = raw if ratios is None else calibrate(raw, 1.0, ratios)
     scopes = metrics.domain_scopes(domains)
@@ -116,14 +118,14 @@ def evaluate(
         scopes.update({f"folder {f}": folders == f for f in sorted(set(folders.tolist()))})
     report = {}
     for scope, mask in scopes.items():
-        report[scope] = metrics.classification_report(y[mask], probs[mask], threshold)
+        report[scope] = metrics.classification_report(y[mask], probs[mask], per_image[mask])
         report[scope]["ece_uncalibrated"] = metrics.expected_calibration_error(
             y[mask], uncalibrated[mask]
         )
         report[scope]["ci95"] = grouped_bootstrap_intervals(
-            y[mask], probs[mask], groups[mask], threshold
+            y[mask], probs[mask], groups[mask], per_image[mask]
         )
-    return Evaluated(name, records, raw, probs, report, scopes, temperature, threshold)
+    return Evaluated(name, records, raw, probs, report, scopes, temperature, thresholds)
 
 
 def write_evaluation(
@@ -140,7 +142,8 @@ def write_evaluation(
         "split": split,
         "answers": list(answers) if answers is not None else None,
         "temperature": result.temperature,
-        "malignant_threshold": result.threshold,
+        "malignant_threshold": result.thresholds.any_domain,
+        "malignant_threshold_by_domain": dict(result.thresholds.by_domain),
         "metrics": result.report,
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

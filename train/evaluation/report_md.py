@@ -18,6 +18,15 @@ def _with_interval(report: dict, value: float | None, ci_key: str | None) -> str
     return f"{_cell(value)} ({_cell(interval[0])}–{_cell(interval[1])})"
 
 
+def _thresholds(result: dict) -> str:
+    """The threshold, or each domain's own (with the one for a photo of unstated kind)."""
+    by_domain = result.get("malignant_threshold_by_domain") or {}
+    if not by_domain:
+        return f"{result['malignant_threshold']:.3f}"
+    own = ", ".join(f"{d} {t:.3f}" for d, t in by_domain.items())
+    return f"{own} (each photo its kind's own; {result['malignant_threshold']:.3f} for any kind)"
+
+
 def metrics_markdown(result: dict) -> str:
     """Per-domain summary table and per-class recall table of `train.evaluate`'s metrics.json."""
     report = result["metrics"]
@@ -27,7 +36,7 @@ def metrics_markdown(result: dict) -> str:
         + _answers_note(result.get("answers"))
         + "; probabilities calibrated with "
         f"T = {result['temperature']:.3f}; triage threshold P(malignant) >= "
-        f"{result['malignant_threshold']:.3f}.",
+        f"{_thresholds(result)}.",
         "",
         "| metric | " + " | ".join(scopes) + " |",
         "|---|" + "---:|" * len(scopes),
