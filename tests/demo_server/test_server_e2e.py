@@ -230,13 +230,21 @@ def test_answers_change_the_result_and_say_so(answers_server_url, phone):
     page.locator("#result").wait_for(state="visible", timeout=15_000)
     body = response_info.value.json()
     assert body["answers"]["used"] == {"age": "75+", "itch": "yes"}
+    # The page states the kind of photo, so triage uses the phone's own threshold.
+    assert body["triage"]["threshold_domain"] == "phone"
     note = page.locator("#calibration-note")
     assert note.inner_text() == "Calibrated on the photo plus your answers (2 of 9 answered)."
     # The dermatoscope's model asks only age, sex and site: the rest is hidden, not sent, and
     # changing the domain checks the same photo again.
     with page.expect_response("**/api/v1/classify") as response_info:
         page.select_option("#domain", "dermoscopic")
-    assert response_info.value.json()["answers"]["used"] == {"age": "75+"}
+    rechecked = response_info.value.json()
+    assert rechecked["answers"]["used"] == {"age": "75+"}
+    # This card's answers have no dermoscopic threshold of their own: the one for any kind.
+    assert (rechecked["triage"]["threshold_domain"], rechecked["triage"]["threshold"]) == (
+        None,
+        0.21,
+    )
     assert not page.locator("select[name=itch]").is_visible()
     page.locator("#calibration-note", has_text="(1 of 3 answered)").wait_for(timeout=15_000)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -248,7 +256,11 @@ def test_no_answers_box_without_answers(server_url, phone):
     page, problems = phone
     page.goto(server_url + SERVER_MODE)
     assert page.locator("#answers").count() == 0
-    page.locator(".sample").first.tap()
+    page.select_option("#domain", "dermoscopic")  # the kind of photo is asked without answers too
+    with page.expect_response("**/api/v1/classify") as response_info:
+        page.locator(".sample").first.tap()
     page.locator("#result").wait_for(state="visible", timeout=15_000)
+    # This card has no per-kind thresholds: the stated kind is accepted, the one for any is used.
+    assert response_info.value.json()["triage"]["threshold_domain"] is None
     assert not page.locator("#calibration-note").is_visible()
     assert not problems, problems
