@@ -158,6 +158,12 @@ function renderScores(scores) {
   }
 }
 
+// Where the advice changes, and whether this kind of photo has a threshold of its own.
+function thresholdNote(triage) {
+  const own = triage.threshold_domain ? ", the threshold for this kind of photo" : "";
+  return `(a dermatologist is advised from ${percent(triage.threshold)}${own})`;
+}
+
 function renderCalibration(result) {
   const note = $("calibration-note");
   const source = result.calibration && result.calibration.source;
@@ -247,6 +253,7 @@ function render(result) {
   $("triage").className = "card triage " + (refer ? "refer" : "watch");
   $("triage-message").textContent = result.triage.message;
   $("p-malignant").textContent = percent(result.p_malignant);
+  $("threshold-note").textContent = thresholdNote(result.triage);
   $("unsure").hidden = !result.unsure;
   $("unsure-message").textContent = result.unsure_message || "";
   renderScores(result.scores);

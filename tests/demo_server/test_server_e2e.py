@@ -232,6 +232,8 @@ def test_answers_change_the_result_and_say_so(answers_server_url, phone):
     assert body["answers"]["used"] == {"age": "75+", "itch": "yes"}
     # The page states the kind of photo, so triage uses the phone's own threshold.
     assert body["triage"]["threshold_domain"] == "phone"
+    note = page.locator("#threshold-note").inner_text()
+    assert note == "(a dermatologist is advised from 21%, the threshold for this kind of photo)"
     note = page.locator("#calibration-note")
     assert note.inner_text() == "Calibrated on the photo plus your answers (2 of 9 answered)."
     # The dermatoscope's model asks only age, sex and site: the rest is hidden, not sent, and
@@ -262,5 +264,6 @@ def test_no_answers_box_without_answers(server_url, phone):
     page.locator("#result").wait_for(state="visible", timeout=15_000)
     # This card has no per-kind thresholds: the stated kind is accepted, the one for any is used.
     assert response_info.value.json()["triage"]["threshold_domain"] is None
+    assert page.locator("#threshold-note").inner_text() == "(a dermatologist is advised from 30%)"
     assert not page.locator("#calibration-note").is_visible()
     assert not problems, problems
