@@ -66,8 +66,8 @@ export function triageThresholds(section) {
   const triage = section || {};
   const byDomain = {};
   for (const [domain, figures] of Object.entries(triage.by_domain || {})) {
-    if (!figures || !("own_threshold" in figures)) {
-      throw new Error(`triage thresholds: KeyError('own_threshold')`);
+    if (!figures || typeof figures !== "object" || !("own_threshold" in figures)) {
+      throw new Error(`triage thresholds: by_domain.${domain} has no own_threshold`);
     }
     byDomain[domain] = Number(figures.own_threshold);
   }
