@@ -32,11 +32,27 @@ test("the shipped classifier and gate", { skip: !shipped && "models/ is not here
   assert.deepEqual(pinned.signature.values, [1, 224, 224, 3]);
   assert.equal(bytes[0], modelfile.pinDynamicInputs(bytes)[0]); // the rest is the same
   const spec = screening.screeningSpec(meta);
-  assert.ok(spec.temperature > 0 && spec.threshold > 0 && spec.threshold < 1);
+  const threshold = spec.thresholds.anyDomain;
+  assert.ok(spec.temperature > 0 && threshold > 0 && threshold < 1);
   assert.ok(spec.answers && spec.answers.defaultDomain === "phone");
   const gate = await modelfile.readGate(await read(GATE));
   assert.equal(gate.imageSize, 128);
   assert.equal(gate.input.dtype, "float32");
+});
+
+test("a stated kind of photo gets its own threshold, an unstated one the lowest", () => {
+  const thresholds = screening.triageThresholds({
+    malignant_threshold: 0.05,
+    by_domain: { dermoscopic: { own_threshold: 0.15 }, phone: { own_threshold: 0.05 } },
+  });
+  assert.equal(screening.thresholdFor(thresholds, "dermoscopic"), 0.15);
+  assert.equal(screening.thresholdFor(thresholds, null), 0.05);
+  assert.equal(screening.thresholdFor(thresholds, "toString"), 0.05); // not the prototype's
+  assert.throws(() => screening.triageThresholds({ by_domain: { phone: 0.2 } }), /own_threshold/);
+  assert.equal(screening.statedDomain({ domain: "phone" }, screening.DOMAINS), "phone");
+  assert.equal(screening.statedDomain({}, screening.DOMAINS), null);
+  assert.throws(() => screening.statedDomain({ domain: "x" }, screening.DOMAINS),
+    screening.AnswerError);
 });
 
 test("not a TFLite file", async () => {
