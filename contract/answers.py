@@ -27,6 +27,7 @@ from contract.questionnaire import (
     one_hot,
     shown,
 )
+from contract.taxonomy import DOMAINS
 from contract.triage import TriageThresholds
 
 DOMAIN_FIELD = "domain"
@@ -202,6 +203,11 @@ def stated_domain(
             f"{', '.join(domains)}, or leave it empty{empty}.",
         )
     return domain or default
+
+
+def request_domains(spec: AnswerSpec | None) -> tuple[str, ...]:
+    """The kinds of photo a request may state: the answers' models, else every kind."""
+    return tuple(spec.models) if spec is not None else DOMAINS
 
 
 def refuse_answers(form: Mapping[str, Sequence[str]]) -> None:

@@ -98,5 +98,5 @@ def screen(
         temperature=temperature,
         threshold=threshold,
         source=PHOTO_ONLY if log_ratios is None else PHOTO_AND_ANSWERS,
-        threshold_domain=domain if domain in thresholds.by_domain else None,
+        threshold_domain=thresholds.own_domain(domain),
     )

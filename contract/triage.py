@@ -40,9 +40,14 @@ class TriageThresholds:
             raise ValueError(f"triage thresholds: {error!r}") from None
         return cls(any_domain, by_domain)
 
+    def own_domain(self, domain: str | None) -> str | None:
+        """`domain` when the card has a threshold of its own for it, else None."""
+        return domain if domain and domain in self.by_domain else None
+
     def for_domain(self, domain: str | None) -> float:
         """The threshold for a photo of this kind (None: not stated)."""
-        return self.by_domain.get(domain, self.any_domain) if domain else self.any_domain
+        own = self.own_domain(domain)
+        return self.by_domain[own] if own else self.any_domain
 
     def for_images(self, domains: Sequence[str]) -> np.ndarray:
         """Each image's threshold, for scoring a split whose images' kinds are known."""

@@ -10,9 +10,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from contract.answers import AnswerEffect, refuse_answers, stated_domain
+from contract.answers import AnswerEffect, refuse_answers, request_domains, stated_domain
 from contract.questionnaire import AnswerError
-from contract.taxonomy import DOMAINS
 from demo_server import explain as occlusion
 from demo_server.errors import ApiError
 from demo_server.extensions import classifiers
@@ -59,31 +58,23 @@ def _upload_bytes() -> bytes:
     return data
 
 
-def _form() -> dict[str, list[str]]:
-    return request.form.to_dict(flat=False) if request.mimetype == "multipart/form-data" else {}
+def _answers_and_domain() -> tuple[AnswerEffect | None, str | None]:
+    """The optional multipart fields sent with the image, checked against the card: what the
+    answers do, and the kind of photo the request states (`domain`: it picks the triage
+    threshold; None when not stated).
 
-
-def _answer_effect() -> AnswerEffect | None:
-    """The optional answers sent with the image as multipart fields, checked against the card.
-
-    None when the card has no answers section (then any answer is a 400). Answers live only
-    in this request: never stored, never logged.
+    The effect is None when the card has no answers section (then any answer is a 400).
+    Answers live only in this request: never stored, never logged.
     """
-    form, spec = _form(), classifier().metadata.answers
+    form = request.form.to_dict(flat=False) if request.mimetype == "multipart/form-data" else {}
+    spec = classifier().metadata.answers
     try:
         if spec is None:
             refuse_answers(form)
-            return None
-        return spec.effect(spec.read(form))
-    except AnswerError as error:
-        raise ApiError(400, error.code, str(error)) from None
-
-
-def _stated_domain() -> str | None:
-    """The kind of photo the request states (field `domain`): it picks the triage threshold."""
-    spec = classifier().metadata.answers
-    try:
-        return stated_domain(_form(), tuple(spec.models) if spec else DOMAINS)
+            effect = None
+        else:
+            effect = spec.effect(spec.read(form))
+        return effect, stated_domain(form, request_domains(spec))
     except AnswerError as error:
         raise ApiError(400, error.code, str(error)) from None
 
@@ -200,8 +191,7 @@ def classify() -> ResponseReturnValue:
     ``not_a_lesion`` verdict instead (still 200, with no scores, top class or triage).
     """
     start = time.perf_counter()
-    effect = _answer_effect()  # before decoding: a bad answer is cheap to refuse
-    domain = _stated_domain()
+    effect, domain = _answers_and_domain()  # before decoding: a bad answer is cheap to refuse
     upload = _screened_upload()
     if upload.rejected:
         return _not_a_lesion(upload, start)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.answers import DOMAIN_FIELD, PHOTO_AND_ANSWERS, PHOTO_ONLY, AnswerSpec
+from contract.answers import (
+    DOMAIN_FIELD,
+    PHOTO_AND_ANSWERS,
+    PHOTO_ONLY,
+    AnswerSpec,
+    request_domains,
+)
 from contract.questionnaire import NUMBER
-from contract.taxonomy import DOMAINS
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
 from demo_server.screening import CLASSIFIED, NOT_A_LESION, NOT_A_LESION_MESSAGE
@@ -343,7 +348,7 @@ def _classify_fields(answers: AnswerSpec | None) -> dict[str, Any]:
         f" and whose answers' model to use (empty: {answers.default_domain})" if answers else ""
     )
     fields[DOMAIN_FIELD] = {
-        "enum": ["", *(answers.models if answers else DOMAINS)],
+        "enum": ["", *request_domains(answers)],
         "description": "The kind of photo: picks the triage threshold (empty: the one that "
         f"holds for every kind){answers_model}.",
     }

@@ -25,8 +25,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from contract.answers import DEFAULT_DOMAIN, AnswerSpec
-from contract.taxonomy import DOMAINS
+from contract.answers import DEFAULT_DOMAIN, AnswerSpec, request_domains
 from demo_server.config import REPO_ROOT
 from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
 from demo_server.extensions import current_classifier as _classifier
@@ -145,7 +144,7 @@ def index() -> ResponseReturnValue:
             answers=meta.answers,
             question_domains=question_domains(meta.answers),
             domain_names=DOMAIN_NAMES,
-            photo_domains=list(meta.answers.models) if meta.answers else list(DOMAINS),
+            photo_domains=request_domains(meta.answers),
             default_domain=meta.answers.default_domain if meta.answers else DEFAULT_DOMAIN,
             samples=samples,
             has_attribution=(folder / ATTRIBUTION).is_file(),

@@ -74,10 +74,15 @@ export function triageThresholds(section) {
   return { anyDomain: Number(triage.malignant_threshold ?? 0.5), byDomain };
 }
 
+// TriageThresholds.own_domain: `domain` when the card has a threshold of its own for it.
+export function ownDomain(thresholds, domain) {
+  return domain && Object.hasOwn(thresholds.byDomain, domain) ? domain : null;
+}
+
 // TriageThresholds.for_domain: the stated kind's own threshold, else the one for any kind.
 export function thresholdFor(thresholds, domain) {
-  return domain && Object.hasOwn(thresholds.byDomain, domain) ? thresholds.byDomain[domain]
-    : thresholds.anyDomain;
+  const own = ownDomain(thresholds, domain);
+  return own ? thresholds.byDomain[own] : thresholds.anyDomain;
 }
 
 // --- contract.questionnaire -----------------------------------------------------------------
@@ -337,7 +342,7 @@ export function screen(spec, raw, unsureBelow, messages, effect = null, domain =
   const temperature = ratios ? spec.answers.temperature : spec.temperature;
   const thresholds = ratios ? spec.answers.thresholds : spec.thresholds;
   const threshold = thresholdFor(thresholds, domain);
-  const thresholdDomain = domain && Object.hasOwn(thresholds.byDomain, domain) ? domain : null;
+  const thresholdDomain = ownDomain(thresholds, domain);
   const probabilities = calibrate(raw, temperature, ratios);
   const pMalignant = malignantProbability(probabilities, spec.labels, spec.malignant);
   const topIndex = argmax(probabilities);

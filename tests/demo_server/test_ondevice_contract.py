@@ -18,9 +18,8 @@ from ai_edge_litert.interpreter import Interpreter
 from ondevice_support import REPO, run_harness, spec_json
 from PIL import Image
 
-from contract.answers import refuse_answers, stated_domain
+from contract.answers import refuse_answers, request_domains, stated_domain
 from contract.questionnaire import AnswerError
-from contract.taxonomy import DOMAINS
 from contract.tensors import TensorSpec, dequantize_output, quantize_input
 from demo_server.lesion_gate import LesionGate
 from demo_server.model import Classifier
@@ -147,7 +146,7 @@ def python_answer(model: Classifier, raw: list[float], form: dict, unsure_below:
             effect = None
         else:
             effect = meta.answers.effect(meta.answers.read(fields))
-        domain = stated_domain(fields, tuple(meta.answers.models) if meta.answers else DOMAINS)
+        domain = stated_domain(fields, request_domains(meta.answers))
     except AnswerError as error:
         return {"error": error.code, "message": str(error)}
     ratios = effect.log_ratios if effect is not None else None
