@@ -7,7 +7,8 @@
 - `cache_<split>_<size>.npz`: each split's photos that have a mask, decoded once: their paths,
   uint8 pixels (N, size, size, 3) and boolean masks (N, size, size). The train photos are kept
   at `TRAIN_CACHE_SIZE`, which training crops and resizes from; val and test at the network's
-  input size.
+  input size. With copy-paste, `cache_cutouts_192.npz` holds the lesions pasted in training
+  (`train.segmentation.copy_paste`), square crops at 192 px.
 
 `python -m export.segmentation` calibrates on the cached train photos and compares the .tflite
 with the Keras model on the cached val photos: what training decoded, without the training code.

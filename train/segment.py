@@ -1,7 +1,8 @@
 """Lesion segmentation (issue #19): masks, training, evaluation and the framing measurement.
 
     python -m train.segment masks --out runs/segmentation/masks
-    python -m train.segment train --out runs/segmentation [--epochs 40] [--resume]
+    python -m train.segment train --out runs/segmentation [--epochs 40] [--copy-paste 0.5] \
+        [--resume]
     python -m train.segment evaluate runs/segmentation --model FILE.tflite --split test \
         --out runs/segmentation/evaluation_test
     python -m train.segment framing runs/segmentation --segmenter FILE.tflite \
@@ -47,7 +48,9 @@ def _train(args: argparse.Namespace) -> int:
     config = SegmenterConfig(**{k: v for k, v in values.items() if v is not None})
     predictions = None if args.no_pin else args.predictions
     try:
-        path = train_segmenter(args.out, config, args.photos, args.masks, predictions, args.resume)
+        path = train_segmenter(
+            args.out, config, args.photos, args.masks, predictions, args.resume, args.cutouts
+        )
     except SegmentationError as error:
         print(f"python -m train.segment train: error: {error}", file=sys.stderr)
         return 2
@@ -105,6 +108,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("image_size", "epochs", "batch_size", "seed"):
         train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int)
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
+    train.add_argument(
+        "--copy-paste",
+        dest="copy_paste",
+        type=float,
+        help="share of training views with a photo-less cut-out's lesion pasted in (0-1)",
+    )
+    train.add_argument("--cutouts", type=Path, default=CUTOUTS, help="cut-outs to paste from")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="Dice / Jaccard of a .tflite on a split")
@@ -126,6 +136,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     framing.set_defaults(handler=_framing)
 
     args = parser.parse_args(argv)
+    if args.command == "train" and args.copy_paste is not None and not 0 <= args.copy_paste <= 1:
+        parser.error(f"--copy-paste must be between 0 and 1, got {args.copy_paste}")
     if getattr(args, "masks", None) is None and args.command in ("train", "evaluate"):
         args.masks = (args.out if args.command == "train" else args.run) / "masks"
     return args

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from contract.run_folder import MODEL_KERAS
-from contract.segmenter_run import CONFIG_JSON, TRAIN_CACHE_SIZE, read_config
+from contract.segmenter_run import CONFIG_JSON, TRAIN_CACHE_SIZE, CachedPhotos, read_config
 from train.data.split import SplitFractions
-from train.segmentation import dataset
+from train.segmentation import copy_paste, dataset
 
 HISTORY_CSV = "history.csv"
 LAST, BEST = "checkpoints/last.keras", "checkpoints/best.keras"
@@ -42,6 +42,9 @@ class SegmenterConfig:
     test_fraction: float = 0.15
     # Pin the shipped classifier's test photos (models/evaluation/predictions.csv) to val.
     keep_shipped_test_in_val: bool = True
+    # Share of training views with a photo-less cut-out's lesion pasted in
+    # (`train.segmentation.copy_paste`).
+    copy_paste: float = 0.0
 
 
 class SegmentationError(ValueError):
@@ -94,7 +97,30 @@ def split_and_data(
     return split, data
 
 
-def _batches(config: SegmenterConfig, images: dataset.MaskedImages, first_epoch: int = 0):
+def pasted_lesions(
+    run: Path, split: dict, cutouts_root: Path | None, config: SegmenterConfig
+) -> CachedPhotos | None:
+    """The lesions to paste: cut-outs without a photo, of patients outside val and test."""
+    if not config.copy_paste:
+        return None
+    if cutouts_root is None:
+        raise SegmentationError("copy_paste needs the cut-outs folder")
+    photo_stems = {r.path.stem for records in split.values() for r in records}
+    held_out = {r.group for name in ("val", "test") for r in split[name]}
+    lesions = copy_paste.load_lesions(
+        copy_paste.usable_cutouts(cutouts_root, photo_stems, held_out), run
+    )
+    if not len(lesions.pixels):
+        raise SegmentationError(f"{cutouts_root}: no cut-out lesion to paste")
+    return lesions
+
+
+def _batches(
+    config: SegmenterConfig,
+    images: dataset.MaskedImages,
+    lesions: CachedPhotos | None,
+    first_epoch: int = 0,
+):
     import keras
 
     class TrainingBatches(keras.utils.PyDataset):
@@ -114,13 +140,19 @@ def _batches(config: SegmenterConfig, images: dataset.MaskedImages, first_epoch:
             )
             self.epoch += 1
 
+        def view(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            pixels, mask = images.pixels[i], images.masks[i]
+            if lesions is not None and rng.random() < config.copy_paste:
+                j = int(rng.integers(len(lesions.pixels)))
+                pixels, mask = copy_paste.paste_lesion(
+                    pixels, mask, lesions.pixels[j], lesions.masks[j], rng
+                )
+            return dataset.augment(pixels, mask, config.image_size, rng)
+
         def __getitem__(self, index: int):
             rng = np.random.default_rng((config.seed, self.epoch, index))
             chosen = self.order[index * config.batch_size : (index + 1) * config.batch_size]
-            views = [
-                dataset.augment(images.pixels[i], images.masks[i], config.image_size, rng)
-                for i in chosen
-            ]
+            views = [self.view(i, rng) for i in chosen]
             x = np.stack([v[0] for v in views]).astype(np.float32)
             y = np.stack([v[1] for v in views]).astype(np.float32)[..., None]
             return x, y
@@ -143,6 +175,7 @@ def train_segmenter(
     masks_dir: Path,
     predictions_csv: Path | None,
     resume: bool = False,
+    cutouts_root: Path | None = None,
 ) -> Path:
     """Train (or resume) into `run`; returns the path of the best epoch's model."""
     import keras
@@ -159,9 +192,14 @@ def train_segmenter(
             raise SegmentationError(f"{config_path} differs from the settings given: {saved}")
     run.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(asdict(config), indent=2) + "\n")
-    _, data = split_and_data(run, config, photos_root, masks_dir, predictions_csv)
+    split, data = split_and_data(run, config, photos_root, masks_dir, predictions_csv)
     train_images, val_images = data["train"], data["val"]
     print(f"train {len(train_images.pixels)} photos, val {len(val_images.pixels)} (with masks)")
+    lesions = pasted_lesions(run, split, cutouts_root, config)
+    if lesions is not None:
+        print(
+            f"{len(lesions.pixels)} cut-out lesions to paste into {config.copy_paste:.0%} of views"
+        )
 
     keras.utils.set_random_seed(config.seed)
     history = _history(run)
@@ -208,7 +246,7 @@ def train_segmenter(
 
     if initial_epoch < config.epochs:
         model.fit(
-            _batches(config, train_images, initial_epoch),
+            _batches(config, train_images, lesions, initial_epoch),
             validation_data=(
                 val_images.pixels.astype(np.float32),
                 val_images.masks.astype(np.float32)[..., None],
