@@ -105,10 +105,27 @@ def test_every_documented_operation_is_tested(api_schema):
     assert "GET /api/v1/openapi.json" in tested
 
 
+def _validate(case):
+    """All checks; but a drawn field value that multipart cannot carry as one part (None, an
+    object, or a list: one part per item, none when empty) is not what the server receives, so
+    whether the request was valid cannot be judged from the drawing: then only the response is
+    checked (a negative draw with `sex: []` arrives as no `sex` at all, which is valid)."""
+    fields = case.body if case.media_type == "multipart/form-data" else None
+    if isinstance(fields, dict) and any(
+        value is None or isinstance(value, (list, dict))
+        for name, value in fields.items()
+        if name != "image"
+    ):
+        return case.call_and_validate(
+            excluded_checks=[positive_data_acceptance, negative_data_rejection]
+        )
+    return case.call_and_validate()
+
+
 @every_operation.parametrize()
 @SETTINGS
 def test_api_conforms_to_its_openapi_document(case):
-    case.call_and_validate()
+    _validate(case)
 
 
 @answers_api.include(method="POST", path="/api/v1/classify").parametrize()
@@ -116,7 +133,7 @@ def test_api_conforms_to_its_openapi_document(case):
 def test_classify_with_answers_conforms_to_its_openapi_document(case):
     # Valid answers (any documented choice, any age 0-120, "" for unanswered) are accepted and
     # the answer matches the schema; anything else the document forbids is a 4xx.
-    case.call_and_validate()
+    _validate(case)
 
 
 def _truncated(data: bytes) -> st.SearchStrategy[bytes]:
