@@ -59,7 +59,7 @@ def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
 
 
 def maps() -> dict[str, np.ndarray]:
-    """P(lesion) maps on the fixture's 64 px grid and the shipped 224 px grid."""
+    """P(lesion) maps on the fixture's 64 px grid and a 224 px one (the classifier's size)."""
     rng = np.random.default_rng(8)
     s = 64
     u_shape = rect(s, 10, 10, 30, 6) + rect(s, 10, 30, 30, 6) + rect(s, 36, 10, 6, 26)

@@ -37,7 +37,10 @@ test("the tiny segmenter files say their size, rule and crop", async () => {
 test("the shipped segmenter", { skip: !existsSync(new URL(SHIPPED, root)) && "no models/" },
   async () => {
     const segmenter = await segmentation.readSegmenter(await read(SHIPPED));
-    assert.equal(segmenter.imageSize, 224);
+    // What export wrote beside the file (models/lesion_segmenter_report.json) says the same.
+    const report = JSON.parse(await readFile(new URL("models/lesion_segmenter_report.json", root)));
+    assert.equal(segmenter.imageSize, report.image_size);
+    assert.deepEqual(segmenter.output.shape, [1, report.image_size, report.image_size, 1]);
     assert.equal(segmenter.input.dtype, "uint8");
   });
 
