@@ -139,3 +139,17 @@ def test_copy_paste_share_out_of_range_is_a_usage_error(capsys):
         segment.parse_args(["train", "--out", "x", "--copy-paste", "1.5"])
     assert exit_info.value.code == 2
     assert "--copy-paste must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_lesion_cache_follows_the_cutouts_asked_for(tmp_path):
+    write_cutouts(
+        tmp_path / "cutouts",
+        {"PAT_1_1_1": lesion_cutout(), "PAT_2_2_2": np.zeros((50, 50, 3), np.uint8)},
+    )
+    paths = sorted((tmp_path / "cutouts" / "images").iterdir())
+    first = copy_paste.load_lesions(paths, tmp_path / "run")
+    assert [p.rsplit("/", 1)[1] for p in first.paths] == ["PAT_1_1_1.png"]  # the black one: none
+    again = copy_paste.load_lesions(paths, tmp_path / "run")
+    assert again.paths == first.paths and (again.pixels == first.pixels).all()
+    # Other cut-outs than those cached (another split): decoded again, not the stale cache.
+    assert copy_paste.load_lesions(paths[1:], tmp_path / "run").paths == []

@@ -95,18 +95,29 @@ def decode_lesion_arrays(
 
 
 def load_lesions(paths: list[Path], run: Path) -> CachedPhotos:
-    """The usable lesions of `paths`, each cropped to a square around it and decoded once
-    (kept in the run folder)."""
+    """The usable lesions of `paths`, each cropped to a square around it.
+
+    Decoded once and kept in the run folder, like the photos (`dataset.cached`): the cache holds
+    every path asked for (an unusable cut-out as an empty mask), so a cache made from other
+    cut-outs (another split, another folder) is seen and made again.
+    """
     cache = run / cache_name("cutouts", PATCH_SIZE)
-    if cache.is_file():
-        return read_cache(cache)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        decoded = list(pool.map(decode_lesion, paths))
-    kept = [(str(p), d) for p, d in zip(paths, decoded, strict=True) if d is not None]
-    pixels = np.stack([d[0] for _, d in kept]) if kept else np.zeros((0, PATCH_SIZE, PATCH_SIZE, 3))
-    masks = np.stack([d[1] for _, d in kept]) if kept else np.zeros((0, PATCH_SIZE, PATCH_SIZE))
-    write_cache(cache, [p for p, _ in kept], pixels.astype(np.uint8), masks.astype(bool))
-    return read_cache(cache)
+    names = [str(p) for p in paths]
+    stored = read_cache(cache) if cache.is_file() else None
+    if stored is None or stored.paths != names:
+        empty = (np.zeros((PATCH_SIZE, PATCH_SIZE, 3), np.uint8), np.zeros((PATCH_SIZE,) * 2, bool))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            decoded = [d or empty for d in pool.map(decode_lesion, paths)]
+        pixels = np.stack([d[0] for d in decoded]) if decoded else np.stack([empty[0]])[:0]
+        masks = np.stack([d[1] for d in decoded]) if decoded else np.stack([empty[1]])[:0]
+        write_cache(cache, names, pixels, masks)
+        stored = CachedPhotos(names, pixels, masks)
+    usable = stored.masks.reshape(len(stored.paths), -1).any(axis=1)
+    return CachedPhotos(
+        [p for p, keep in zip(stored.paths, usable, strict=True) if keep],
+        stored.pixels[usable],
+        stored.masks[usable],
+    )
 
 
 def skin_gain(
