@@ -1,7 +1,7 @@
 """The contract between training, export and every client of a .tflite (TensorFlow-free).
 
-Each rule that two stages must agree on is written once, here, with numpy and Pillow only, and
-imported by `train`, `export` and `demo_server`; no stage imports another:
+Each rule that two stages must agree on is written once, here, with numpy and Pillow (scipy for
+one bound), and imported by `train`, `export` and `demo_server`; no stage imports another:
 
 - `images`: a file to the model's input pixels (EXIF, colour modes, 16-bit, alpha, resize);
 - `tensors`: quantizing the input, dequantizing the output, running an interpreter on pixels;
@@ -11,6 +11,8 @@ imported by `train`, `export` and `demo_server`; no stage imports another:
 - `questionnaire` and `answers`: the optional questions and what answers add (log ratios);
 - `screening`: calibration, P(malignant) and the triage rule;
 - `metrics`: how predictions are scored (balanced accuracy, AUC, sensitivity, ECE, Dice);
+- `bootstrap`: intervals by drawing whole lesions / patients (metrics, paired differences, the
+  triage threshold whose sensitivity holds);
 - `records`: labelled images, decoded into model inputs, unreadable ones reported;
 - `run_folder`: a run folder's files (split.csv, model_card.json, model.keras) and its check;
 - `lesion_gate` and `segmenter_run`: what the gate's and the segmenter's training leave for

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from contract import metrics
+from contract.bootstrap import grouped_bootstrap_intervals, paired_difference_intervals
 from contract.taxonomy import LABELS
-from train.evaluation.bootstrap import grouped_bootstrap_intervals, paired_difference_intervals
 
 
 def noisy_predictions(n_images: int, accuracy: float, seed: int):
@@ -124,7 +124,7 @@ def _malignant_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_confident_threshold_is_below_the_point_estimate_and_its_bound_holds():
-    from train.evaluation.bootstrap import confident_threshold
+    from contract.bootstrap import confident_threshold
     from train.evaluation.calibrate import threshold_for_sensitivity
 
     y, probs = _malignant_scores(400, seed=1)
@@ -137,7 +137,7 @@ def test_the_confident_threshold_is_below_the_point_estimate_and_its_bound_holds
 
 
 def test_images_of_one_patient_count_once_for_the_confident_threshold():
-    from train.evaluation.bootstrap import confident_threshold
+    from contract.bootstrap import confident_threshold
 
     # 60 patients with four photos each that score alike (a photo and its cut-out, say).
     y, probs = _malignant_scores(60, seed=2)
@@ -148,7 +148,7 @@ def test_images_of_one_patient_count_once_for_the_confident_threshold():
 
 
 def test_a_val_split_too_small_for_the_bound_refers_every_malignant_score_it_saw():
-    from train.evaluation.bootstrap import confident_threshold
+    from contract.bootstrap import confident_threshold
 
     y, probs = _malignant_scores(5, seed=3)
     threshold, bound = confident_threshold(y, probs, np.arange(len(y)), 0.95, resamples=500)

@@ -437,6 +437,25 @@ def test_int8_mixed_keeps_the_most_damaged_ops_in_float(exported: Path):
         assert json.loads(packed.read("model_card.json"))["export"]["float_ops"] == 2
 
 
+def test_bias_correction_is_for_int8_only_and_recorded_in_the_file(tiny_run: Path, tmp_path: Path):
+    from export.__main__ import main
+
+    out = tmp_path / "corrected"
+    argv = f"{tiny_run} --out {out} --variants int8,float32 --calibration-images 24"
+    assert main([*argv.split(), "--bias-correction", "--max-loss-points", "100"]) == 0
+    exports = {}
+    for variant in ("int8", "float32"):
+        with zipfile.ZipFile(out / f"skin_lesion_{variant}.tflite") as packed:
+            exports[variant] = json.loads(packed.read("model_card.json"))["export"]
+    assert exports["int8"]["bias_correction"] is True
+    assert "bias_correction" not in exports["float32"]
+    float_result = json.loads((out / "verification.json").read_text())["splits"]["val"][1]
+    assert float_result["variant"] == "float32"
+    assert float_result["max_probability_difference"] < 1e-3  # the uncorrected network
+    low, high = float_result["balanced_accuracy_loss_interval"]["overall"]
+    assert low <= float_result["balanced_accuracy_loss_points"]["overall"] <= high
+
+
 def test_export_gate_fails_when_a_variant_loses_too_much(tiny_run: Path, tmp_path: Path, capsys):
     from export.__main__ import main
 
@@ -625,8 +644,11 @@ def test_evaluate_with_some_answers_skips_the_others(answers_run: Path, tmp_path
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(["moles"], "unknown question(s) ['moles']"), (["age", "--update-card"], "every answer"),
-     (["age,moles"], "unknown question(s) ['moles']")],
+    [
+        (["moles"], "unknown question(s) ['moles']"),
+        (["age", "--update-card"], "every answer"),
+        (["age,moles"], "unknown question(s) ['moles']"),
+    ],
 )
 def test_evaluate_answers_usage_errors(answers_run: Path, extra, message, capsys):
     from train.evaluate import main

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.bootstrap import RESAMPLES, paired_difference_intervals
 from contract.metrics import domain_scopes
 from contract.triage import TriageThresholds
-from train.evaluation.bootstrap import RESAMPLES, paired_difference_intervals
 from train.evaluation.prediction_table import PREDICTIONS_CSV, PredictionTable, read_predictions
 
 METRICS = ("balanced_accuracy", "malignant_sensitivity", "malignant_specificity")

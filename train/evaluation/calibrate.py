@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract import metrics
+from contract.bootstrap import confident_threshold
 from contract.records import Record, label_indices
 from contract.screening import calibrate, refer
 from contract.triage import TriageThresholds
-from train.evaluation.bootstrap import confident_threshold
 
 THRESHOLD_RULE = (
     "per domain, the largest threshold on calibrated P(malignant) whose malignant sensitivity "

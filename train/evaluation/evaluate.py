@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from contract import metrics
+from contract.bootstrap import grouped_bootstrap_intervals
 from contract.interpreter import predict_tflite
 from contract.model_file import model_card, read_model_file
 from contract.records import Record, Skipped, decode_records, label_indices
@@ -32,7 +33,6 @@ from contract.run_folder import (
 from contract.screening import calibrate
 from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios, models_from_card
-from train.evaluation.bootstrap import grouped_bootstrap_intervals
 from train.evaluation.predict import predict_keras
 from train.evaluation.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.evaluation.report_md import metrics_markdown

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from contract.bootstrap import RESAMPLES
 from contract.taxonomy import LABELS
-from train.evaluation.bootstrap import RESAMPLES
 
 
 def _cell(value: float | None) -> str:

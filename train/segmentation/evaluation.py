@@ -1,7 +1,7 @@
 """Per-image Dice and Jaccard of a segmenter on a split, with grouped bootstrap intervals, and
 overlay pictures.
 
-The bootstrap draws whole patients with replacement (`train.evaluation.bootstrap`'s group
+The bootstrap draws whole patients with replacement (`contract.bootstrap`'s group
 resampling, the unit the split keeps apart) and reports the 95 % percentile interval of the
 mean, the median and the 5th percentile of per-image Dice and Jaccard. Masks are compared at the
 model's input size (the truth is resized the same way as the photo); threshold 0.5.
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from contract.bootstrap import RESAMPLES, _group_weights
 from contract.framing import NO_LESION, ONE, SEVERAL, FramingRule, find_lesions, verdict
 from contract.interpreter import predict_tflite
 from contract.metrics import dice_jaccard
 from contract.run_folder import SPLIT_CSV, read_split
 from contract.segmenter_run import read_config
-from train.evaluation.bootstrap import RESAMPLES, _group_weights
 from train.segmentation import dataset
 
 STATISTICS = ("mean", "median", "p5")

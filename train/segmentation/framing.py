@@ -5,7 +5,7 @@ is run twice, on the whole photo and on the crop around the lesion the segmenter
 (`contract.framing.frame`: only when it finds one lesion; a photo with none or several is
 classified whole both times, as the server would). Both are calibrated with the classifier's
 card (temperature, triage threshold) and compared image by image with the paired grouped
-bootstrap of `train.compare` (`train.evaluation.bootstrap.paired_difference_intervals`).
+bootstrap of `train.compare` (`contract.bootstrap.paired_difference_intervals`).
 
 Which photos can judge it: the shipped classifier's own split cannot be remade (docs/
 experiments.md), so some photos of a new split were in its training data; on those the whole
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.bootstrap import paired_difference_intervals
 from contract.framing import ONE, crop, frame
 from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
@@ -32,7 +33,6 @@ from contract.run_folder import read_split
 from contract.screening import calibrate
 from contract.segmentation import read_segmenter_info
 from contract.taxonomy import LABELS, PHONE
-from train.evaluation.bootstrap import paired_difference_intervals
 from train.evaluation.prediction_table import write_predictions
 from train.segmentation.dataset import shipped_test_photos
 from train.segmentation.evaluation import segment_tflite
