@@ -29,8 +29,8 @@ def round_to_int8_grid(kernel: np.ndarray, channel_axis: int) -> np.ndarray:
 
 
 def conv_batchnorm_pairs(model) -> list[tuple[object, object, object]]:
-    """(functional model, convolution, its BatchNormalization) for every convolution whose only
-    consumer is a BatchNormalization, in every functional model nested in `model`."""
+    """(functional model, convolution, the BatchNormalization it feeds) in `model` and every
+    functional model nested in it."""
     import keras
 
     pairs = []
@@ -45,11 +45,18 @@ def conv_batchnorm_pairs(model) -> list[tuple[object, object, object]]:
     return list(unique.values())
 
 
-def _channel_axis(conv) -> int:
+def _rounded_kernel(conv) -> np.ndarray:
+    """The layer's kernel on TFLite's grid: one scale per output channel. Conv2D kernels are
+    (h, w, in, out); DepthwiseConv2D ones (h, w, channels, multiplier), whose outputs are the
+    channels times the multiplier."""
     import keras
 
-    # Conv2D kernels are (h, w, in, out); DepthwiseConv2D ones (h, w, channels, multiplier)
-    return 2 if isinstance(conv, keras.layers.DepthwiseConv2D) else 3
+    kernel = conv.get_weights()[0]
+    if not isinstance(conv, keras.layers.DepthwiseConv2D):
+        return round_to_int8_grid(kernel, 3)
+    h, w, channels, multiplier = kernel.shape
+    outputs = kernel.reshape(h, w, channels * multiplier)
+    return round_to_int8_grid(outputs, 2).reshape(kernel.shape)
 
 
 def bias_corrected(model, images: np.ndarray, batch_size: int = 32):
@@ -76,8 +83,7 @@ def bias_corrected(model, images: np.ndarray, batch_size: int = 32):
             )
     float_means = [_channel_means(graph, conv, images, batch_size) for graph, conv, _ in original]
     for _, conv, _ in pairs:
-        kernel, *rest = conv.get_weights()
-        conv.set_weights([round_to_int8_grid(kernel, _channel_axis(conv)), *rest])
+        conv.set_weights([_rounded_kernel(conv), *conv.get_weights()[1:]])
     for (graph, conv, bn), float_mean in zip(pairs, float_means, strict=True):
         shift = _channel_means(graph, conv, images, batch_size) - float_mean
         bn.moving_mean.assign(bn.moving_mean.numpy() + shift)

@@ -114,3 +114,20 @@ def test_a_network_that_does_not_take_the_image_is_refused():
     model = keras.Model(outer_in, inner(x))
     with pytest.raises(ValueError, match="needs inner to take the image"):
         bias_corrected(model, images(4))
+
+
+def test_depthwise_kernels_get_one_scale_per_output_channel():
+    """With a depth multiplier, each input channel makes several output channels, each with
+    its own scale in TFLite."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False, name="dw")(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(x))
+    corrected = bias_corrected(model, images(8))
+    kernel = corrected.get_layer("dw").get_weights()[0]  # (3, 3, 3 channels, 2)
+    outputs = kernel.reshape(3, 3, 6)
+    steps = outputs / (np.abs(outputs).max(axis=(0, 1)) / 127)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+    assert np.abs(steps).max(axis=(0, 1)) == pytest.approx([127] * 6)
