@@ -43,8 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-loss-points",
         type=float,
         default=1.0,
-        help="most balanced accuracy (points) a variant may lose in any domain, at the lower "
-        "end of the loss's 95%% interval (whole lesions / patients drawn)",
+        help="most balanced accuracy (points) a variant may lose in any domain; a bigger loss "
+        "fails only if beyond noise (its 95%% interval over lesions / patients above zero)",
     )
     parser.add_argument(
         "--float-ops",

@@ -42,8 +42,8 @@ class ExportSettings:
 
     variants: tuple[str, ...] = tuple(DEFAULT_VARIANTS)
     calibration_images: int = 1000
-    # A variant fails when, in some domain, it loses more balanced accuracy than this even at the
-    # lower end of the loss's 95% interval (export.verify): a loss beyond noise and the allowance.
+    # A variant fails when, in some domain, it loses more balanced accuracy than this and the
+    # loss is beyond noise (its 95% interval above zero; export.verify).
     max_loss_points: float = 1.0
     float_ops: int = QuantizationConfig.float_ops
     float_ops_split: str = QuantizationConfig.float_ops_split

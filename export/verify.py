@@ -34,16 +34,17 @@ class Verification:
         }
 
     def gate_failures(self, split: str, max_loss_points: float) -> list[str]:
-        """The domains where this file loses more than `max_loss_points` even at the lower end
-        of the loss's interval: beyond the allowance and beyond noise."""
+        """The domains where this file loses more than `max_loss_points` and the loss is beyond
+        noise: the lower end of its 95% interval is above zero (under 2.5% of the draws of
+        lesions / patients show the file as good as Keras)."""
         failures = []
         for domain, loss in self.balanced_accuracy_loss().items():
             low, high = self.balanced_accuracy_loss_interval[domain]
-            if low > max_loss_points:
+            if loss > max_loss_points and low > 0:
                 failures.append(
                     f"{self.variant} loses {loss:.2f} points of balanced accuracy on "
                     f"{split}/{domain} (95% interval {low:.2f} to {high:.2f}; allowed "
-                    f"{max_loss_points} at the interval's lower end)"
+                    f"{max_loss_points}, or more within noise)"
                 )
         return failures
 

@@ -456,26 +456,26 @@ def test_bias_correction_is_for_int8_only_and_recorded_in_the_file(tiny_run: Pat
     assert low <= float_result["balanced_accuracy_loss_points"]["overall"] <= high
 
 
-def test_export_gate_fails_when_a_variant_loses_too_much(tiny_run: Path, tmp_path: Path, capsys):
+def test_export_gate_fails_when_a_variant_loses_too_much(
+    tiny_run: Path, tmp_path: Path, capsys, monkeypatch
+):
+    """A file that names the wrong class for every image loses all the Keras model gets right,
+    beyond noise: the gate must trip, say why, and mark the report failed."""
+    import export.exporting
     from export.__main__ import main
 
-    # A bound below zero cannot be met: the gate must trip and say why.
-    assert (
-        main(
-            [
-                str(tiny_run),
-                "--out",
-                str(tmp_path),
-                "--variants",
-                "float32",
-                "--max-loss-points",
-                "-1",
-            ]
-        )
-        == 1
-    )
+    real_verify = export.exporting.verify
+
+    def verify_a_broken_file(variant, size, file_probs, keras_probs, y, domains, groups):
+        wrong = np.eye(len(LABELS))[(y + 1) % len(LABELS)]
+        return real_verify(variant, size, wrong, keras_probs, y, domains, groups)
+
+    monkeypatch.setattr(export.exporting, "verify", verify_a_broken_file)
+    assert main([str(tiny_run), "--out", str(tmp_path), "--variants", "float32"]) == 1
     assert "accuracy gate failed" in capsys.readouterr().err
-    assert json.loads((tmp_path / "verification.json").read_text())["passed"] is False
+    report = json.loads((tmp_path / "verification.json").read_text())
+    assert report["passed"] is False
+    assert any("float32 loses" in failure for failure in report["failures"])
 
 
 def test_export_cli_usage_errors(tmp_path: Path, tiny_run: Path, capsys):
