@@ -50,6 +50,7 @@ class ExportSettings:
     seed: int = 0
     # int8 variants: round the weights and correct the biases first (export.bias_correction)
     bias_correction: bool = False
+    # at least this many calibration images, evenly spaced (every 1000 // 256 = 3rd: 334)
     bias_correction_images: int = 256
     # Files are FILE_STEM_VARIANT.tflite; the single network for small phones ships as
     # skin_lesion_small_int8.tflite beside the ensemble (export.ship's companion folders).
