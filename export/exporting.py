@@ -118,15 +118,13 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
             settings.float_ops,
             settings.float_ops_split,
         )
-        source = model
-        if config.needs_calibration and settings.bias_correction:
-            if corrected is None:
-                step = max(1, len(calibration) // settings.bias_correction_images)
-                corrected = bias_corrected(model, calibration[::step])
-            source = corrected
+        corrects = config.needs_calibration and settings.bias_correction
+        if corrects and corrected is None:  # once, for every int8 variant
+            step = max(1, len(calibration) // settings.bias_correction_images)
+            corrected = bias_corrected(model, calibration[::step])
         flatbuffer = write_metadata(
-            convert(source, config),
-            model_info(card, config, config.needs_calibration and settings.bias_correction),
+            convert(corrected if corrects else model, config),
+            model_info(card, config, settings.bias_correction),
         )
         path = out / f"{settings.file_stem}_{variant}.tflite"
         path.write_bytes(flatbuffer)
