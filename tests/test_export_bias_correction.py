@@ -63,8 +63,13 @@ def bn_moving_means(model) -> list[np.ndarray]:
     return [bn.moving_mean.numpy() for _, _, bn in conv_batchnorm_pairs(model)]
 
 
-def test_correction_moves_the_rounding_shift_into_the_batchnorm_means():
-    model = classifier(2)
+@pytest.mark.parametrize("members", [1, 2], ids=["network", "ensemble"])
+def test_correction_moves_the_rounding_shift_into_the_batchnorm_means(members: int):
+    """In an ensemble each member's backbone has the same name; each keeps its own shifts."""
+    from train.model.ensemble import build_ensemble
+
+    networks = [classifier(2 + i) for i in range(members)]
+    model = networks[0] if members == 1 else build_ensemble(networks, SIZE)
     x = images()
     before = [w.copy() for w in model.get_weights()]
     corrected = bias_corrected(model, x)
@@ -113,6 +118,20 @@ def test_a_network_that_does_not_take_the_image_is_refused():
     x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(outer_in)
     model = keras.Model(outer_in, inner(x))
     with pytest.raises(ValueError, match="needs inner to take the image"):
+        bias_corrected(model, images(4))
+
+
+def test_a_network_nested_in_one_with_convolutions_is_refused():
+    """Its corrections would come after the outer network's convolutions that follow it."""
+    import keras
+
+    inner_in = keras.Input((SIZE, SIZE, 3))
+    y = keras.layers.Conv2D(3, 3, padding="same", use_bias=False)(inner_in)
+    inner = keras.Model(inner_in, keras.layers.BatchNormalization()(y), name="inner")
+    outer_in = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inner(outer_in))
+    model = keras.Model(outer_in, keras.layers.BatchNormalization()(x), name="outer")
+    with pytest.raises(ValueError, match="outer to hold no network with convolutions"):
         bias_corrected(model, images(4))
 
 
