@@ -78,6 +78,16 @@ def model_card(model: bytes) -> dict[str, Any]:
     return _json_file(read_associated_files(model), MODEL_CARD_FILE)
 
 
+# The card fields that name one trained model: a card can replace another in a file (a new
+# calibration, `train.calibrate` then `export.card`) only if these agree.
+MODEL_IDENTITY = ("name", "version", "labels", "input")
+
+
+def identity_differences(card: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The `MODEL_IDENTITY` fields in which two cards differ (none: the same model)."""
+    return [key for key in MODEL_IDENTITY if card.get(key) != other.get(key)]
+
+
 def _lines(data: bytes) -> tuple[str, ...]:
     return tuple(line.strip() for line in data.decode("utf-8").splitlines() if line.strip())
 

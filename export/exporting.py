@@ -57,7 +57,8 @@ class ExportSettings:
     file_stem: str = MODEL_FILE_STEM
 
 
-def model_info(card: dict, config: QuantizationConfig, bias_correction: bool) -> ModelInfo:
+def export_section(config: QuantizationConfig, bias_correction: bool) -> dict:
+    """The card's `export` entry: how the file was quantized."""
     export = {"variant": config.variant}
     if config.needs_calibration:
         export["calibration_images"] = len(config.representative)
@@ -65,7 +66,11 @@ def model_info(card: dict, config: QuantizationConfig, bias_correction: bool) ->
     if config.variant == "int8_mixed":
         export["float_ops"] = config.float_ops
         export["float_ops_split"] = config.float_ops_split
-    exported = {**card, "export": export}
+    return export
+
+
+def model_info(card: dict) -> ModelInfo:
+    """The file's metadata for a card that already holds its `export` entry."""
     return ModelInfo(
         name=card["name"],
         version=card["version"],
@@ -77,7 +82,7 @@ def model_info(card: dict, config: QuantizationConfig, bias_correction: bool) ->
         display_names=tuple(card["display_names"]),
         input_height=card["input"]["height"],
         input_width=card["input"]["width"],
-        model_card=exported,
+        model_card=card,
     )
 
 
@@ -124,7 +129,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
             corrected = bias_corrected(model, calibration[::step])
         flatbuffer = write_metadata(
             convert(corrected if corrects else model, config),
-            model_info(card, config, settings.bias_correction),
+            model_info({**card, "export": export_section(config, settings.bias_correction)}),
         )
         path = out / f"{settings.file_stem}_{variant}.tflite"
         path.write_bytes(flatbuffer)

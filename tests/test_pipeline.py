@@ -692,6 +692,131 @@ def test_evaluate_refuses_answers_when_the_card_has_none(tiny_run: Path, capsys)
     assert "no answers section" in capsys.readouterr().err
 
 
+def file_run(source: Path, folder: Path) -> Path:
+    """A run of `source` that has only its split and card, as the shipped 2025 model: its
+    network survives only as a .tflite."""
+    import shutil
+
+    folder.mkdir(parents=True)
+    for name in ("split.csv", "model_card.json"):
+        shutil.copy(source / name, folder / name)
+    return folder
+
+
+def test_a_file_is_calibrated_on_val_and_carries_its_new_card(
+    tiny_run: Path, exported: Path, tmp_path: Path, capsys
+):
+    from contract.interpreter import predict_tflite
+    from contract.model_file import model_card, read_model_file
+    from export.card import main as pack
+    from train.calibrate import main as calibrate
+    from train.evaluate import main as evaluate
+
+    run, model = file_run(tiny_run, tmp_path / "run"), exported / "skin_lesion_int8.tflite"
+    before = json.loads((run / "model_card.json").read_text())
+    assert calibrate([str(run), "--model", str(model)]) == 0
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["calibration"]["fitted_on"] == "val, outputs of skin_lesion_int8.tflite"
+    by_domain = card["triage"]["by_domain"]
+    assert set(by_domain) == {"dermoscopic", "phone"}
+    assert card["triage"]["malignant_threshold"] == min(
+        d["own_threshold"] for d in by_domain.values()
+    )
+    assert card["triage"]["rule"] == before["triage"]["rule"]
+    assert list(card["metrics"]) == ["val"]  # test metrics were at the old thresholds
+
+    # The old file carries the old card: its test metrics do not belong in this one.
+    with pytest.raises(SystemExit):
+        evaluate([str(run), "--model", str(model), "--split", "test", "--update-card"])
+    assert "does not carry the run's card" in capsys.readouterr().err
+
+    out = tmp_path / "export"
+    assert pack([str(model), "--card", str(run / "model_card.json"), "--out", str(out)]) == 0
+    new = out / model.name
+    assert model_card(read_model_file(new)) == {
+        **card,
+        "export": model_card(read_model_file(model))["export"],
+    }
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    assert np.array_equal(predict_tflite(new, pixels), predict_tflite(model, pixels))
+
+    evaluation = tmp_path / "e"
+    argv = [
+        str(run),
+        "--model",
+        str(new),
+        "--split",
+        "val",
+        "--update-card",
+        "--out",
+        str(evaluation),
+    ]
+    assert evaluate(argv) == 0
+    measured = json.loads((evaluation / "metrics.json").read_text())["metrics"]
+    for domain in ("dermoscopic", "phone"):  # the file, evaluated, is what calibration fitted
+        fitted = card["metrics"]["val"][domain]
+        assert measured[domain]["malignant"] == fitted["malignant"]
+        assert measured[domain]["balanced_accuracy"] == fitted["balanced_accuracy"]
+    assert json.loads((run / "model_card.json").read_text())["metrics"]["val"] == measured
+
+
+def test_calibrating_a_file_refits_the_answers_calibration_too(
+    answers_run: Path, exported: Path, tmp_path: Path
+):
+    from export.card import main as pack
+    from train.calibrate import main as calibrate
+
+    run = file_run(answers_run, tmp_path / "run")
+    before = json.loads((run / "model_card.json").read_text())
+    card_json = str(run / "model_card.json")
+    assert (
+        pack(
+            [
+                str(exported / "skin_lesion_int8.tflite"),
+                "--card",
+                card_json,
+                "--out",
+                str(tmp_path / "f"),
+            ]
+        )
+        == 0
+    )
+    assert calibrate([str(run), "--model", str(tmp_path / "f" / "skin_lesion_int8.tflite")]) == 0
+    answers = json.loads((run / "model_card.json").read_text())["answers"]
+    assert answers["models"] == before["answers"]["models"]  # regressions and strengths stay
+    assert answers["calibration"]["fitted_on"] == "val, outputs of skin_lesion_int8.tflite"
+    assert set(answers["triage"]["by_domain"]) == {"dermoscopic", "phone"}
+    assert list(answers["metrics"]) == ["val"]
+
+
+def test_a_card_goes_only_into_its_own_models_file(
+    tiny_run: Path, exported: Path, tmp_path: Path, capsys
+):
+    from export.card import main as pack
+    from train.calibrate import main as calibrate
+
+    model = exported / "skin_lesion_int8.tflite"
+    run = file_run(tiny_run, tmp_path / "run")
+    card = json.loads((run / "model_card.json").read_text())
+    (run / "model_card.json").write_text(json.dumps({**card, "version": "another"}))
+    assert calibrate([str(run), "--model", str(model)]) == 2
+    assert "differs in ['version']" in capsys.readouterr().err
+    assert (
+        pack([str(model), "--card", str(run / "model_card.json"), "--out", str(tmp_path / "o")])
+        == 2
+    )
+    assert "differs in ['version']" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "bad.json").write_text("{not json")
+    for argv, message in (
+        (["--card", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o")], "not JSON"),
+        (["--card", str(run / "model_card.json"), "--out", "models"], "export to a new folder"),
+    ):
+        with pytest.raises(SystemExit):
+            pack([str(model), *argv])
+        assert message in capsys.readouterr().err
+
+
 def test_demo_server_serves_the_exported_model(exported: Path):
     from demo_server import create_app
 

@@ -43,7 +43,8 @@ def test_the_shipped_recipe_names_four_members_on_one_split():
     assert [m.hparams.seed for m in recipe.members] == [3, 4, 13, 16]
     assert [m.hparams.finetune_blocks for m in recipe.members] == [8, 8, 8, 12]
     assert {m.hparams.balance for m in recipe.members} == {"sampling"}
-    assert recipe.split.seed == 1337 and len(recipe.data) == 3
+    assert recipe.split.seed == 1337 and not recipe.data
+    assert recipe.split_from == Path("recipes/shipped_2025_split.csv")  # tests/test_shipped_split
     assert recipe.answer_strengths == (0.25, 0.5, 0.75, 1.0)
 
 

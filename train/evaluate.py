@@ -16,7 +16,7 @@ from pathlib import Path
 from contract import metrics
 from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
-from contract.run_folder import MODEL_KERAS, SPLITS
+from contract.run_folder import MODEL_KERAS, SPLITS, read_model_card
 from train.cli import check_run_and_model, comma_list
 from train.evaluation.evaluate import (
     card_of,
@@ -27,6 +27,19 @@ from train.evaluation.evaluate import (
 
 ANSWERED = list(QUESTION_NAMES)
 ALL_ANSWERS = "all"
+
+
+def same_card(card: dict, other: dict) -> bool:
+    """Whether two cards agree but for metrics and the file's `export` entry: a file's
+    measured metrics then belong in the run's card."""
+
+    def measured_apart(c: dict) -> dict:
+        kept = {k: v for k, v in c.items() if k not in ("metrics", "export")}
+        if "answers" in c:
+            kept["answers"] = {k: v for k, v in c["answers"].items() if k != "metrics"}
+        return kept
+
+    return measured_apart(card) == measured_apart(other)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,8 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--update-card",
         action="store_true",
-        help="record these metrics in the run's model_card.json (Keras model only), so the "
-        "exported files carry them",
+        help="record these metrics in the run's model_card.json, so the exported files carry "
+        "them: of its Keras model, or, in a run without one, of the --model file that carries "
+        "its card (python -m train.calibrate, python -m export.card)",
     )
     parser.add_argument(
         "--answers",
@@ -61,13 +75,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also report each data-set folder (e.g. PAD photos and their cut-outs) separately",
     )
     args = parser.parse_args(argv)
-    if args.update_card and args.model is not None:
-        parser.error("--update-card records the run's own Keras model; drop --model")
     check_run_and_model(parser, args.run, args.model)
     try:
         card = card_of(args.run, args.model)
     except ModelFileError as error:
         parser.error(f"--model {args.model}: {error}")
+    if args.update_card and args.model is not None:
+        if (args.run / MODEL_KERAS).is_file():
+            parser.error("--update-card records the run's own Keras model; drop --model")
+        if not same_card(card, read_model_card(args.run)):
+            parser.error(
+                f"--update-card: {args.model} does not carry the run's card (pack it with "
+                "python -m export.card after python -m train.calibrate)"
+            )
     if args.answers is not None:
         if "answers" not in card:
             parser.error("the model card has no answers section; run python -m train.fit_answers")

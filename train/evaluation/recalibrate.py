@@ -1,0 +1,50 @@
+"""Refitting a run's calibration and triage thresholds on val from a model file's outputs.
+
+For a model whose network is no longer at hand but whose val split is known (the shipped 2025
+ensemble: only its .tflite and card survive, and its split was recovered), the file's own val
+outputs are what the card's temperature and thresholds must fit. The rule is the one every new
+run uses (`calibrate_on_val`); the answers' regressions and strengths stay as they were.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contract.model_file import identity_differences, model_card, read_model_file
+from contract.run_folder import read_model_card, write_model_card
+from train.answers.fitting import answer_ratios, models_from_card
+from train.evaluation.calibrate import ValCalibration, calibrate_on_val
+from train.evaluation.evaluate import split_predictions
+
+
+class RecalibrationError(ValueError):
+    """The model file is not the run's model; the message says what differs."""
+
+
+def recalibrate(run: Path, model: Path) -> dict:
+    """Fit the run card's photo-only (and answers') temperature and thresholds on val from
+    `model`'s outputs; drops test metrics, which were measured at the old thresholds."""
+    card = read_model_card(run)
+    differing = identity_differences(card, model_card(read_model_file(model)))
+    if differing:
+        raise RecalibrationError(
+            f"{model} carries another model's card than {run} (differs in {differing})"
+        )
+    raw, val, _ = split_predictions(run, model, "val", card)
+    target = card["triage"]["target_sensitivity"]
+    fitted_on = f"val, outputs of {model.name}"
+    photo = calibrate_on_val(val, raw, target)
+    _record(card, photo, target, fitted_on)
+    if "answers" in card:
+        ratios = answer_ratios(models_from_card(card), val)
+        _record(card["answers"], calibrate_on_val(val, raw, target, ratios), target, fitted_on)
+    write_model_card(run, card)
+    return card
+
+
+def _record(section: dict, calibration: ValCalibration, target: float, fitted_on: str) -> None:
+    """A card's (or its answers section's) calibration, triage and val metrics, replaced."""
+    section["calibration"] = {"temperature": calibration.temperature, "fitted_on": fitted_on}
+    rule = section["triage"].get("rule")
+    section["triage"] = calibration.triage(target) | ({"rule": rule} if rule else {})
+    section["metrics"] = {"val": calibration.report}
