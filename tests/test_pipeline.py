@@ -760,6 +760,23 @@ def test_a_file_is_calibrated_on_val_and_carries_its_new_card(
     assert json.loads((run / "model_card.json").read_text())["metrics"]["val"] == measured
 
 
+def test_a_files_metrics_go_only_into_a_run_without_a_keras_model(
+    tiny_run: Path, exported: Path, tmp_path: Path, capsys
+):
+    import shutil
+
+    from train.evaluate import main
+
+    model = str(exported / "skin_lesion_int8.tflite")
+    split_only = tmp_path / "split_only"
+    split_only.mkdir()
+    shutil.copy(tiny_run / "split.csv", split_only / "split.csv")
+    for run, message in ((tiny_run, "drop --model"), (split_only, "has no model_card.json")):
+        with pytest.raises(SystemExit):
+            main([str(run), "--model", model, "--split", "test", "--update-card"])
+        assert message in capsys.readouterr().err
+
+
 def test_calibrating_a_file_refits_the_answers_calibration_too(
     answers_run: Path, exported: Path, tmp_path: Path
 ):

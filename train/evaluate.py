@@ -16,7 +16,7 @@ from pathlib import Path
 from contract import metrics
 from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
-from contract.run_folder import MODEL_KERAS, SPLITS, read_model_card
+from contract.run_folder import MODEL_CARD_JSON, MODEL_KERAS, SPLITS, read_model_card
 from train.cli import check_run_and_model, comma_list
 from train.evaluation.evaluate import (
     card_of,
@@ -83,6 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.update_card and args.model is not None:
         if (args.run / MODEL_KERAS).is_file():
             parser.error("--update-card records the run's own Keras model; drop --model")
+        if not (args.run / MODEL_CARD_JSON).is_file():
+            parser.error(f"--update-card: {args.run} has no {MODEL_CARD_JSON} to record in")
         if not same_card(card, read_model_card(args.run)):
             parser.error(
                 f"--update-card: {args.model} does not carry the run's card (pack it with "
