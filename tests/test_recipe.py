@@ -117,21 +117,26 @@ def test_a_tiny_recipe_trains_averages_and_fits_answers(data_dir: Path, tmp_path
     assert "not empty" in capsys.readouterr().err
 
 
+ALL_FOLDERS = ["ham10000", "isic2017", "pad_ufes20", "pad_ufes20_cutouts"]
+NO_ISIC2017 = ["ham10000", "pad_ufes20", "pad_ufes20_cutouts"]
+
+
 @pytest.mark.parametrize(
-    ("file", "folders"),
+    ("file", "folders", "kept"),
     [
-        ("more_data.toml", ["ham10000", "isic2017", "pad_ufes20", "pad_ufes20_cutouts"]),
-        ("no_isic2017.toml", ["ham10000", "pad_ufes20", "pad_ufes20_cutouts"]),
+        ("more_data.toml", ALL_FOLDERS, "shipped_2025_test_split.csv"),
+        ("no_isic2017.toml", NO_ISIC2017, "shipped_2025_test_split.csv"),
+        ("more_data_kept.toml", ALL_FOLDERS, "shipped_2025_split.csv"),
     ],
-)
-def test_the_retrain_recipes_are_the_shipped_one_on_other_data_keeping_its_test_images(
-    file, folders
+)  # fmt: skip
+def test_the_retrain_recipes_are_the_shipped_one_on_other_data_keeping_its_images(
+    file, folders, kept
 ):
-    """Judged against the shipped model on its test images, a retrain must differ in data only."""
+    """Judged against the shipped model on its images, a retrain must differ in data only."""
     shipped = load_recipe(REPO / "recipes" / "shipped.toml")
     recipe = load_recipe(REPO / "recipes" / file)
     assert [Path(d).name for d in recipe.data] == folders
     assert recipe.members == shipped.members and recipe.split == shipped.split
     assert recipe.answer_strengths == shipped.answer_strengths
-    assert recipe.keep == Path("recipes/shipped_2025_test_split.csv")
+    assert recipe.keep == Path("recipes") / kept
     assert (REPO / recipe.keep).is_file()
