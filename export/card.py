@@ -35,7 +35,8 @@ def repack_with_card(model: Path, card: dict, out: Path) -> Path:
         raise CardError(f"the card is not {model.name}'s model (it differs in {differing})")
     out.mkdir(parents=True, exist_ok=True)
     path = out / model.name
-    path.write_bytes(write_metadata(tflite, model_info({**card, "export": packed["export"]})))
+    exported = {"export": packed["export"]} if "export" in packed else {}
+    path.write_bytes(write_metadata(tflite, model_info({**card, **exported})))
     write_model_card(out, card)
     return path
 
