@@ -285,6 +285,8 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         ("--data d --out x --distill-weight 1.5".split(), "--distill-weight must be between 0"),
         ("--data d --out x --distill-temperature 0".split(), "--distill-temperature must be above"),
         ("--data d --out x --distill-from nowhere".split(), "--distill-from nowhere: no such run"),
+        ("--data d --out x --distill-model m.tflite".split(), "needs --distill-from"),
+        ("--data d --out x --distill-from . --distill-model m".split(), "m: no such file"),
     ],
 )
 def test_train_cli_usage_errors(argv, message, capsys):
@@ -338,6 +340,40 @@ def test_a_teacher_from_another_split_is_refused(tiny_run: Path, tmp_path: Path,
     argv = f"--split-from {other} --out {tmp_path / 'student'} --epochs 1 --image-size 64 "
     assert main([*argv.split(), "--distill-from", str(tiny_run)]) == 2
     assert "trained on another split" in capsys.readouterr().err
+
+
+def test_a_student_learns_from_a_teacher_file(
+    tiny_run: Path, exported: Path, tmp_path: Path, capsys
+):
+    """A teacher whose network survives only as a .tflite (the shipped model's) teaches from
+    the file, beside a run of its split and card."""
+    from contract.interpreter import predict_tflite
+    from contract.records import Skipped, decode_records
+    from contract.run_folder import read_split
+    from train.__main__ import main
+    from train.model.distill import TEACHER_TARGETS
+
+    teacher, model = (
+        file_run(tiny_run, tmp_path / "teacher"),
+        exported / "skin_lesion_float32.tflite",
+    )
+    common = (
+        f"--split-from {tiny_run / 'split.csv'} --epochs 1 --image-size 64 --distill-from {teacher}"
+    )
+    run = tmp_path / "student"
+    assert main([*common.split(), "--out", str(run), "--distill-model", str(model)]) == 0
+    pixels, _ = decode_records(read_split(tiny_run / "split.csv")["train"], 64, Skipped())
+    np.testing.assert_allclose(
+        np.load(run / TEACHER_TARGETS), predict_tflite(model, pixels), atol=1e-6
+    )
+
+    assert main([*common.split(), "--out", str(tmp_path / "no_file")]) == 2
+    assert "model.keras not found" in capsys.readouterr().err
+    card = json.loads((teacher / "model_card.json").read_text())
+    (teacher / "model_card.json").write_text(json.dumps({**card, "version": "another"}))
+    argv = [*common.split(), "--out", str(tmp_path / "other"), "--distill-model", str(model)]
+    assert main(argv) == 2
+    assert "card differs in ['version']" in capsys.readouterr().err
 
 
 def test_train_cli_rejects_an_empty_or_unknown_data_folder(tmp_path: Path, capsys):

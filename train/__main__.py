@@ -106,6 +106,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         "split.csv): each target mixes the label and the teacher (train.model.distill)",
     )
     parser.add_argument(
+        "--distill-model",
+        default=defaults.distill_model,
+        metavar="FILE",
+        help="the teacher as a .tflite carrying the --distill-from run's card, for a run of only "
+        "split.csv and card (e.g. the shipped model's, docs/more_data.md)",
+    )
+    parser.add_argument(
         "--distill-weight",
         type=float,
         default=defaults.distill_weight,

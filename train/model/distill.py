@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.interpreter import predict_tflite
+from contract.model_file import ModelFileError, identity_differences, model_card, read_model_file
 from contract.run_folder import (
+    FINISHED_RUN,
+    MODEL_CARD_JSON,
     MODEL_KERAS,
     SPLIT_CSV,
     RunFolderError,
@@ -33,12 +37,26 @@ class TeacherError(ValueError):
     """The teacher cannot teach this run; the message says why."""
 
 
-def check_teacher(teacher: Path, student_split_csv: Path, image_size: int) -> None:
-    """A teacher that saw the student's val or test images would leak them into training."""
+def check_teacher(
+    teacher: Path, student_split_csv: Path, image_size: int, model: Path | None = None
+) -> None:
+    """A teacher that saw the student's val or test images would leak them into training.
+    `model`: the teacher as a .tflite, which must carry the teacher run's card."""
     try:
-        check_run_folder(teacher)
+        check_run_folder(teacher, FINISHED_RUN if model is None else (SPLIT_CSV, MODEL_CARD_JSON))
     except RunFolderError as error:
         raise TeacherError(str(error)) from None
+    if model is not None:
+        try:
+            differing = identity_differences(
+                read_model_card(teacher), model_card(read_model_file(model))
+            )
+        except ModelFileError as error:
+            raise TeacherError(f"--distill-model {model}: {error}") from None
+        if differing:
+            raise TeacherError(
+                f"{model} is not {teacher}'s model (its card differs in {differing})"
+            )
     differing = differing_split(student_split_csv, teacher / SPLIT_CSV)
     if differing is not None:
         raise TeacherError(
@@ -64,17 +82,23 @@ def distillation_targets(
     return ((1.0 - weight) * one_hot(labels) + weight * softened).astype(np.float32)
 
 
-def teacher_train_probs(teacher: Path, pixels: np.ndarray, run_dir: Path) -> np.ndarray:
-    """The teacher's (uncalibrated) probabilities on the train images, cached in the run."""
+def teacher_train_probs(
+    teacher: Path, pixels: np.ndarray, run_dir: Path, model: Path | None = None
+) -> np.ndarray:
+    """The teacher's (uncalibrated) probabilities on the train images, cached in the run; from
+    `model` (a .tflite) if given, else the teacher run's Keras model."""
     cache = run_dir / TEACHER_TARGETS
     if cache.is_file():
         probs = np.load(cache)
         if probs.shape == (len(pixels), len(LABELS)):
             return probs
-    import keras
+    if model is not None:
+        probs = predict_tflite(model, pixels)
+    else:
+        import keras
 
-    from train.evaluation.predict import predict_keras
+        from train.evaluation.predict import predict_keras
 
-    probs = predict_keras(keras.models.load_model(teacher / MODEL_KERAS), pixels)
+        probs = predict_keras(keras.models.load_model(teacher / MODEL_KERAS), pixels)
     np.save(cache, probs)
     return probs

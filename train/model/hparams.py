@@ -37,6 +37,8 @@ class HParams:
     balance: str = "loss_weights"
     augment: bool = True
     distill_from: str = ""  # a teacher run (train.model.distill); "" trains on the labels only
+    # the teacher as a .tflite, for a teacher run of only split.csv and card (the shipped model's)
+    distill_model: str = ""
     distill_weight: float = 0.5  # the teacher's share of each training target
     distill_temperature: float = 2.0
     seed: int = 1337
@@ -80,6 +82,10 @@ def validate(hp: HParams) -> None:
         raise ValueError("--distill-temperature must be above 0")
     if hp.distill_from and not Path(hp.distill_from).is_dir():
         raise ValueError(f"--distill-from {hp.distill_from}: no such run folder")
+    if hp.distill_model and not hp.distill_from:
+        raise ValueError("--distill-model needs --distill-from, the run whose split it learnt on")
+    if hp.distill_model and not Path(hp.distill_model).is_file():
+        raise ValueError(f"--distill-model {hp.distill_model}: no such file")
     if hp.more_epochs and not spec.pretrained:
         raise ValueError(
             f"--more-epochs: {hp.backbone} trains in one stage; a third stage "

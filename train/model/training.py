@@ -46,9 +46,7 @@ def make_split(
     if not records:
         raise TrainingError("the data set is empty")
     kept = kept_assignments(keep) if keep is not None else None
-    return grouped_split(
-        records, SplitFractions(hp.val_fraction, hp.test_fraction), hp.seed, kept
-    )
+    return grouped_split(records, SplitFractions(hp.val_fraction, hp.test_fraction), hp.seed, kept)
 
 
 def start_run(
@@ -62,9 +60,7 @@ def start_run(
     assignments of `keep`) and hparams.json."""
     skipped = Skipped()
     splits = (
-        read_split(split_from)
-        if split_from is not None
-        else make_split(data, hp, skipped, keep)
+        read_split(split_from) if split_from is not None else make_split(data, hp, skipped, keep)
     )
     skipped.warn()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -175,8 +171,9 @@ def train(
     spec = get_spec(hp.backbone)
     size = hp.image_size or spec.default_image_size
     teacher = Path(hp.distill_from) if hp.distill_from else None
+    teacher_file = Path(hp.distill_model) if hp.distill_model else None
     if teacher is not None:  # before the minutes of decoding: a wrong teacher fails at once
-        check_teacher(teacher, run_dir / SPLIT_CSV, size)
+        check_teacher(teacher, run_dir / SPLIT_CSV, size, teacher_file)
     try:
         where = placement(devices)
     except DeviceError as error:
@@ -191,7 +188,7 @@ def train(
     targets = one_hot(y_train)
     if teacher is not None:
         print(f"teacher {teacher}: predicting the train images ...", flush=True)
-        teacher_probs = teacher_train_probs(teacher, x_train, run_dir)
+        teacher_probs = teacher_train_probs(teacher, x_train, run_dir, teacher_file)
         targets = distillation_targets(
             y_train, teacher_probs, hp.distill_weight, hp.distill_temperature
         )
