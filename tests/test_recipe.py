@@ -142,9 +142,14 @@ def test_the_retrain_recipes_are_the_shipped_one_on_other_data_keeping_its_image
     assert (REPO / recipe.keep).is_file()
 
 
-def test_the_shipped_ensembles_student_learns_from_its_file_on_its_split():
+def test_the_shipped_ensembles_student_learns_from_its_file_on_its_split(
+    tmp_path: Path, monkeypatch
+):
     """Item 4's student of the shipped model: the teacher run is the recovered split and card,
     and the teacher is the shipped file (its network survives only as that)."""
+    monkeypatch.chdir(tmp_path)  # the teacher run is made by commands (the recipe's comment)
+    (tmp_path / "runs" / "shipped_2025").mkdir(parents=True)
+    (tmp_path / "models").symlink_to(REPO / "models")
     recipe = load_recipe(REPO / "recipes" / "small_shipped.toml")
     (student,) = recipe.members
     assert recipe.split_from == Path("recipes/shipped_2025_split.csv")
