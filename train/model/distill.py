@@ -46,11 +46,10 @@ def check_teacher(
         check_run_folder(teacher, FINISHED_RUN if model is None else (SPLIT_CSV, MODEL_CARD_JSON))
     except RunFolderError as error:
         raise TeacherError(str(error)) from None
+    card = read_model_card(teacher)
     if model is not None:
         try:
-            differing = identity_differences(
-                read_model_card(teacher), model_card(read_model_file(model))
-            )
+            differing = identity_differences(card, model_card(read_model_file(model)))
         except ModelFileError as error:
             raise TeacherError(f"--distill-model {model}: {error}") from None
         if differing:
@@ -64,7 +63,7 @@ def check_teacher(
             "the student's split.csv, or it would pass on what it learnt from the student's "
             "val and test images"
         )
-    teacher_size = read_model_card(teacher)["input"]["height"]
+    teacher_size = card["input"]["height"]
     if teacher_size != image_size:
         raise TeacherError(
             f"{teacher} takes {teacher_size} px images; the student trains at "
