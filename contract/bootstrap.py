@@ -24,8 +24,9 @@ def grouped_bootstrap_intervals(
     level: float = 0.95,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """Percentile intervals of balanced accuracy and malignant sensitivity / specificity
-    (at `threshold`, one or one per image) over `resamples` draws of the groups with replacement."""
+    """Percentile intervals of balanced accuracy, malignant AUC and malignant sensitivity /
+    specificity (at `threshold`, one or one per image) over `resamples` draws of the groups with
+    replacement."""
     weights = _group_weights(y_true, groups, resamples, seed)
     tail = (1 - level) / 2
     draws = _metric_draws(weights, y_true, probs, threshold)
@@ -116,7 +117,8 @@ def _group_weights(y_true: np.ndarray, groups: np.ndarray, resamples: int, seed:
 def _metric_draws(
     weights: np.ndarray, y_true: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Balanced accuracy and malignant sensitivity / specificity under each row of weights."""
+    """Balanced accuracy, malignant AUC and malignant sensitivity / specificity under each row
+    of weights."""
     n = len(LABELS)
     cells = np.zeros((len(y_true), n * n))
     cells[np.arange(len(y_true)), y_true * n + probs.argmax(axis=1)] = 1
@@ -132,9 +134,24 @@ def _metric_draws(
         specificity = weights[:, ~truth & ~flagged].sum(1) / weights[:, ~truth].sum(1)
     return {
         "balanced_accuracy": balanced,
+        "malignant_auc": _weighted_auc(weights, malignant_probability(probs), truth),
         "malignant_sensitivity": sensitivity,
         "malignant_specificity": specificity,
     }
+
+
+def _weighted_auc(weights: np.ndarray, scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """The rank-sum AUC (ties counted half, as `contract.metrics.binary_auc`) under each row of
+    weights: each image counts as often as its group was drawn."""
+    order = np.argsort(scores, kind="mergesort")
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # blocks of tied scores
+    drawn = weights[:, order]
+    pos = np.add.reduceat(drawn * positive[order], starts, axis=1)
+    neg = np.add.reduceat(drawn * ~positive[order], starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
 def _interval(values: np.ndarray, tail: float) -> list[float]:

@@ -75,6 +75,12 @@ def is_malignant(y_true: np.ndarray) -> np.ndarray:
     return np.isin(y_true, [LABELS.index(c) for c in MALIGNANT])
 
 
+def malignant_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """How well P(malignant) ranks malignant above benign, whatever the threshold: what limits
+    the triage's specificity at a given sensitivity."""
+    return binary_auc(malignant_probability(probs), is_malignant(y_true))
+
+
 def sensitivity_specificity(
     y_true: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray
 ) -> dict[str, float | None]:
@@ -116,6 +122,7 @@ def classification_report(
         "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
         "per_class_recall": per_class_recall(y_true, y_pred),
         "auc_ovr": macro_ovr_auc(y_true, probs),
+        "malignant_auc": malignant_auc(y_true, probs),
         "malignant": sensitivity_specificity(y_true, probs, threshold),
         "ece": expected_calibration_error(y_true, probs),
         "confusion_matrix": {
@@ -125,23 +132,37 @@ def classification_report(
     }
 
 
-def domain_scopes(domains: Sequence[str]) -> dict[str, np.ndarray]:
-    """What every report is broken down by: "overall", then each domain, as boolean masks."""
+CUTOUTS = "cut-outs"
+
+
+def domain_scopes(
+    domains: Sequence[str], cutouts: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """What every report is broken down by, as boolean masks: "overall", then each domain, over
+    the photos people send; cut-outs (background blacked out, `contract.lesion_gate.is_cutout`),
+    which no camera sends, only in a scope of their own ("phone cut-outs")."""
     domains = np.asarray(domains)
-    scopes = {"overall": np.ones(len(domains), bool)}
-    scopes.update({d: domains == d for d in sorted(set(domains.tolist()))})
+    cut = np.zeros(len(domains), bool) if cutouts is None else np.asarray(cutouts, bool)
+    scopes = {"overall": ~cut}
+    scopes.update({d: (domains == d) & ~cut for d in sorted(set(domains[~cut].tolist()))})
+    cut_domains = sorted(set(domains[cut].tolist()))
+    scopes.update({f"{d} {CUTOUTS}": (domains == d) & cut for d in cut_domains})
     return scopes
 
 
 def report_by_domain(
-    y_true: np.ndarray, probs: np.ndarray, domains: Sequence[str], threshold: float | np.ndarray
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    domains: Sequence[str],
+    threshold: float | np.ndarray,
+    cutouts: np.ndarray | None = None,
 ) -> dict[str, dict[str, object]]:
-    """The report overall and for each domain (dermoscopic / phone) separately; `threshold` is
-    one for all images or one per image."""
+    """The report for each of `domain_scopes`; `threshold` is one for all images or one per
+    image."""
     per_image = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(y_true),))
     return {
         scope: classification_report(y_true[mask], probs[mask], per_image[mask])
-        for scope, mask in domain_scopes(domains).items()
+        for scope, mask in domain_scopes(domains, cutouts).items()
     }
 
 

@@ -67,6 +67,7 @@ def test_perfect_predictions_have_a_point_interval_and_the_seed_fixes_the_result
     perfect = grouped_bootstrap_intervals(y, probs, np.arange(len(y)), 0.5)
     assert perfect == {
         "balanced_accuracy": [1.0, 1.0],
+        "malignant_auc": [1.0, 1.0],
         "malignant_sensitivity": [1.0, 1.0],
         "malignant_specificity": [1.0, 1.0],
     }
@@ -154,3 +155,18 @@ def test_a_val_split_too_small_for_the_bound_refers_every_malignant_score_it_saw
     threshold, bound = confident_threshold(y, probs, np.arange(len(y)), 0.95, resamples=500)
     assert threshold == probs[y == LABELS.index("mel"), LABELS.index("mel")].min()
     assert bound < 0.95
+
+
+def test_the_resampled_auc_is_the_rank_sum_auc_of_the_drawn_images():
+    """Each row of group draws scores as if its images were repeated that often (ties half)."""
+    from contract.bootstrap import _group_weights, _weighted_auc
+    from contract.metrics import binary_auc
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random(120), 1)  # many ties
+    positive = rng.random(120) < 0.3
+    weights = _group_weights(positive.astype(int), np.arange(120) // 3, 20, seed=1)
+    got = _weighted_auc(weights, scores, positive)
+    for row, auc in zip(weights, got, strict=True):
+        drawn = np.repeat(np.arange(120), row.astype(int))
+        assert auc == pytest.approx(binary_auc(scores[drawn], positive[drawn]))

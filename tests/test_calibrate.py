@@ -53,3 +53,37 @@ def test_each_domain_reports_at_its_own_threshold_and_the_card_keeps_the_lowest(
     triage = calibration.triage(0.95)
     assert triage["malignant_threshold"] == calibration.threshold
     assert triage["threshold_rule"] == THRESHOLD_RULE and "own threshold" in THRESHOLD_RULE
+
+
+def test_cutouts_fit_no_threshold_and_are_reported_apart():
+    """A phone threshold fitted on photos people send: cut-outs whose malignant spots score
+    lower must not pull it down, and the report keeps them out of the phone row."""
+    records, raw = val_split()
+    phone = np.array([r.domain == "phone" for r in records])
+    cut = phone & np.isin(np.arange(len(records)) % 16, (0, 2))  # a quarter of the phone images
+    raw[cut] = raw[cut] ** 3  # cut-outs: lower scores all round, malignant included
+    raw[cut] /= raw[cut].sum(axis=1, keepdims=True)
+    with_cutouts = calibrate_on_val(records, raw, target_sensitivity=0.95)
+    photos_only = calibrate_on_val(records, raw, target_sensitivity=0.95, cutouts=cut)
+    fitted = photos_only.by_domain["phone"]
+    assert fitted["own_threshold"] > with_cutouts.by_domain["phone"]["own_threshold"]
+    assert fitted["fitted_on"]["images"] == int((phone & ~cut).sum())
+    assert photos_only.report["phone"]["n"] == int((phone & ~cut).sum())
+    assert photos_only.report["phone cut-outs"]["n"] == int(cut.sum())
+    assert photos_only.report["overall"]["n"] == len(records) - int(cut.sum())
+    # The temperature is still fitted on every val image.
+    assert photos_only.temperature == with_cutouts.temperature
+
+
+def test_too_few_malignant_patients_refer_every_malignant_val_photo():
+    """n malignant patients, all caught, bound sensitivity at 0.05 ** (1/n) (0.936 for 45):
+    the rule then refers everything val shows as malignant and records the bound it reached."""
+    records, raw = val_split()
+    small = [i for i, r in enumerate(records) if r.domain == "phone"][:90]
+    chosen = [records[i] for i in small]
+    calibration = calibrate_on_val(chosen, raw[small], 0.95)
+    fitted = calibration.by_domain["phone"]
+    malignant = sum(r.label in ("mel", "bcc") for r in chosen)
+    assert fitted["fitted_on"]["malignant_groups"] == malignant < 59  # 0.05 ** (1/59) > 0.95
+    assert fitted["sensitivity_lower_bound_95"] < 0.95
+    assert fitted["sensitivity_at_own_threshold"] == 1.0

@@ -89,10 +89,11 @@ def reversed_answer_effects(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     card = args.card
-    raw, records, _ = split_predictions(args.run, args.model, args.split, card)
+    outputs = split_predictions(args.run, args.model, args.split, card)
+    records = outputs.records
     rows = reversed_answer_effects(
         card,
-        raw,
+        outputs.raw,
         label_indices(records),
         np.array([r.domain for r in records]),
         dataset_answers(records),

@@ -4,11 +4,11 @@
     python -m train.evaluate runs/B --split val --out eval/B
     python -m train.compare eval/A eval/B [--out comparison.json]
 
-For overall and each domain: both models' balanced accuracy and malignant sensitivity /
-specificity (each at its own triage threshold), and B - A with a 95% interval from resampling
-whole lesions / patients, the same draws for both models (a paired bootstrap). A lead whose
-interval holds 0 is within what one split's noise gives; we replace the shipped model only
-when the interval is above 0 on val (README, the candidates' table).
+For overall, each domain and the cut-outs apart: both models' malignant specificity and
+sensitivity (each at its own triage threshold), malignant AUC and balanced accuracy, and B - A
+with a 95% interval from resampling whole lesions / patients, the same draws for both models (a
+paired bootstrap). A lead whose interval holds 0 is within what one split's noise gives; which
+lead ships a model is docs/judging.md's rule.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ from contract.metrics import domain_scopes
 from contract.triage import TriageThresholds
 from train.evaluation.prediction_table import PREDICTIONS_CSV, PredictionTable, read_predictions
 
-METRICS = ("balanced_accuracy", "malignant_sensitivity", "malignant_specificity")
+METRICS = (
+    "malignant_specificity",
+    "malignant_auc",
+    "malignant_sensitivity",
+    "balanced_accuracy",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,10 +58,10 @@ def compare(
     threshold_b: np.ndarray,
     resamples: int,
 ) -> dict[str, dict]:
-    """Per scope (overall, then each domain): A's and B's metrics and B - A with its interval;
-    each model triages each image at its own threshold for the image's domain."""
+    """Per scope (overall, each domain, cut-outs apart): A's and B's metrics and B - A with its
+    interval; each model triages each image at its own threshold for the image's domain."""
     result = {}
-    for scope, mask in domain_scopes(a.domains).items():
+    for scope, mask in domain_scopes(a.domains, a.cutouts | b.cutouts).items():
         result[scope] = {"n": int(mask.sum())} | paired_difference_intervals(
             a.labels[mask],
             a.groups[mask],
@@ -88,11 +93,11 @@ def markdown(result: dict[str, dict], name_a: str, name_b: str) -> str:
     lines = [
         f"A = `{name_a}`, B = `{name_b}`. Each cell: A -> B, then B - A with, in brackets, its "
         "95% interval from resampling whole lesions / patients (paired); last column: share of "
-        "resamples where B is ahead in balanced accuracy.",
+        "resamples where B is ahead in specificity.",
         "",
         "| scope | images | "
         + " | ".join(m.replace("_", " ") for m in METRICS)
-        + " | B ahead (bal. acc.) |",
+        + " | B ahead (specificity) |",
         "|---|---:|" + "---:|" * (len(METRICS) + 1),
     ]
     for scope, row in result.items():
@@ -101,7 +106,7 @@ def markdown(result: dict[str, dict], name_a: str, name_b: str) -> str:
             f"({row[m]['interval'][0]:+.4f} to {row[m]['interval'][1]:+.4f})"
             for m in METRICS
         ]
-        ahead = row["balanced_accuracy"]["b_ahead"]
+        ahead = row["malignant_specificity"]["b_ahead"]
         lines.append(f"| {scope} | {row['n']} | " + " | ".join(cells) + f" | {ahead:.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -114,6 +114,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    from contract.lesion_gate import is_cutout
     from contract.records import decode_records
     from train.evaluation.predict import predict_keras
 
@@ -137,7 +138,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
         chosen[domain] = {"strength": strength, "val_balanced_accuracy_by_strength": scores}
         print(f"{domain}: val balanced accuracy by strength {scores}; chose {strength}")
     target = card["triage"]["target_sensitivity"]
-    calibration = calibrate_on_val(val, raw, target, answer_ratios(models, val))
+    calibration = calibrate_on_val(val, raw, target, answer_ratios(models, val), is_cutout(pixels))
     card["answers"] = {
         "questions": [q.as_json() for q in QUESTIONS],
         "models": {d: m.as_json() for d, m in models.items()},

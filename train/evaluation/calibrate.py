@@ -19,8 +19,11 @@ from contract.triage import TriageThresholds
 THRESHOLD_RULE = (
     "per domain, the largest threshold on calibrated P(malignant) whose malignant sensitivity "
     "on val stays at the target in 95% of the draws of whole lesions / patients (a one-sided "
-    "lower bound); a photo of a stated domain gets its domain's own threshold (by_domain), "
-    "any other photo the card's threshold, the lowest of these, which holds in every domain"
+    "lower bound), fitted on the photos people send (cut-outs left out); when no threshold "
+    "reaches that bound (too few malignant lesions or patients), the lowest malignant score on "
+    "val, so that every malignant val photo is referred; a photo of a stated domain gets its "
+    "domain's own threshold (by_domain), any other photo the card's threshold, the lowest of "
+    "these, which holds in every domain"
 )
 
 
@@ -71,35 +74,50 @@ def calibrate_on_val(
     raw_val: np.ndarray,
     target_sensitivity: float,
     log_ratios: np.ndarray | None = None,
+    cutouts: np.ndarray | None = None,
 ) -> ValCalibration:
-    """Fit the temperature, then each domain's threshold whose sensitivity holds with confidence
-    (`THRESHOLD_RULE`); with the answers' log ratios, for photo plus answers."""
+    """Fit the temperature on every val image, then each domain's threshold whose sensitivity
+    holds with confidence on the photos people send (`THRESHOLD_RULE`; `cutouts` marks the
+    background-removed images, `contract.lesion_gate.is_cutout`); with the answers' log ratios,
+    for photo plus answers."""
     y_val = label_indices(val_records)
     domains = np.array([r.domain for r in val_records])
     groups = np.array([r.group for r in val_records])
     temperature = fit_temperature(y_val, raw_val, log_ratios)
     probs = calibrate(raw_val, temperature, log_ratios)
+    scopes = metrics.domain_scopes(domains, cutouts)
+    fitted = {d: scopes[d] for d in sorted(set(domains.tolist())) if d in scopes}
     confident = {
-        d: confident_threshold(
-            y_val[domains == d], probs[domains == d], groups[domains == d], target_sensitivity
-        )
-        for d in sorted(set(domains.tolist()))
+        d: confident_threshold(y_val[m], probs[m], groups[m], target_sensitivity)
+        for d, m in fitted.items()
     }
     threshold = min(t for t, _ in confident.values())
     own = TriageThresholds(threshold, {d: t for d, (t, _) in confident.items()})
-    report = metrics.report_by_domain(y_val, probs, domains, own.for_images(domains))
+    report = metrics.report_by_domain(y_val, probs, domains, own.for_images(domains), cutouts)
     by_domain = {
         d: {
             "own_threshold": t,
             "sensitivity_lower_bound_95": bound,
             "sensitivity_at_own_threshold": report[d]["malignant"]["sensitivity"],
             "referrals_per_malignant_found": referrals_per_malignant_found(
-                y_val[domains == d], probs[domains == d], t
+                y_val[fitted[d]], probs[fitted[d]], t
             ),
+            "fitted_on": fitted_on(y_val[fitted[d]], groups[fitted[d]]),
         }
         for d, (t, bound) in confident.items()
     }
     return ValCalibration(temperature, threshold, report, by_domain)
+
+
+def fitted_on(y: np.ndarray, groups: np.ndarray) -> dict:
+    """What a threshold stands on: its images, and the malignant lesions or patients that are
+    the trials of its bound (n of them all caught bound it at 0.05 ** (1 / n) at best)."""
+    malignant = metrics.is_malignant(y)
+    return {
+        "images": int(len(y)),
+        "malignant_images": int(malignant.sum()),
+        "malignant_groups": int(len(np.unique(groups[malignant]))),
+    }
 
 
 def referrals_per_malignant_found(y: np.ndarray, probs: np.ndarray, threshold: float) -> float:

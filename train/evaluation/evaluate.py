@@ -21,6 +21,7 @@ import numpy as np
 from contract import metrics
 from contract.bootstrap import grouped_bootstrap_intervals
 from contract.interpreter import predict_tflite
+from contract.lesion_gate import is_cutout
 from contract.model_file import model_card, read_model_file
 from contract.records import Record, Skipped, decode_records, label_indices
 from contract.run_folder import (
@@ -44,6 +45,7 @@ class Evaluated:
 
     name: str
     records: list[Record]
+    cutouts: np.ndarray  # background-removed images, reported apart
     raw: np.ndarray  # the model's outputs
     probs: np.ndarray  # calibrated (with the answers, if asked)
     report: dict
@@ -69,22 +71,31 @@ def image_folder(path: Path) -> str:
     )
 
 
-def split_predictions(
-    run: Path, model: Path | None, split: str, card: dict
-) -> tuple[np.ndarray, list[Record], str]:
-    """Raw probabilities of `model` (a .tflite) or the run's Keras model on one split, the
-    records they belong to (unreadable images skipped with a warning), and a short name."""
+@dataclass(frozen=True)
+class SplitPredictions:
+    """A model's raw outputs on one split, with what each image is."""
+
+    raw: np.ndarray
+    records: list[Record]  # unreadable images skipped with a warning
+    cutouts: np.ndarray  # background-removed images (`contract.lesion_gate.is_cutout`)
+    name: str  # the model file's stem, or "keras"
+
+
+def split_predictions(run: Path, model: Path | None, split: str, card: dict) -> SplitPredictions:
+    """Raw probabilities of `model` (a .tflite) or the run's Keras model on one split."""
     skipped = Skipped()
     pixels, records = decode_records(
         read_split(run / SPLIT_CSV)[split], card["input"]["height"], skipped
     )
     skipped.warn()
+    cutouts = is_cutout(pixels)
     if model is not None:
-        return predict_tflite(model, pixels), records, model.stem
+        return SplitPredictions(predict_tflite(model, pixels), records, cutouts, model.stem)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    return predict_keras(keras.models.load_model(run / MODEL_KERAS), pixels), records, "keras"
+    raw = predict_keras(keras.models.load_model(run / MODEL_KERAS), pixels)
+    return SplitPredictions(raw, records, cutouts, "keras")
 
 
 def evaluate(
@@ -97,7 +108,8 @@ def evaluate(
     """Score a model on a split; `answers` names the questions whose recorded answers are used
     (None: photo only)."""
     card = card_of(run, model)
-    raw, records, name = split_predictions(run, model, split, card)
+    outputs = split_predictions(run, model, split, card)
+    raw, records, name = outputs.raw, outputs.records, outputs.name
     y = label_indices(records)
     domains = np.array([r.domain for r in records])
     groups = np.array([r.group for r in records])
@@ -112,7 +124,7 @@ def evaluate(
     per_image = thresholds.for_images(domains)
     probs = calibrate(raw, temperature, ratios)
     uncalibrated = raw if ratios is None else calibrate(raw, 1.0, ratios)
-    scopes = metrics.domain_scopes(domains)
+    scopes = metrics.domain_scopes(domains, outputs.cutouts)
     if by_folder:
         folders = np.array([image_folder(r.path) for r in records])
         scopes.update({f"folder {f}": folders == f for f in sorted(set(folders.tolist()))})
@@ -125,7 +137,9 @@ def evaluate(
         report[scope]["ci95"] = grouped_bootstrap_intervals(
             y[mask], probs[mask], groups[mask], per_image[mask]
         )
-    return Evaluated(name, records, raw, probs, report, scopes, temperature, thresholds)
+    return Evaluated(
+        name, records, outputs.cutouts, raw, probs, report, scopes, temperature, thresholds
+    )
 
 
 def write_evaluation(
@@ -148,7 +162,7 @@ def write_evaluation(
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(metrics_markdown(summary), encoding="utf-8")
-    write_predictions(out / PREDICTIONS_CSV, result.records, result.probs)
+    write_predictions(out / PREDICTIONS_CSV, result.records, result.probs, result.cutouts)
 
     from train.evaluation.plots import plot_confusion, plot_reliability, plot_roc
 

@@ -18,6 +18,7 @@ from contract.taxonomy import LABELS
 
 PREDICTIONS_CSV = "predictions.csv"
 _KEYS = ("path", "group", "domain", "label")
+_CUTOUT = "cutout"  # 1: background removed, reported apart (tables before 2026-12-06 lack it)
 _PROBABILITIES = tuple(f"p_{label}" for label in LABELS)
 
 
@@ -28,15 +29,18 @@ class PredictionTable:
     domains: np.ndarray
     labels: np.ndarray  # class indices into LABELS
     probs: np.ndarray  # calibrated, as evaluated (with the answers when --answers was given)
+    cutouts: np.ndarray  # background-removed images
 
 
-def write_predictions(path: Path, records: Sequence[Record], probs: np.ndarray) -> None:
+def write_predictions(
+    path: Path, records: Sequence[Record], probs: np.ndarray, cutouts: np.ndarray
+) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(_KEYS + _PROBABILITIES)
-        for record, row in zip(records, probs, strict=True):
+        writer.writerow((*_KEYS, _CUTOUT, *_PROBABILITIES))
+        for record, row, cut in zip(records, probs, cutouts, strict=True):
             keys = (record.path, record.group, record.domain, record.label)
-            writer.writerow([*keys, *(f"{p:.6f}" for p in row)])
+            writer.writerow([*keys, int(cut), *(f"{p:.6f}" for p in row)])
 
 
 def read_predictions(path: Path) -> PredictionTable:
@@ -59,4 +63,5 @@ def read_predictions(path: Path) -> PredictionTable:
         domains=np.array([r["domain"] for r in rows]),
         labels=np.array([LABELS.index(r["label"]) for r in rows]),
         probs=probs,
+        cutouts=np.array([r.get(_CUTOUT) == "1" for r in rows]),
     )

@@ -30,14 +30,16 @@ def recalibrate(run: Path, model: Path) -> dict:
         raise RecalibrationError(
             f"{model} carries another model's card than {run} (differs in {differing})"
         )
-    raw, val, _ = split_predictions(run, model, "val", card)
+    outputs = split_predictions(run, model, "val", card)
+    raw, val, cutouts = outputs.raw, outputs.records, outputs.cutouts
     target = card["triage"]["target_sensitivity"]
     fitted_on = f"val, outputs of {model.name}"
-    photo = calibrate_on_val(val, raw, target)
+    photo = calibrate_on_val(val, raw, target, cutouts=cutouts)
     _record(card, photo, target, fitted_on)
     if "answers" in card:
         ratios = answer_ratios(models_from_card(card), val)
-        _record(card["answers"], calibrate_on_val(val, raw, target, ratios), target, fitted_on)
+        answers = calibrate_on_val(val, raw, target, ratios, cutouts)
+        _record(card["answers"], answers, target, fitted_on)
     write_model_card(run, card)
     return card
 

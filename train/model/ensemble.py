@@ -77,6 +77,7 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     import keras
 
     from contract import metrics
+    from contract.lesion_gate import is_cutout
     from contract.records import decode_records
     from train.evaluation.calibrate import calibrate_on_val
     from train.evaluation.predict import predict_keras
@@ -88,7 +89,8 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     x_val, val_records = decode_records(read_split(runs[0] / SPLIT_CSV)["val"], size, skipped)
     skipped.warn()
     target = cards[0]["triage"]["target_sensitivity"]
-    calibration = calibrate_on_val(val_records, predict_keras(model, x_val), target)
+    raw_val = predict_keras(model, x_val)
+    calibration = calibrate_on_val(val_records, raw_val, target, cutouts=is_cutout(x_val))
 
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_KERAS)
