@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +33,8 @@ sys.meta_path.insert(0, _NoTensorFlow())
 """
 
 
-def run_backend(
-    code: str, backend: str, host_devices: int = 1, block_tensorflow: bool = False
-) -> str:
-    """Run `code` in a fresh Python on `backend`; its stdout. Fails with its stderr's tail."""
+def backend_env(backend: str, host_devices: int = 1) -> dict[str, str]:
+    """The environment of a fresh Python on `backend` with `host_devices` CPU devices."""
     env = {
         **os.environ,
         "KERAS_BACKEND": backend,
@@ -43,11 +43,18 @@ def run_backend(
     }
     if host_devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={host_devices}"
+    return env
+
+
+def run_backend(
+    code: str, backend: str, host_devices: int = 1, block_tensorflow: bool = False
+) -> str:
+    """Run `code` in a fresh Python on `backend`; its stdout. Fails with its stderr's tail."""
     prelude = BLOCK_TENSORFLOW if block_tensorflow else ""
     result = subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)],
         cwd=ROOT,
-        env=env,
+        env=backend_env(backend, host_devices),
         capture_output=True,
         text=True,
         timeout=900,
@@ -173,45 +180,51 @@ def test_the_same_weights_give_the_same_outputs_on_tensorflow_and_jax(tmp_path: 
         np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected, atol=1e-5)
 
 
+# Two steps of AdamW on 16 images (augmented, dropout, batch norm, loss weights) from a fixed
+# start, on `placement(devices)`: (devices, the weights after, their predictions).
+TWO_STEPS = """
+import jax, keras, numpy as np
+from train.data.pipeline import TrainingBatches, one_hot
+from train.evaluation.predict import predict_keras
+from train.model.backbones import get_spec
+from train.model.devices import placement
+from train.model.network import build_classifier, training_model
+
+rng = np.random.default_rng(0)
+pixels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+labels = rng.integers(0, 7, 16)
+weights = rng.uniform(0.5, 2.0, 16).astype(np.float32)
+
+def train(devices):
+    keras.utils.set_random_seed(0)
+    where = placement(devices)
+    with where.scope():
+        model = build_classifier(get_spec("tiny_cnn"), 32, 0.2)
+        trainer = training_model(model, True, 0)
+        trainer.compile(optimizer=keras.optimizers.AdamW(1e-2),
+                        loss=keras.losses.CategoricalCrossentropy(),
+                        weighted_metrics=["accuracy"])
+        data = TrainingBatches(pixels, one_hot(labels), weights, 8, True, 0,
+                               multiple_of=where.replicas, part=where.part)
+        trainer.fit(data, epochs=1, verbose=0)
+        return where.replicas, model.get_weights(), predict_keras(model, pixels)
+"""
+
+
 @pytest.mark.slow
 def test_a_data_parallel_step_on_two_jax_devices_equals_one_device():
-    """Same global batch (augmented, dropout, batch norm, loss weights), same start: two steps
-    of AdamW give the same weights on two (host) devices as on one."""
+    """Same global batch, same start: two steps give the same weights on two (host) devices as
+    on one."""
     out = run_backend(
-        """
-        import jax, keras, numpy as np
-        from train.data.pipeline import TrainingBatches, one_hot
-        from train.evaluation.predict import predict_keras
-        from train.model.backbones import get_spec
-        from train.model.devices import placement
-        from train.model.network import build_classifier, training_model
-
-        assert len(jax.devices()) == 2, jax.devices()
-        rng = np.random.default_rng(0)
-        pixels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
-        labels = rng.integers(0, 7, 16)
-        weights = rng.uniform(0.5, 2.0, 16).astype(np.float32)
-
-        def train(devices):
-            keras.utils.set_random_seed(0)
-            where = placement(devices)
-            with where.scope():
-                model = build_classifier(get_spec("tiny_cnn"), 32, 0.2)
-                trainer = training_model(model, True, 0)
-                trainer.compile(optimizer=keras.optimizers.AdamW(1e-2),
-                                loss=keras.losses.CategoricalCrossentropy(),
-                                weighted_metrics=["accuracy"])
-                data = TrainingBatches(pixels, one_hot(labels), weights, 8, True, 0,
-                                        multiple_of=where.replicas)
-                trainer.fit(data, epochs=1, verbose=0)
-                return where.replicas, model.get_weights(), predict_keras(model, pixels)
-
-        (n1, one, p1), (n2, two, p2) = train(1), train(0)
-        start = build_classifier(get_spec("tiny_cnn"), 32, 0.2).get_weights()
-        moved = max(float(np.abs(a - b).max()) for a, b in zip(one, start))
-        diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
-        print(n1, n2, moved, diff, float(np.abs(p1 - p2).max()))
-        """,
+        TWO_STEPS
+        + """
+assert len(jax.devices()) == 2, jax.devices()
+(n1, one, p1), (n2, two, p2) = train(1), train(0)
+start = build_classifier(get_spec("tiny_cnn"), 32, 0.2).get_weights()
+moved = max(float(np.abs(a - b).max()) for a, b in zip(one, start))
+diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
+print(n1, n2, moved, diff, float(np.abs(p1 - p2).max()))
+""",
         "jax",
         host_devices=2,
     )
@@ -219,6 +232,109 @@ def test_a_data_parallel_step_on_two_jax_devices_equals_one_device():
     assert (int(n1), int(n2)) == (1, 2)
     assert float(moved) > 1e-3  # the steps changed the weights ...
     assert float(diff) < 1e-4 and float(probs) < 1e-4  # ... alike on one and on two devices
+
+
+def test_the_cluster_comes_from_the_flags_else_keras_variables_else_one_process():
+    from train.model.devices import (
+        ENV_COORDINATOR,
+        ENV_PROCESS_ID,
+        ENV_PROCESSES,
+        Cluster,
+        DeviceError,
+        cluster,
+        join,
+    )
+
+    env = {ENV_COORDINATOR: "10.0.0.1:1234", ENV_PROCESSES: "2", ENV_PROCESS_ID: "1"}
+    assert cluster(environ={}) == Cluster(None, 1, 0)
+    assert cluster(environ=env) == Cluster("10.0.0.1:1234", 2, 1)
+    assert cluster("h:1", 4, 3, environ=env) == Cluster("h:1", 4, 3)
+    refused = [
+        ((None, 2, 0), "--coordinator HOST:PORT"),
+        (("h:1", 2, 2), "0 to 1"),
+        (("h:1", 0, 0), "at least 1"),
+    ]
+    for flags, message in refused:
+        with pytest.raises(DeviceError, match=message):
+            cluster(*flags, environ={})
+    with pytest.raises(DeviceError, match="must be integers"):
+        cluster(environ={ENV_PROCESSES: "two"})
+    join(Cluster())  # one process: nothing to join
+    with pytest.raises(DeviceError, match="need the jax backend"):  # this process: TensorFlow
+        join(Cluster("127.0.0.1:1", 2, 0))
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_together(codes: list[str], backend: str, logs: Path, timeout: float = 600) -> None:
+    """Run each code in its own fresh Python on `backend`, all at once (processes that wait for
+    one another). Fails, killing the others, as soon as one fails or when `timeout` is up."""
+    logs.mkdir(parents=True, exist_ok=True)
+    running = []
+    try:
+        for i, code in enumerate(codes):
+            with open(logs / f"process{i}.log", "w") as log:
+                command = [sys.executable, "-c", textwrap.dedent(code)]
+                running.append(
+                    subprocess.Popen(
+                        command, cwd=ROOT, env=backend_env(backend), stdout=log, stderr=log
+                    )
+                )
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in running) and time.monotonic() < deadline:
+            failed = [i for i, p in enumerate(running) if p.returncode not in (None, 0)]
+            if failed:
+                break
+            time.sleep(0.5)
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    for i, process in enumerate(running):
+        tail = (logs / f"process{i}.log").read_text()[-4000:]
+        assert process.returncode == 0, f"process {i} failed ({process.returncode}):\n{tail}"
+
+
+@pytest.mark.slow
+def test_a_data_parallel_step_over_two_jax_processes_equals_one_device(tmp_path: Path):
+    """Several hosts, as two processes on loopback (one CPU device each, gloo between them,
+    joined by `train.model.devices.join`): each feeds its half of every batch, and the two
+    steps give the weights and predictions of one device."""
+    port = free_port()
+    workers = [
+        TWO_STEPS
+        + f"""
+from train.model.devices import Cluster, join
+join(Cluster("127.0.0.1:{port}", 2, {i}))
+n, after, probs = train(0)
+np.savez({str(tmp_path / f"process{i}.npz")!r}, n=n, probs=probs, *after)
+"""
+        for i in range(2)
+    ]
+    run_together(workers, "jax", tmp_path / "logs")
+    run_backend(
+        TWO_STEPS
+        + f"""
+n, after, probs = train(1)
+np.savez({str(tmp_path / "one.npz")!r}, n=n, probs=probs, *after)
+""",
+        "jax",
+    )
+    one = np.load(tmp_path / "one.npz")
+    weights = sorted(k for k in one.files if k.startswith("arr_"))
+    for i in range(2):
+        two = np.load(tmp_path / f"process{i}.npz")
+        assert (int(one["n"]), int(two["n"])) == (1, 2)
+        assert sorted(k for k in two.files if k.startswith("arr_")) == weights
+        diff = max(float(np.abs(one[k] - two[k]).max()) for k in weights)
+        assert diff < 1e-4, f"process {i}: weights differ by {diff}"
+        np.testing.assert_allclose(two["probs"], one["probs"], atol=1e-4)
 
 
 @pytest.mark.slow

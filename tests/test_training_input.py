@@ -101,3 +101,32 @@ def test_data_parallel_batches_share_evenly(imbalanced):
         )
         sizes = [len(x) for x, _, _ in epoch(dataset)]
         assert sizes == [16] * 6 + ([last] if last else [])
+
+
+@pytest.mark.parametrize("resample", [False, True])
+def test_processes_feed_their_slices_of_the_whole_batch(imbalanced, resample):
+    """Several hosts (`part`): each process's batch is its slice of the one-process batch, JPEG
+    recompression and weights included, so together they train on what one process would."""
+    pixels, labels, weights = imbalanced
+    pixels = np.random.default_rng(2).integers(0, 256, (len(labels), 16, 16, 3), np.uint8)
+
+    def batches(part):
+        dataset = TrainingBatches(
+            pixels, one_hot(labels), weights, 16, True, 7, resample, 4, part=part
+        )
+        return epoch(dataset)
+
+    whole = batches((0, 1))
+    parts = [batches((i, 2)) for i in range(2)]
+    assert [len(x) for x, _, _ in whole] == [16] * 6 + [4]
+    for got, expected in zip(zip(*parts, strict=True), whole, strict=True):
+        for first, second, full in zip(*got, expected, strict=True):
+            assert len(first) == len(second) == len(full) // 2
+            np.testing.assert_array_equal(np.concatenate([first, second]), full)
+
+
+def test_a_batch_that_does_not_split_between_the_processes_is_refused(imbalanced):
+    pixels, labels, weights = imbalanced
+    dataset = TrainingBatches(pixels, one_hot(labels), weights, 15, False, 0, part=(0, 2))
+    with pytest.raises(ValueError, match="does not split between 2"):
+        dataset[0]

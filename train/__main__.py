@@ -17,10 +17,11 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from contract.run_folder import SPLIT_CSV
-from train.cli import comma_paths
+from train.cli import add_cluster_arguments, comma_paths, parse_cluster
 from train.data.datasets import DatasetError
 from train.data.packed import PackedError
 from train.data.split import SplitError
+from train.model.devices import DeviceError, join
 from train.model.distill import TeacherError
 from train.model.hparams import BALANCING, HParams, validate
 from train.model.training import HPARAMS_JSON, TrainingError, create, start_run, train
@@ -144,11 +145,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         default=0,
         metavar="N",
         help="data parallel: split each batch over N devices of the Keras backend (0: every "
-        "one it sees); the backend is KERAS_BACKEND's",
+        "one it sees; with several processes, each's); the backend is KERAS_BACKEND's",
     )
+    add_cluster_arguments(parser)
     args = parser.parse_args(argv)
     if args.devices < 0:
         parser.error("--devices must be at least 0")
+    args.cluster = parse_cluster(parser, args)
     if args.packed is not None:
         if args.data or args.split_from is not None or args.split_only or args.keep_split:
             parser.error(
@@ -219,6 +222,8 @@ def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
 def main(argv: list[str] | None = None) -> int:
     args, hp = parse_args(argv)
     try:
+        if not args.split_only:
+            join(args.cluster)
         if args.resume:
             create(args.out, hp, resume=True, packed=args.packed, devices=args.devices)
             return 0
@@ -231,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out / SPLIT_CSV}: {sizes}")
             return 0
         train(args.out, hp, devices=args.devices)
-    except (DatasetError, SplitError, TrainingError, TeacherError, PackedError) as error:
+    except (
+        DatasetError, SplitError, TrainingError, TeacherError, PackedError, DeviceError
+    ) as error:
         print(f"python -m train: error: {error}", file=sys.stderr)
         return 2
     return done(args.out)

@@ -13,9 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from train.cli import add_cluster_arguments, parse_cluster
 from train.data.datasets import DatasetError
 from train.data.packed import PackedError
 from train.data.split import SplitError
+from train.model.devices import DeviceError, join
 from train.model.distill import TeacherError
 from train.model.ensemble import EnsembleError
 from train.model.recipe import RecipeError, load_recipe, run_recipe
@@ -43,9 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=0,
         metavar="N",
-        help="data parallel over N devices of the Keras backend (0: all it sees)",
+        help="data parallel over N devices of the Keras backend (0: all it sees; with several "
+        "processes, each's)",
     )
+    add_cluster_arguments(parser)
     args = parser.parse_args(argv)
+    args.cluster = parse_cluster(parser, args)
     if args.packed is not None and not args.packed.is_file():
         parser.error(f"--packed {args.packed}: no such file")
     try:
@@ -58,10 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        join(args.cluster)
         card = run_recipe(args.parsed, args.out, args.resume, args.packed, args.devices)
     except (
         RecipeError, DatasetError, SplitError, TrainingError, TeacherError, EnsembleError,
-        PackedError,
+        PackedError, DeviceError,
     ) as error:
         print(f"python -m train.recipe: error: {error}", file=sys.stderr)
         return 2

@@ -45,6 +45,10 @@ class TrainingBatches(keras.utils.PyDataset):
     run sets it to the epoch it resumes at. With `multiple_of` n, the last, partial batch of an
     epoch is cut to a multiple of n (a data-parallel step needs a batch its devices can share).
 
+    With `part` (process, processes), several processes (hosts, `train.model.devices.join`)
+    share each batch: this one yields only its slice, the same images, qualities and weights
+    that slice holds in the whole batch. Every batch must then split evenly between them.
+
     Images are JPEG-recompressed if `augmented`. `targets` holds one probability row per image:
     the one-hot label, or a mix of label and teacher (train.model.distill).
 
@@ -66,6 +70,7 @@ class TrainingBatches(keras.utils.PyDataset):
         resample: bool = False,
         multiple_of: int = 1,
         workers: int = 2,
+        part: tuple[int, int] = (0, 1),
     ):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.pixels = pixels
@@ -76,6 +81,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.seed = seed
         self.resample = resample
         self.multiple_of = multiple_of
+        self.part = part
         # The last batch holds n % batch_size images; cut to a multiple of `multiple_of`.
         self.usable = len(targets) - len(targets) % batch_size % multiple_of
         self.batches = -(-self.usable // batch_size)
@@ -101,10 +107,15 @@ class TrainingBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        qualities = rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1], len(rows), endpoint=True)
+        process, processes = self.part
+        if len(rows) % processes:
+            raise ValueError(f"a batch of {len(rows)} does not split between {processes}")
+        mine = np.array_split(np.arange(len(rows)), processes)[process]
+        rows, qualities = rows[mine], qualities[mine]
         images = self.pixels[rows]
         if self.augmented:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            qualities = rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1], len(rows), endpoint=True)
             images = np.stack([recompress(im, q) for im, q in zip(images, qualities, strict=True)])
         weights = np.ones(len(rows), np.float32) if self.resample else self.weights[rows]
         return images, self.targets[rows], weights

@@ -156,6 +156,7 @@ def train(
     import numpy as np
 
     from contract import metrics
+    from contract.lesion_gate import is_cutout
     from contract.records import label_indices
     from contract.run_folder import write_model_card
     from train.data.pipeline import TrainingBatches, balancing_weights, one_hot
@@ -178,6 +179,11 @@ def train(
         where = placement(devices)
     except DeviceError as error:
         raise TrainingError(str(error)) from None
+    if where.processes > 1 and hp.batch_size % where.replicas:
+        raise TrainingError(
+            f"--batch-size {hp.batch_size} does not split over the {where.replicas} devices of "
+            f"the {where.processes} processes; give a multiple of {where.replicas}"
+        )
     x_train, train_records, x_val, val_records = decode_train_val(
         run_dir, splits, size, skipped, packed
     )
@@ -200,7 +206,8 @@ def train(
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
     resample = hp.balance == "sampling"
     train_ds = TrainingBatches(
-        x_train, targets, w_train, hp.batch_size, hp.augment, hp.seed, resample, where.replicas
+        x_train, targets, w_train, hp.batch_size, hp.augment, hp.seed, resample, where.replicas,
+        part=where.part
     )
     print(f"train {len(y_train)} images, val {len(y_val)} images", flush=True)
     print(f"training on the {where.describe()}", flush=True)
@@ -210,7 +217,9 @@ def train(
         model, state = _fit(run_dir, hp, spec, size, resume, train_ds, x_val, y_val, loss)
         model.save(run_dir / "model.keras")
         val_probs = predict_keras(model, x_val)
-    calibration = calibrate_on_val(val_records, val_probs, hp.target_sensitivity)
+    calibration = calibrate_on_val(
+        val_records, val_probs, hp.target_sensitivity, cutouts=is_cutout(x_val)
+    )
     images_seen = len(y_train) * state["epoch"]
     card = build_model_card(
         backbone=spec.name,
