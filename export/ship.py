@@ -8,8 +8,9 @@ small phones) ships as a subfolder of the export folder, written there by
 its own accuracy gate too.
 
 `python -m export` writes into a new folder and records its accuracy gate in verification.json;
-`python -m export.lesion_gate`, `python -m export.bench` and `python -m train.evaluate` add their
-files beside it. Shipping copies that folder next to models/ and swaps the two by renaming, so
+`python -m export.lesion_gate`, `python -m export.bench`, `python -m export.arm` and
+`python -m train.evaluate` add their files beside it (an ARM report must describe the files it
+ships with). Shipping copies that folder next to models/ and swaps the two by renaming, so
 the demo server and the phone apps never see half an old and half a new model: the folder is
 the old one or the new one (absent only for the instant between two renames). The replaced
 contents are deleted once the swap succeeded.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from contract.model_file import ModelFileError, model_card, read_gate_info, read_model_file
 from contract.segmentation import read_segmenter_info
+from export.arm_report import stale_entries
 
 SHIPPED_MODELS = Path("models")  # what the demo server and the apps load; only ship() writes it
 VERIFICATION_JSON = "verification.json"
@@ -70,6 +72,11 @@ def check_export(folder: Path) -> list[Path]:
             read_segmenter_info(read_model_file(folder / SEGMENTER_FILE, "segmenter"))
     except ModelFileError as error:
         raise ShipError(str(error)) from None
+    stale = stale_entries(folder)
+    if stale:
+        raise ShipError(
+            f"{folder}: stale ARM report: {'; '.join(stale)}; rerun python -m export.arm"
+        )
     for companion in sorted(p.parent for p in folder.glob(f"*/{VERIFICATION_JSON}")):
         classifiers += check_export(companion)
     return classifiers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,14 +38,35 @@ def tiny_converter():
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def skip_unless_required(reason: str) -> None:
+    """Skip with the reason; fail instead where SKINLESION_REQUIRE_DATA=1 (CI)."""
+    if os.environ.get("SKINLESION_REQUIRE_DATA") == "1":
+        pytest.fail(reason + "; SKINLESION_REQUIRE_DATA=1 makes this an error")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    import os
-
     root = Path(os.environ.get("SKINLESION_DATA", SHARED_DATA))
     if not (root / "ham10000" / "HAM10000_metadata.csv").is_file():
-        reason = f"real images not found at {root} (set SKINLESION_DATA to their folder)"
-        if os.environ.get("SKINLESION_REQUIRE_DATA") == "1":
-            pytest.fail(reason + "; SKINLESION_REQUIRE_DATA=1 makes this an error")
-        pytest.skip(reason)
+        skip_unless_required(
+            f"real images not found at {root} (set SKINLESION_DATA to their folder)"
+        )
     return root
+
+
+# --------------------------------------------------------------------------------------------
+# The emulated aarch64 runtime (export.arm): built once by `python -m export.arm --setup`
+# (.ci/run does it). Without it the ARM tests skip with the reason, unless
+# SKINLESION_REQUIRE_DATA=1, which turns the skip into a failure as for the real images.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def arm_runtime():
+    from export.arm_runtime import RuntimeMissing, find_runtime
+
+    try:
+        return find_runtime()
+    except RuntimeMissing as error:
+        skip_unless_required(str(error))
