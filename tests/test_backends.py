@@ -338,6 +338,49 @@ np.savez({str(tmp_path / "one.npz")!r}, n=n, probs=probs, *after)
 
 
 @pytest.mark.slow
+@pytest.mark.data
+def test_python_m_train_over_two_processes_trains_what_one_host_does(
+    data_dir: Path, tmp_path: Path
+):
+    """The command of docs/backends.md on two processes (loopback): each writes its run folder,
+    the same model as the other's, and as one process's on two devices (the same batches)."""
+    data = f"{data_dir / 'ham10000'},{data_dir / 'pad_ufes20'}"
+    argv = ["--data", data, "--backbone", "tiny_cnn", "--epochs", "1", "--image-size", "48",
+            "--batch-size", "16", "--max-images-per-class", "8"]
+    several = ["--coordinator", f"127.0.0.1:{free_port()}", "--processes", "2"]
+    commands = [
+        [*argv, *several, "--process-id", str(i), "--out", str(tmp_path / f"p{i}")]
+        for i in range(2)
+    ]
+    run_together(
+        [f"import sys\nfrom train.__main__ import main\nsys.exit(main({c!r}))" for c in commands],
+        "jax",
+        tmp_path / "logs",
+    )
+    out = run_backend(
+        f"""
+        import keras, numpy as np
+        from train.__main__ import main
+        assert main({[*argv, "--out", str(tmp_path / "one")]!r}) == 0
+        models = [keras.models.load_model({str(tmp_path)!r} + f"/{{n}}/model.keras")
+                  for n in ("one", "p0", "p1")]
+        one, p0, p1 = (m.get_weights() for m in models)
+        print(max(float(np.abs(a - b).max()) for a, b in zip(one, p0)),
+              max(float(np.abs(a - b).max()) for a, b in zip(p0, p1)))
+        """,
+        "jax",
+        host_devices=2,
+    )
+    to_one, between = (float(x) for x in out.split()[-2:])
+    assert between == 0.0 and to_one < 1e-4
+    for i in range(2):
+        card = json.loads((tmp_path / f"p{i}" / "model_card.json").read_text())
+        assert card["training"]["devices"] == ["cpu:0", "cpu:2048"]
+    log = (tmp_path / "logs" / "process1.log").read_text()
+    assert "data parallel: cpu:0, cpu:2048 (2 processes, this is 1)" in log
+
+
+@pytest.mark.slow
 def test_tensorflow_data_parallel_trains_on_two_logical_devices():
     """The TensorFlow path (MirroredStrategy, as on several GPUs) on two logical CPU devices:
     the training model, its on-device augmentation and the PyDataset run there. Its batch
