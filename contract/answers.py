@@ -33,6 +33,9 @@ from contract.triage import TriageThresholds
 DOMAIN_FIELD = "domain"
 DEFAULT_DOMAIN = "phone"  # the server behaves like the phone client
 PHOTO_ONLY, PHOTO_AND_ANSWERS = "photo_only", "photo_and_answers"
+# The answers' triage section's switch: true, a photo-only referral stands whatever the answers
+# say (contract.screening.standing_thresholds); cards written before 2026-12-06 lack it (false).
+PHOTO_REFERRAL_STANDS = "photo_referral_stands"
 RULE = (
     "r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)) with z = x W + b over the model's "
     "classes (r_c = 0 for other labels and when nothing is answered); probabilities = "
@@ -155,6 +158,7 @@ class AnswerSpec:
     labels: tuple[str, ...]
     temperature: float
     triage: TriageThresholds  # photo plus answers has thresholds of its own
+    photo_referral_stands: bool = False  # answers may add a referral, never cancel the photo's
 
     @property
     def default_domain(self) -> str:
@@ -236,6 +240,9 @@ def answer_spec(card: Mapping[str, Any], labels: Sequence[str]) -> AnswerSpec | 
         if "malignant_threshold" not in section["triage"]:
             raise KeyError("triage.malignant_threshold")
         triage = TriageThresholds.from_card(section["triage"])
+        stands = section["triage"].get(PHOTO_REFERRAL_STANDS, False)
+        if not isinstance(stands, bool):
+            raise ValueError(f"triage.{PHOTO_REFERRAL_STANDS} must be true or false")
     except KeyError as exc:
         raise ValueError(f"answers: missing {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
@@ -244,7 +251,7 @@ def answer_spec(card: Mapping[str, Any], labels: Sequence[str]) -> AnswerSpec | 
         raise ValueError("answers: no models")
     if not temperature > 0:
         raise ValueError(f"answers: temperature must be positive, got {temperature}")
-    return AnswerSpec(questions, models, tuple(labels), temperature, triage)
+    return AnswerSpec(questions, models, tuple(labels), temperature, triage, stands)
 
 
 def _single(form: Mapping[str, Sequence[str]], name: str) -> str:

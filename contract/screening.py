@@ -57,6 +57,16 @@ def refer(p_malignant: np.ndarray | float, threshold: float | np.ndarray) -> np.
     return np.asarray(p_malignant) >= threshold
 
 
+def standing_thresholds(thresholds: np.ndarray, photo_refers: np.ndarray) -> np.ndarray:
+    """Each image's threshold on P(malignant | photo, answers) when the photo's own referral
+    stands: 0 (always referred) where the photo alone refers at its photo-only calibration.
+
+    Answers learnt from clinicians' records cost sensitivity on new patients (11 of 120
+    malignant phone lesions missed with answers against 5 photo only), so a card may say that
+    answers can add a referral but never cancel one (`AnswerSpec.photo_referral_stands`)."""
+    return np.where(photo_refers, 0.0, thresholds)
+
+
 @dataclass(frozen=True)
 class Screening:
     """The answer for one image, in the model's label order."""
@@ -70,6 +80,7 @@ class Screening:
     threshold: float
     source: str = PHOTO_ONLY  # which calibration: photo only, or photo plus answers
     threshold_domain: str | None = None  # whose own threshold; None: the one for any kind
+    referred_by_photo: bool = False  # referred only because the photo alone refers
 
 
 def screen(
@@ -81,22 +92,26 @@ def screen(
     unsure_below: float,
     log_ratios: np.ndarray | None = None,
     domain: str | None = None,
+    photo_refers: bool = False,
 ) -> Screening:
     """Calibrate one image's raw probabilities, then triage at the threshold for the stated kind
     of photo (`domain`, None: not stated); `unsure` when no class reaches `unsure_below`. With
-    log ratios, pass the answers' own temperature and thresholds."""
+    log ratios, pass the answers' own temperature and thresholds, and `photo_refers` when the
+    photo-only screening refers and the card says that referral stands (`standing_thresholds`)."""
     calibrated = calibrate(raw, temperature, log_ratios)
     p_malignant = float(malignant_probability(calibrated, labels, malignant))
     top = int(np.argmax(calibrated))
     threshold = thresholds.for_domain(domain)
+    referred = bool(refer(p_malignant, standing_thresholds(threshold, photo_refers)))
     return Screening(
         probabilities=tuple(float(p) for p in calibrated),
         top_index=top,
         p_malignant=p_malignant,
-        triage=REFER if refer(p_malignant, threshold) else WATCH,
+        triage=REFER if referred else WATCH,
         unsure=bool(calibrated[top] < unsure_below),
         temperature=temperature,
         threshold=threshold,
         source=PHOTO_ONLY if log_ratios is None else PHOTO_AND_ANSWERS,
         threshold_domain=thresholds.own_domain(domain),
+        referred_by_photo=referred and not refer(p_malignant, threshold),
     )

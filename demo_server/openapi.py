@@ -150,6 +150,12 @@ SCHEMAS: dict[str, Any] = {
                         "the request stated none (or the card has none for it), so the "
                         "threshold that holds for every kind was used.",
                     },
+                    "referred_by_photo": {
+                        "type": "boolean",
+                        "description": "True when the photo alone refers and the answers "
+                        "would not have: with answers, a photo's referral stands (the answers "
+                        "can add a referral, never cancel one).",
+                    },
                 }
             ),
             "unsure": {

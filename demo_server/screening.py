@@ -44,13 +44,18 @@ def screen(
 ) -> screening.Screening:
     """The contract's screening with the card's calibration: for photo plus answers when the
     answers' log ratios are given, photo only otherwise; at the threshold of the kind of photo
-    the request states (`domain`), or at the one for any kind when it states none."""
+    the request states (`domain`), or at the one for any kind when it states none. With answers,
+    a card may say the photo's own referral stands: the answers cannot cancel it."""
+    photo_refers = False
     if log_ratios is None:
         temperature, thresholds = meta.temperature, meta.triage
     elif meta.answers is None:
         raise ValueError("log ratios given for a model whose card has no answers section")
     else:
         temperature, thresholds = meta.answers.temperature, meta.answers.triage
+        if meta.answers.photo_referral_stands:
+            photo = screen(raw, meta, unsure_below, domain=domain)
+            photo_refers = photo.triage == screening.REFER
     return screening.screen(
         raw,
         meta.labels,
@@ -60,6 +65,7 @@ def screen(
         unsure_below,
         log_ratios,
         domain,
+        photo_refers,
     )
 
 
@@ -88,6 +94,7 @@ def screening_json(
             "message": TRIAGE_MESSAGES[result.triage],
             "threshold": result.threshold,
             "threshold_domain": result.threshold_domain,
+            "referred_by_photo": result.referred_by_photo,
         },
         "unsure": result.unsure,
         "unsure_below": unsure_below,

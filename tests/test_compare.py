@@ -10,6 +10,7 @@ import pytest
 
 from contract.records import Record
 from contract.taxonomy import LABELS
+from contract.triage import TriageThresholds
 from train.compare import main
 from train.evaluation.prediction_table import PREDICTIONS_CSV, read_predictions, write_predictions
 
@@ -28,12 +29,21 @@ def records(n: int) -> list[Record]:
     ]
 
 
+SHARED = TriageThresholds(0.3)  # one threshold for every image
+
+
 def cutouts(n: int) -> np.ndarray:
     """Half of the phone images (every sixth) are background-removed cut-outs."""
     return np.arange(n) % 6 == 0
 
 
-def evaluation(folder: Path, recs: list[Record], right: float, seed: int) -> Path:
+def evaluation(
+    folder: Path,
+    recs: list[Record],
+    right: float,
+    seed: int,
+    thresholds: TriageThresholds = SHARED,
+) -> Path:
     """An evaluation folder as train.evaluate writes it, right on about `right` of the images."""
     rng = np.random.default_rng(seed)
     y = np.array([LABELS.index(r.label) for r in recs])
@@ -41,8 +51,13 @@ def evaluation(folder: Path, recs: list[Record], right: float, seed: int) -> Pat
     probs = np.full((len(y), len(LABELS)), 0.05)
     probs[np.arange(len(y)), guess] = 0.7
     folder.mkdir(parents=True)
-    write_predictions(folder / PREDICTIONS_CSV, recs, probs, cutouts(len(recs)))
-    (folder / "metrics.json").write_text(json.dumps({"malignant_threshold": 0.3}))
+    per_image = thresholds.for_images([r.domain for r in recs])
+    write_predictions(folder / PREDICTIONS_CSV, recs, probs, cutouts(len(recs)), per_image)
+    summary = {
+        "malignant_threshold": thresholds.any_domain,
+        "malignant_threshold_by_domain": dict(thresholds.by_domain),
+    }
+    (folder / "metrics.json").write_text(json.dumps(summary))
     return folder
 
 
@@ -56,16 +71,23 @@ def test_predictions_table_round_trips(tmp_path: Path):
     assert table.probs.shape == (30, len(LABELS))
     assert np.allclose(table.probs.max(1), 0.7)
     assert np.array_equal(table.cutouts, cutouts(30))
+    assert table.thresholds.tolist() == [0.3] * 30
 
 
-def test_a_table_from_before_cutouts_were_marked_has_none(tmp_path: Path):
+def drop_columns(path: Path, names: tuple[str, ...]) -> None:
+    """The table as written before those columns existed."""
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    keep = [i for i, name in enumerate(rows[0]) if name not in names]
+    path.write_text("\n".join(",".join(r[i] for i in keep) for r in rows) + "\n")
+
+
+def test_a_table_from_before_cutouts_and_thresholds_were_written_still_reads(tmp_path: Path):
     evaluation(tmp_path / "a", records(30), 0.5, seed=1)
     path = tmp_path / "a" / PREDICTIONS_CSV
-    rows = [line.split(",") for line in path.read_text().splitlines()]
-    column = rows[0].index("cutout")
-    path.write_text("\n".join(",".join(r[:column] + r[column + 1 :]) for r in rows) + "\n")
+    drop_columns(path, ("cutout", "threshold"))
     table = read_predictions(path)
     assert not table.cutouts.any() and len(table.cutouts) == 30
+    assert table.thresholds is None
 
 
 def test_compare_reports_each_scope_with_a_paired_interval(tmp_path: Path, capsys):
@@ -92,12 +114,15 @@ def test_compare_reports_each_scope_with_a_paired_interval(tmp_path: Path, capsy
     assert lead["difference"] == pytest.approx(lead["b"] - lead["a"])
 
 
-def test_compare_triages_each_domain_at_its_own_threshold(tmp_path: Path):
+@pytest.mark.parametrize("old_table", [False, True])
+def test_compare_triages_each_domain_at_its_own_threshold(tmp_path: Path, old_table: bool):
+    """From the table's threshold column, or, in a table without one, from metrics.json."""
     recs = records(300)
     a = evaluation(tmp_path / "a", recs, 0.9, seed=1)
-    b = evaluation(tmp_path / "b", recs, 0.9, seed=1)  # the same predictions
-    summary = {"malignant_threshold": 0.3, "malignant_threshold_by_domain": {"dermoscopic": 0.9}}
-    (b / "metrics.json").write_text(json.dumps(summary))
+    own = TriageThresholds(0.3, {"dermoscopic": 0.9})
+    b = evaluation(tmp_path / "b", recs, 0.9, seed=1, thresholds=own)  # the same predictions
+    if old_table:
+        drop_columns(b / PREDICTIONS_CSV, ("threshold",))
     out = tmp_path / "comparison.json"
     assert main([str(a), str(b), "--resamples", "100", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
@@ -107,6 +132,21 @@ def test_compare_triages_each_domain_at_its_own_threshold(tmp_path: Path):
     assert result["dermoscopic"]["malignant_specificity"]["b"] == 1.0
     phone = result["phone"]["malignant_sensitivity"]
     assert phone["a"] == phone["b"] and phone["difference"] == 0.0
+
+
+def test_compare_triages_at_each_images_own_threshold(tmp_path: Path):
+    """With answers whose card lets the photo's referral stand, an image's threshold is 0:
+    compare reads it from the table, not from the domain's threshold."""
+    recs = records(300)
+    a = evaluation(tmp_path / "a", recs, 0.9, seed=1)
+    b = evaluation(tmp_path / "b", recs, 0.9, seed=1)
+    path = b / PREDICTIONS_CSV
+    path.write_text(path.read_text().replace(",0.3,", ",0.0,"))  # every image referred
+    out = tmp_path / "comparison.json"
+    assert main([str(a), str(b), "--resamples", "100", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["overall"]["malignant_sensitivity"]["b"] == 1.0
+    assert result["overall"]["malignant_specificity"]["b"] == 0.0
 
 
 def test_compare_refuses_evaluations_of_different_images(tmp_path: Path, capsys):

@@ -554,6 +554,7 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
         # An untrained model's intervals may be degenerate; their maths is in test_bootstrap.py.
         assert set(scores["ci95"]) == {
             "balanced_accuracy",
+            "malignant_auc",
             "malignant_sensitivity",
             "malignant_specificity",
         }
@@ -653,6 +654,30 @@ def test_evaluate_with_answers_uses_and_records_the_answers_section(
     assert card["answers"]["metrics"]["test"] == result["metrics"]
     assert "test" not in card["metrics"] or card["metrics"]["test"] != result["metrics"]
     assert "photo plus each image's answers" in (out / "report.md").read_text()
+
+
+def test_with_answers_every_photo_referral_stands(answers_run: Path, tmp_path: Path):
+    """The answers may add a referral, never cancel one: each image the photo alone refers is
+    referred with answers too (its threshold 0), so sensitivity with answers is never lower."""
+    from contract import metrics
+    from train.evaluate import main
+    from train.evaluation.prediction_table import read_predictions
+
+    card = json.loads((answers_run / "model_card.json").read_text())
+    assert card["answers"]["triage"]["photo_referral_stands"] is True
+    tables, sensitivity = {}, {}
+    for name, extra in (("photo", []), ("answers", ["--answers"])):
+        out = tmp_path / name
+        assert main([str(answers_run), "--split", "val", *extra, "--out", str(out)]) == 0
+        tables[name] = read_predictions(out / "predictions.csv")
+        summary = json.loads((out / "metrics.json").read_text())["metrics"]
+        sensitivity[name] = summary["overall"]["malignant"]["sensitivity"]
+    photo, answers = tables["photo"], tables["answers"]
+    margin = metrics.malignant_probability(photo.probs) - photo.thresholds  # probs: 6 decimals
+    assert (margin > 1e-5).any() and (margin < -1e-5).any()
+    assert (answers.thresholds[margin > 1e-5] == 0).all()
+    assert (answers.thresholds[margin < -1e-5] > 0).all()
+    assert sensitivity["answers"] >= sensitivity["photo"]
 
 
 def listed(items: list[str]) -> list[str]:

@@ -73,7 +73,8 @@ def compare(
 
 
 def evaluated_thresholds(metrics_json: Path) -> TriageThresholds:
-    """The thresholds `train.evaluate` triaged with (before per-domain ones: only the one)."""
+    """The thresholds `train.evaluate` triaged with, for tables without a threshold column
+    (before per-domain ones: only the one)."""
     summary = json.loads(metrics_json.read_text(encoding="utf-8"))
     return TriageThresholds(
         summary["malignant_threshold"], summary.get("malignant_threshold_by_domain") or {}
@@ -126,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m train.compare: error: {problem}", file=sys.stderr)
         return 2
     threshold_a, threshold_b = (
-        evaluated_thresholds(folder / "metrics.json").for_images(a.domains)
-        for folder in (args.a, args.b)
+        table.thresholds
+        if table.thresholds is not None
+        else evaluated_thresholds(folder / "metrics.json").for_images(table.domains)
+        for table, folder in ((a, args.a), (b, args.b))
     )
     result = compare(a, threshold_a, b, threshold_b, args.resamples)
     print(markdown(result, str(args.a), str(args.b)), end="")

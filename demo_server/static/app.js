@@ -160,6 +160,9 @@ function renderScores(scores) {
 
 // Where the advice changes, and whether this kind of photo has a threshold of its own.
 function thresholdNote(triage) {
+  if (triage.referred_by_photo) {
+    return "(the photo alone is reason enough: your answers can add a reason, never remove one)";
+  }
   const own = triage.threshold_domain ? ", the threshold for this kind of photo" : "";
   return `(a dermatologist is advised from ${percent(triage.threshold)}${own})`;
 }

@@ -220,7 +220,11 @@ export function answerSpec(card, labels) {
       questions, models, labels,
       temperature: Number(section.calibration.temperature),
       thresholds: triageThresholds(section.triage),
+      photoReferralStands: section.triage.photo_referral_stands ?? false,
     };
+    if (typeof spec.photoReferralStands !== "boolean") {
+      throw new Error("triage.photo_referral_stands must be true or false");
+    }
   } catch (err) {
     throw new Error(`answers: ${err.message}`);
   }
@@ -339,6 +343,9 @@ export function requestDomain(spec, form) {
 export function screen(spec, raw, unsureBelow, messages, effect = null, domain = null) {
   const ratios = effect ? effect.logRatios : null;
   if (ratios && !spec.answers) throw new Error("log ratios given for a card without answers");
+  // contract.screening.standing_thresholds: with answers, the photo's own referral may stand.
+  const photoRefers = Boolean(ratios && spec.answers.photoReferralStands &&
+    screen(spec, raw, unsureBelow, messages, null, domain).triage.level === REFER);
   const temperature = ratios ? spec.answers.temperature : spec.temperature;
   const thresholds = ratios ? spec.answers.thresholds : spec.thresholds;
   const threshold = thresholdFor(thresholds, domain);
@@ -346,7 +353,8 @@ export function screen(spec, raw, unsureBelow, messages, effect = null, domain =
   const probabilities = calibrate(raw, temperature, ratios);
   const pMalignant = malignantProbability(probabilities, spec.labels, spec.malignant);
   const topIndex = argmax(probabilities);
-  const level = pMalignant >= threshold ? REFER : WATCH;
+  const answersRefer = pMalignant >= threshold;
+  const level = answersRefer || photoRefers ? REFER : WATCH;
   const unsure = probabilities[topIndex] < unsureBelow;
   const scores = spec.labels.map((code, i) => ({
     code,
@@ -364,7 +372,7 @@ export function screen(spec, raw, unsureBelow, messages, effect = null, domain =
     top: scores[topIndex],
     p_malignant: round6(pMalignant),
     triage: { level, message: messages.triage[level], threshold,
-      threshold_domain: thresholdDomain },
+      threshold_domain: thresholdDomain, referred_by_photo: photoRefers && !answersRefer },
     unsure,
     unsure_below: unsureBelow,
     unsure_message: unsure ? messages.unsure : null,

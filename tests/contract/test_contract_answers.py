@@ -60,7 +60,10 @@ def test_a_question_the_card_does_not_ask_is_refused(answers_card):
 def test_the_well_formed_card_is_accepted(answers_card):
     spec = answer_spec(answers_card, LABELS)
     assert set(spec.models) == {"phone", "dermoscopic"} and spec.temperature == 0.8
+    assert spec.photo_referral_stands is True
     assert answer_spec({"labels": list(LABELS)}, LABELS) is None
+    del answers_card["answers"]["triage"]["photo_referral_stands"]  # a card written before it
+    assert answer_spec(answers_card, LABELS).photo_referral_stands is False
 
 
 @pytest.mark.parametrize(
@@ -72,6 +75,7 @@ def test_the_well_formed_card_is_accepted(answers_card):
         (lambda a: a.pop("calibration"), "missing 'calibration'"),
         (lambda a: a["calibration"].update(temperature=0), "temperature must be positive"),
         (lambda a: a["questions"][0].update(bins=[45, 30, 60, 75]), "ascending"),
+        (lambda a: a["triage"].update(photo_referral_stands="yes"), "true or false"),
     ],
 )
 def test_a_malformed_answers_section_is_refused(answers_card, change, reason):

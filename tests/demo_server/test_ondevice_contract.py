@@ -190,7 +190,7 @@ def test_screening_answers_and_triage_agree(tmp_path, classifiers):
     answer = run_harness(
         tmp_path, {"models": list(classifiers), "screening": cases, "messages": MESSAGES}
     )
-    errors = 0
+    errors = kept_by_photo = 0
     for i, (case, js) in enumerate(zip(cases, answer["screening"], strict=True)):
         py = python_answer(
             classifiers[case["model"]], case["raw"], case["form"], case["unsure_below"]
@@ -201,11 +201,13 @@ def test_screening_answers_and_triage_agree(tmp_path, classifiers):
             assert js == py, where
             continue
         raw = py.pop("raw")
+        kept_by_photo += py["triage"].get("referred_by_photo", False)
         assert js["raw"]["top_index"] == raw["top_index"], where
         assert_same(js["raw"]["probabilities"], raw["probabilities"], where, 1e-12)
         # The rounded response: 6 decimals on both sides, so at most one unit of the last apart.
         assert_same(js, py, where, 1.01e-6)
     assert errors >= 5  # the invalid answers were refused alike
+    assert kept_by_photo >= 1  # a photo's referral that the answers would cancel stood alike
 
 
 def test_bilinear_resize_is_pillows_to_the_byte(tmp_path):

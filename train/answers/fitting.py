@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from contract import metrics
-from contract.answers import RULE, DomainModel, answer_spec
+from contract.answers import PHOTO_REFERRAL_STANDS, RULE, DomainModel, answer_spec
 from contract.questionnaire import BY_NAME, QUESTIONS, QUESTIONS_BY_DOMAIN, encode_recorded
 from contract.records import Record, Skipped, label_indices
 from contract.run_folder import (
@@ -31,7 +31,7 @@ from contract.screening import calibrate
 from contract.taxonomy import LABELS
 from train.answers.regression import fit_answer_model
 from train.data.answers import dataset_answers
-from train.evaluation.calibrate import calibrate_on_val
+from train.evaluation.calibrate import ValCalibration, calibrate_on_val
 from train.model.card import ANSWERS_LIMITATION
 
 DEFAULT_STRENGTHS = (0.25, 0.5, 0.75, 1.0)
@@ -77,6 +77,13 @@ def models_from_card(card: dict) -> dict[str, DomainModel]:
     """The card's answers models, parsed as every client parses them (`contract.answers`)."""
     spec = answer_spec(card, LABELS)
     return spec.models if spec is not None else {}
+
+
+def answers_triage(calibration: ValCalibration, target: float) -> dict:
+    """The answers' triage section: their own thresholds, and the photo's referral standing
+    (`contract.screening.standing_thresholds`): the answers may add a referral, never cancel
+    one, since they cost sensitivity on patients the model had not seen."""
+    return calibration.triage(target) | {PHOTO_REFERRAL_STANDS: True}
 
 
 def fit_domain_models(train: list[Record]) -> dict[str, DomainModel]:
@@ -146,7 +153,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
         "fitted_on": "train (regressions), val (strengths, temperature, threshold)",
         "strength_search": chosen,
         "calibration": {"temperature": calibration.temperature, "fitted_on": "val"},
-        "triage": calibration.triage(target),
+        "triage": answers_triage(calibration, target),
         "metrics": {"val": calibration.report},
     }
     if ANSWERS_LIMITATION not in card["limitations"]:

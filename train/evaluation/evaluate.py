@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from contract import metrics
+from contract.answers import PHOTO_REFERRAL_STANDS
 from contract.bootstrap import grouped_bootstrap_intervals
 from contract.interpreter import predict_tflite
 from contract.lesion_gate import is_cutout
@@ -31,7 +32,7 @@ from contract.run_folder import (
     read_split,
     write_model_card,
 )
-from contract.screening import calibrate
+from contract.screening import calibrate, refer, standing_thresholds
 from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios, models_from_card
 from train.evaluation.predict import predict_keras
@@ -52,6 +53,7 @@ class Evaluated:
     scopes: dict[str, np.ndarray]
     temperature: float
     thresholds: TriageThresholds  # each image gets its domain's own, as a request stating it
+    per_image: np.ndarray  # the threshold each image was triaged at (0: the photo's referral)
 
 
 def card_of(run: Path, model: Path | None) -> dict:
@@ -114,14 +116,20 @@ def evaluate(
     domains = np.array([r.domain for r in records])
     groups = np.array([r.group for r in records])
     calibration, triage = card["calibration"], card["triage"]
+    per_image = TriageThresholds.from_card(triage).for_images(domains)
     ratios = None
     if answers is not None:
+        photo_refers = refer(
+            metrics.malignant_probability(calibrate(raw, calibration["temperature"])), per_image
+        )
         ratios = answer_ratios(models_from_card(card), records, answers)
         calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
+        per_image = TriageThresholds.from_card(triage).for_images(domains)
+        if triage.get(PHOTO_REFERRAL_STANDS, False):
+            per_image = standing_thresholds(per_image, photo_refers)
         name += "-answers"
     temperature = calibration["temperature"]
     thresholds = TriageThresholds.from_card(triage)
-    per_image = thresholds.for_images(domains)
     probs = calibrate(raw, temperature, ratios)
     uncalibrated = raw if ratios is None else calibrate(raw, 1.0, ratios)
     scopes = metrics.domain_scopes(domains, outputs.cutouts)
@@ -138,7 +146,8 @@ def evaluate(
             y[mask], probs[mask], groups[mask], per_image[mask]
         )
     return Evaluated(
-        name, records, outputs.cutouts, raw, probs, report, scopes, temperature, thresholds
+        name, records, outputs.cutouts, raw, probs, report, scopes, temperature, thresholds,
+        per_image,
     )
 
 
@@ -162,7 +171,9 @@ def write_evaluation(
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(metrics_markdown(summary), encoding="utf-8")
-    write_predictions(out / PREDICTIONS_CSV, result.records, result.probs, result.cutouts)
+    write_predictions(
+        out / PREDICTIONS_CSV, result.records, result.probs, result.cutouts, result.per_image
+    )
 
     from train.evaluation.plots import plot_confusion, plot_reliability, plot_roc
 

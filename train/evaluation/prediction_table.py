@@ -18,7 +18,9 @@ from contract.taxonomy import LABELS
 
 PREDICTIONS_CSV = "predictions.csv"
 _KEYS = ("path", "group", "domain", "label")
-_CUTOUT = "cutout"  # 1: background removed, reported apart (tables before 2026-12-06 lack it)
+# Tables written before 2026-12-06 lack these two columns.
+_CUTOUT = "cutout"  # 1: background removed, reported apart
+_THRESHOLD = "threshold"  # the image's triage threshold (0: the photo's own referral stood)
 _PROBABILITIES = tuple(f"p_{label}" for label in LABELS)
 
 
@@ -30,17 +32,22 @@ class PredictionTable:
     labels: np.ndarray  # class indices into LABELS
     probs: np.ndarray  # calibrated, as evaluated (with the answers when --answers was given)
     cutouts: np.ndarray  # background-removed images
+    thresholds: np.ndarray | None  # each image's triage threshold; None in older tables
 
 
 def write_predictions(
-    path: Path, records: Sequence[Record], probs: np.ndarray, cutouts: np.ndarray
+    path: Path,
+    records: Sequence[Record],
+    probs: np.ndarray,
+    cutouts: np.ndarray,
+    thresholds: np.ndarray,
 ) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow((*_KEYS, _CUTOUT, *_PROBABILITIES))
-        for record, row, cut in zip(records, probs, cutouts, strict=True):
+        writer.writerow((*_KEYS, _CUTOUT, _THRESHOLD, *_PROBABILITIES))
+        for record, row, cut, threshold in zip(records, probs, cutouts, thresholds, strict=True):
             keys = (record.path, record.group, record.domain, record.label)
-            writer.writerow([*keys, int(cut), *(f"{p:.6f}" for p in row)])
+            writer.writerow([*keys, int(cut), repr(float(threshold)), *(f"{p:.6f}" for p in row)])
 
 
 def read_predictions(path: Path) -> PredictionTable:
@@ -55,8 +62,11 @@ def read_predictions(path: Path) -> PredictionTable:
         raise ValueError(f"{path}: unknown label(s) {unknown}")
     try:
         probs = np.array([[float(r[c]) for c in _PROBABILITIES] for r in rows])
+        thresholds = (
+            np.array([float(r[_THRESHOLD]) for r in rows]) if _THRESHOLD in rows[0] else None
+        )
     except (TypeError, ValueError):
-        raise ValueError(f"{path}: a probability is missing or not a number") from None
+        raise ValueError(f"{path}: a probability or threshold is missing or not a number") from None
     return PredictionTable(
         paths=[r["path"] for r in rows],
         groups=np.array([r["group"] for r in rows]),
@@ -64,4 +74,5 @@ def read_predictions(path: Path) -> PredictionTable:
         labels=np.array([LABELS.index(r["label"]) for r in rows]),
         probs=probs,
         cutouts=np.array([r.get(_CUTOUT) == "1" for r in rows]),
+        thresholds=thresholds,
     )

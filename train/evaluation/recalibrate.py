@@ -3,7 +3,8 @@
 For a model whose network is no longer at hand but whose val split is known (the shipped 2025
 ensemble: only its .tflite and card survive, and its split was recovered), the file's own val
 outputs are what the card's temperature and thresholds must fit. The rule is the one every new
-run uses (`calibrate_on_val`); the answers' regressions and strengths stay as they were.
+run uses (`calibrate_on_val`, with the answers' triage of `answers_triage`); the answers'
+regressions and strengths stay as they were.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from contract.model_file import identity_differences, model_card, read_model_file
 from contract.run_folder import read_model_card, write_model_card
-from train.answers.fitting import answer_ratios, models_from_card
+from train.answers.fitting import answer_ratios, answers_triage, models_from_card
 from train.evaluation.calibrate import ValCalibration, calibrate_on_val
 from train.evaluation.evaluate import split_predictions
 
@@ -35,18 +36,18 @@ def recalibrate(run: Path, model: Path) -> dict:
     target = card["triage"]["target_sensitivity"]
     fitted_on = f"val, outputs of {model.name}"
     photo = calibrate_on_val(val, raw, target, cutouts=cutouts)
-    _record(card, photo, target, fitted_on)
+    _record(card, photo, photo.triage(target), fitted_on)
     if "answers" in card:
         ratios = answer_ratios(models_from_card(card), val)
         answers = calibrate_on_val(val, raw, target, ratios, cutouts)
-        _record(card["answers"], answers, target, fitted_on)
+        _record(card["answers"], answers, answers_triage(answers, target), fitted_on)
     write_model_card(run, card)
     return card
 
 
-def _record(section: dict, calibration: ValCalibration, target: float, fitted_on: str) -> None:
+def _record(section: dict, calibration: ValCalibration, triage: dict, fitted_on: str) -> None:
     """A card's (or its answers section's) calibration, triage and val metrics, replaced."""
     section["calibration"] = {"temperature": calibration.temperature, "fitted_on": fitted_on}
     rule = section["triage"].get("rule")
-    section["triage"] = calibration.triage(target) | ({"rule": rule} if rule else {})
+    section["triage"] = triage | ({"rule": rule} if rule else {})
     section["metrics"] = {"val": calibration.report}

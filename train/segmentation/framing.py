@@ -144,7 +144,8 @@ def measure_framing(
     for name, probs in (("whole", probs_whole), ("cropped", probs_cropped)):  # train.compare input
         folder = out / name
         folder.mkdir(exist_ok=True)
-        write_predictions(folder / "predictions.csv", records, probs)
+        uncut, shared = np.zeros(len(records), bool), np.full(len(records), threshold)
+        write_predictions(folder / "predictions.csv", records, probs, uncut, shared)
         (folder / "metrics.json").write_text(json.dumps({"malignant_threshold": threshold}) + "\n")
     with (out / "framing_per_image.csv").open("w", encoding="utf-8") as f:
         f.write("path,group,label,unseen,verdict,crop,top_whole,top_cropped\n")
