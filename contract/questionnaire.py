@@ -47,7 +47,8 @@ SITE_ALIASES = {
     "genital": "genital",
 }
 SYMPTOMS = ("itch", "grew", "hurt", "changed", "bleed", "elevation")
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# ASCII digits only, as the page's JavaScript reads them (Python's \d takes any script's).
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 class AnswerError(ValueError):

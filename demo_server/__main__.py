@@ -1,4 +1,5 @@
-"""``python -m demo_server``: serve the demo with waitress (never Flask's development server)."""
+"""``python -m demo_server``: serve the demo with waitress (never Flask's development server);
+SIGTERM / SIGINT finish the requests in flight, then exit 0 (demo_server.serving)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-import waitress
 
 from demo_server import create_app
 from demo_server.config import (
@@ -29,22 +28,7 @@ from demo_server.config import (
 )
 from demo_server.extensions import classifiers
 from demo_server.model import ModelError
-
-# Waitress reads the whole body before calling the app; keep it in memory (never a temporary
-# file) and bounded. Bodies between MAX_CONTENT_LENGTH and this get the app's JSON 413; beyond
-# it waitress answers 413 itself.
-WAITRESS_BODY_FACTOR = 2
-
-
-def waitress_options(config: ServerConfig, threads: int) -> dict[str, object]:
-    """Keyword arguments for waitress.serve / create_server that keep bodies in memory."""
-    limit = config.max_request_bytes * WAITRESS_BODY_FACTOR
-    return {
-        "threads": threads,
-        "max_request_body_size": limit,
-        "inbuf_overflow": limit + 1,
-        "ident": "demo_server",
-    }
+from demo_server.serving import serve, waitress_options
 
 
 def _port(text: str) -> int:
@@ -218,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         file=sys.stderr,
         flush=True,
     )
-    waitress.serve(app, host=args.host, port=args.port, **waitress_options(config, args.threads))
+    serve(app, args.host, args.port, waitress_options(config, args.threads))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from flask.typing import ResponseReturnValue
 from contract.answers import AnswerEffect, refuse_answers, request_domains, stated_domain
 from contract.questionnaire import AnswerError
 from demo_server import explain as occlusion
-from demo_server.errors import ApiError
+from demo_server.errors import ApiError, busy
 from demo_server.extensions import classifiers
 from demo_server.extensions import current_classifier as classifier
+from demo_server.extensions import current_decoder as decoder
 from demo_server.extensions import current_lesion_gate as lesion_gate
 from demo_server.extensions import current_settings as settings
-from demo_server.images import DecodedImage, decode_upload
+from demo_server.images import DecodedImage
 from demo_server.lesion_gate import GateResult
 from demo_server.model import PoolBusy
 from demo_server.openapi import openapi_document
@@ -39,12 +40,22 @@ health_bp = Blueprint("health", __name__)
 
 
 def _upload_bytes() -> bytes:
-    """The image from the multipart field ``image``, or else the raw request body."""
+    """The image from the multipart field ``image``, or else the raw request body.
+
+    Two ``image`` parts are refused: which one answered would depend on their order.
+    """
     if request.mimetype == "multipart/form-data":
-        upload = request.files.get("image")
-        if upload is None:
+        uploads = request.files.getlist("image")
+        if not uploads:
             raise ApiError(400, "no_image", "No multipart field named 'image' in the request.")
-        data = upload.read()
+        if len(uploads) > 1:
+            raise ApiError(
+                400,
+                "several_images",
+                f"The request has {len(uploads)} multipart fields named 'image'; send one "
+                "image per request.",
+            )
+        data = uploads[0].read()
         if not data:
             raise ApiError(400, "empty_file", "The uploaded file is empty.")
         return data
@@ -81,7 +92,7 @@ def _answers_and_domain() -> tuple[AnswerEffect | None, str | None]:
 
 def _decoded_upload() -> tuple[DecodedImage, float]:
     start = time.perf_counter()
-    decoded = decode_upload(_upload_bytes(), settings().max_pixels)
+    decoded = decoder().decode(_upload_bytes())
     return decoded, (time.perf_counter() - start) * 1000.0
 
 
@@ -99,10 +110,6 @@ def _image_summary(decoded: DecodedImage) -> dict[str, Any]:
     }
 
 
-def _busy() -> ApiError:
-    return ApiError(503, "busy", "The server is busy; try again in a moment.")
-
-
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
 
@@ -116,7 +123,7 @@ def _gate_check(decoded: DecodedImage) -> tuple[GateResult | None, float | None]
     try:
         result = gate.check(decoded.image)
     except PoolBusy:
-        raise _busy() from None
+        raise busy() from None
     return result, _ms_since(start)
 
 
@@ -199,13 +206,13 @@ def classify() -> ResponseReturnValue:
     try:  # with a segmenter: where the spot is, and the photo to classify (cropped or whole)
         segmented = segment_upload(decoded.image)
     except PoolBusy:
-        raise _busy() from None
+        raise busy() from None
     model = classifier()
     infer_start = time.perf_counter()
     try:
         raw = model.predict(model.to_pixels(segmented.image))
     except PoolBusy:
-        raise _busy() from None
+        raise busy() from None
     inference_ms = (time.perf_counter() - infer_start) * 1000.0
     ratios = effect.log_ratios if effect is not None else None
     result = screen(raw, model.metadata, settings().unsure_below, ratios, domain)
@@ -247,7 +254,7 @@ def explain() -> ResponseReturnValue:
             model, model.to_pixels(decoded.image), settings().explain_grid
         )
     except PoolBusy:
-        raise _busy() from None
+        raise busy() from None
     meta = model.metadata
     png = occlusion.heatmap_png(result.drops)
     return jsonify(

@@ -129,6 +129,15 @@ class ServerConfig:
     interpreters: int = 4
     explain_grid: int = 7
     pool_timeout_s: float = 30.0
+    # The decode budget of one upload (contract.images.DecodeBudget; the pixel cap is
+    # max_pixels): memory its decoding may take, and a JPEG's scans x pixels (decode time).
+    max_decode_bytes: int = 256 * 2**20
+    max_scan_pixels: int = 1_000_000_000
+    # Heavy decodes (demo_server.images.HEAVY_DECODE_BYTES) run at most decode_slots at a time;
+    # at most decode_queue more wait, each up to decode_wait_s, the rest get 503 busy.
+    decode_slots: int = 2
+    decode_queue: int = 4
+    decode_wait_s: float = 5.0
     lesion_gate_path: Path | None = field(default_factory=default_lesion_gate_path)
     # The lesion segmenter (outline, "no spot" / "several spots"): none unless named; the CLI
     # names the one locate_segmenter finds.

@@ -13,18 +13,41 @@ HTTP_CODES = {
 }
 
 
-class ApiError(Exception):
-    """A client-facing error with an HTTP status, a stable code and a readable message."""
+# Seconds a client told "busy" (503) should wait before trying again.
+RETRY_AFTER_S = 1
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+
+class ApiError(Exception):
+    """A client-facing error with an HTTP status, a stable code, a readable message and any
+    headers it needs (a 503's Retry-After)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+
+
+def busy(what: str = "every interpreter is in use") -> ApiError:
+    """The 503 for work that would wait too long: come back in RETRY_AFTER_S seconds."""
+    return ApiError(
+        503,
+        "busy",
+        f"The server is busy ({what}); try again in a moment.",
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The one shape of every error, also for the ones waitress writes itself."""
+    return {"error": {"code": code, "message": message}}
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
-    return jsonify(error={"code": code, "message": message}), status
+    return jsonify(error_body(code, message)), status
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -32,7 +55,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
-        return error_response(exc.status, exc.code, exc.message)
+        response, status = error_response(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -6,13 +6,17 @@ from flask import Flask, current_app, has_request_context, request
 
 from demo_server.config import ServerConfig
 from demo_server.errors import ApiError
+from demo_server.images import Decoder
 from demo_server.lesion_gate import LesionGate
 from demo_server.model import Classifier
 
 CLASSIFIERS = "demo_server.classifiers"  # model id -> Classifier; the first is the default
 LESION_GATE = "demo_server.lesion_gate"
 SETTINGS = "demo_server.config"
+DECODER = "demo_server.decoder"
 MODEL_PARAM = "model"  # the query parameter that picks a classifier
+# An unknown ?model= value is quoted back at most this long (it is the client's own text).
+QUOTED_CHARS = 64
 
 
 def classifiers(app: Flask | None = None) -> dict[str, Classifier]:
@@ -34,13 +38,19 @@ def current_classifier() -> Classifier:
     found = classifiers().get(wanted)
     if found is None:
         ids = ", ".join(classifiers())
-        raise ApiError(400, "unknown_model", f"No model {wanted!r} here; the models are: {ids}.")
+        shown = repr(wanted[:QUOTED_CHARS]) + (" (cut)" if len(wanted) > QUOTED_CHARS else "")
+        raise ApiError(400, "unknown_model", f"No model {shown} here; the models are: {ids}.")
     return found
 
 
 def current_lesion_gate() -> LesionGate | None:
     """The "not a skin lesion" gate, or None when the server runs without one."""
     return current_app.extensions[LESION_GATE]
+
+
+def current_decoder() -> Decoder:
+    """The uploads' decode budget and the slots heavy decodes share."""
+    return current_app.extensions[DECODER]
 
 
 def current_settings() -> ServerConfig:

@@ -1,7 +1,8 @@
 """Decoding untrusted uploads in memory into an upright RGB image, or a clear 4xx reason.
 
-The decoding itself is the contract's (`contract.images`), the same as training's; here only the
-formats an upload may use, HEIC support, and the HTTP status of each failure are decided.
+The decoding itself is the contract's (`contract.images`), the same as training's, with its
+decode budget; here only the formats an upload may use, HEIC support, the HTTP status of each
+failure, and the rationing of heavy decodes (`Decoder`) are decided.
 """
 
 from __future__ import annotations
@@ -11,8 +12,18 @@ from dataclasses import dataclass
 import pillow_heif
 from PIL import Image
 
-from contract.images import CorruptImage, TooManyPixels, UnsupportedImage, open_upright_rgb
-from demo_server.errors import ApiError
+from contract.images import (
+    CorruptImage,
+    DecodeBudget,
+    OverBudget,
+    TooManyPixels,
+    UnsupportedImage,
+    decode,
+    open_image,
+)
+from demo_server.admission import Full, Slots
+from demo_server.errors import ApiError, busy
+from demo_server.system import release_free_memory
 
 pillow_heif.register_heif_opener()
 Image.init()  # open(formats=...) raises KeyError for a plugin not loaded yet
@@ -20,6 +31,9 @@ Image.init()  # open(formats=...) raises KeyError for a plugin not loaded yet
 # The JPEG opener also opens MPO (many phone cameras' JPEGs); HEIF covers HEIC.
 FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 ACCEPTED_MIME_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif")
+# Decodes estimated above this take one of the server's few decode slots; an ordinary photo
+# (a 12 MP phone JPEG is about 60 MB by contract.images.decode_cost) never waits for them.
+HEAVY_DECODE_BYTES = 96 * 2**20
 
 
 @dataclass(frozen=True)
@@ -31,20 +45,43 @@ class DecodedImage:
     original_mode: str
 
 
+@dataclass(frozen=True)
+class Decoder:
+    """The server's decode budget, and the slots heavy decodes share (None: no rationing)."""
+
+    budget: DecodeBudget
+    heavy: Slots | None = None
+
+    def decode(self, data: bytes) -> DecodedImage:
+        """Bytes of an uploaded file to an upright RGB image (`contract.images`), or an ApiError
+        (503 `busy` when heavy decodes are all in use and enough others wait)."""
+        if not data:
+            raise ApiError(400, "empty_file", "The uploaded file is empty.")
+        try:
+            opened = open_image(data, FORMATS, self.budget)
+            if self.heavy is None or opened.cost_bytes <= HEAVY_DECODE_BYTES:
+                image = decode(opened)
+            else:
+                with self.heavy.hold():
+                    image = decode(opened)
+                    release_free_memory()
+        except UnsupportedImage:
+            raise ApiError(
+                415,
+                "unsupported_image",
+                "The file is not an image in a supported format (JPEG, PNG, WebP, HEIC/HEIF).",
+            ) from None
+        except TooManyPixels as error:
+            raise ApiError(413, "too_many_pixels", str(error)) from None
+        except OverBudget as error:
+            raise ApiError(413, "too_costly", str(error)) from None
+        except CorruptImage as error:
+            raise ApiError(422, "corrupt_image", str(error)) from None
+        except Full:
+            raise busy("large images are being decoded") from None
+        return DecodedImage(image=image, format=opened.format, original_mode=opened.mode)
+
+
 def decode_upload(data: bytes, max_pixels: int) -> DecodedImage:
-    """Bytes of an uploaded file to an upright RGB image (`contract.images`), or an ApiError."""
-    if not data:
-        raise ApiError(400, "empty_file", "The uploaded file is empty.")
-    try:
-        image, format_name, mode = open_upright_rgb(data, FORMATS, max_pixels)
-    except UnsupportedImage:
-        raise ApiError(
-            415,
-            "unsupported_image",
-            "The file is not an image in a supported format (JPEG, PNG, WebP, HEIC/HEIF).",
-        ) from None
-    except TooManyPixels as error:
-        raise ApiError(413, "too_many_pixels", str(error)) from None
-    except CorruptImage as error:
-        raise ApiError(422, "corrupt_image", str(error)) from None
-    return DecodedImage(image=image, format=format_name, original_mode=mode)
+    """One upload decoded with the contract's default budget under a pixel cap (no rationing)."""
+    return Decoder(DecodeBudget(max_pixels=max_pixels)).decode(data)

@@ -2,6 +2,8 @@
 
 It refuses any host that is not loopback, stops after --duration seconds or --max-requests
 requests (whichever comes first), and reports throughput, latency and the server's memory.
+With --attack it starts a server of its own on loopback instead (arguments after ``--`` are
+the server's) and runs the hostile clients of demo_server.attack against it.
 """
 
 from __future__ import annotations
@@ -182,13 +184,26 @@ def format_report(report: LoadReport) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m demo_server.loadtest", description=__doc__)
-    parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT (loopback only)")
+    parser.add_argument("--url", help="http://127.0.0.1:PORT (loopback only)")
+    parser.add_argument(
+        "--attack",
+        action="store_true",
+        help="start `python -m demo_server` on loopback and attack it (demo_server.attack)",
+    )
+    parser.add_argument("server_args", nargs="*", help="with --attack: the server's arguments")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds")
     parser.add_argument("--max-requests", type=int, default=DEFAULT_MAX_REQUESTS)
     parser.add_argument("--image", type=Path, help="image to send (default: a synthetic JPEG)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    if args.attack:
+        from demo_server.attack import run_attack  # it imports this module
+
+        print(json.dumps(run_attack(args.server_args), indent=2))
+        return
+    if args.url is None or args.server_args:
+        parser.error("give --url (and no server arguments) without --attack")
     image = None
     if args.image is not None:
         if not args.image.is_file():

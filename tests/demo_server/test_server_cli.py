@@ -1,4 +1,5 @@
-"""The CLI, a real waitress server on loopback, and the bounded load tester."""
+"""The CLI, a real waitress server on loopback (demo_server.serving), and the bounded load
+tester."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-import waitress
 from PIL import Image
 
-from demo_server import create_app
+from demo_server import create_app, serving
 from demo_server.__main__ import build_parser, main, waitress_options
 from demo_server.config import ServerConfig
 from demo_server.loadtest import format_report, is_loopback, run_load
@@ -129,14 +129,13 @@ def live_server(demo_model_path, demo_samples_dir):
         lesion_gate_path=None,
     )
     app = create_app(config.flask_config())
-    server = waitress.create_server(
-        app, host="127.0.0.1", port=0, **waitress_options(config, threads=4)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
+    server, socket_map = serving.create(app, "127.0.0.1", 0, waitress_options(config, threads=4))
+    stop = threading.Event()
+    thread = threading.Thread(target=serving.run, args=(server, socket_map, stop), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}", server.effective_port
-    server.close()
-    thread.join(5)
+    stop.set()
+    thread.join(15)
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, headers=None):
