@@ -19,7 +19,7 @@ limit) is refused before any pixel is decoded. An image far larger than the call
 (`DecodeBudget.need`) is decoded smaller: JPEG by DCT scaling (draft mode), other formats by
 averaging whole pixel blocks in their own mode, before any conversion. Both keep at least
 `HEADROOM` times the needed side, so the final bilinear stretch changes by a rounding step at
-most (docs/robustness.md); images within that are decoded exactly as before.
+most (docs/hostile_clients.md); images within that are decoded exactly as before.
 """
 
 from __future__ import annotations
@@ -242,10 +242,10 @@ def decode_cost(
     cost = pixels * per_pixel
     if format_name in ("JPEG", "MPO") and scans > 1:
         cost += int(2 * full_size[0] * full_size[1] * _jpeg_samples_per_pixel(image))
-    fx, fy = _factors(image.size, need)
-    if (fx, fy) != (1, 1):
+    factor = _factor(image.size, need)
+    if factor > 1:
         cost += pixels * _REDUCE_CONVERSION_BYTES.get(mode[:4], 0)
-    return cost + _CONVERSION_BYTES_PER_PIXEL * (width // fx) * (height // fy)
+    return cost + _CONVERSION_BYTES_PER_PIXEL * (width // factor) * (height // factor)
 
 
 def _jpeg_samples_per_pixel(image: Image.Image) -> float:
@@ -263,26 +263,24 @@ def _bytes_per_pixel(mode: str) -> int:
     return 2 if mode.startswith("I;16") else 4
 
 
-def _factors(size: tuple[int, int], need: int) -> tuple[int, int]:
-    """Per-axis integer reduction that keeps at least HEADROOM x need (1: keep that axis)."""
-    if need <= 0:
-        return 1, 1
-    keep = HEADROOM * need
-    return tuple(max(1, side // keep) for side in size)  # type: ignore[return-value]
+def _factor(size: tuple[int, int], need: int) -> int:
+    """The integer reduction, the same on both axes (the aspect ratio is kept for the
+    segmenter's square crop), that keeps at least HEADROOM x need on the shorter side."""
+    return max(1, min(size) // (HEADROOM * need)) if need > 0 else 1
 
 
 def _draft(image: Image.Image, format_name: str, need: int) -> None:
     """Ask the JPEG decoder for a 1/2, 1/4 or 1/8 scale when that still leaves HEADROOM x need
     on both sides (Pillow picks the largest such scale)."""
-    if format_name in ("JPEG", "MPO") and min(_factors(image.size, need)) >= 2:
+    if format_name in ("JPEG", "MPO") and _factor(image.size, need) >= 2:
         image.draft(None, (HEADROOM * need, HEADROOM * need))
 
 
 def _reduce(image: Image.Image, need: int) -> Image.Image:
     """The image averaged over whole pixel blocks when it is still far larger than needed (in
     its own mode: before any conversion); the same image otherwise."""
-    factors = _factors(image.size, need)
-    if factors == (1, 1):
+    factor = _factor(image.size, need)
+    if factor == 1:
         return image
     if image.mode.startswith("I;16"):  # reduce has no 16-bit mode: 8 bits first, in row blocks
         image = _eight_bit(image)
@@ -290,7 +288,7 @@ def _reduce(image: Image.Image, need: int) -> Image.Image:
         image = image.convert("L")
     elif image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    return image.reduce(factors)
+    return image.reduce(factor)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -4,7 +4,6 @@ SIGTERM / SIGINT finish the requests in flight, then exit 0 (demo_server.serving
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -197,12 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
     gate = f"lesion gate {config.lesion_gate_path.name}" if config.lesion_gate_path else "no gate"
     models = ", ".join(classifiers(app))
-    print(
-        f"Serving {models} (the first by default; {gate}) on http://{args.host}:{args.port}/",
-        file=sys.stderr,
-        flush=True,
-    )
-    serve(app, args.host, args.port, waitress_options(config, args.threads))
+    banner = f"Serving {models} (the first by default; {gate}) on http://{args.host}:{args.port}/"
+    serve(app, args.host, args.port, waitress_options(config, args.threads), banner=banner)
 
 
 if __name__ == "__main__":

@@ -226,8 +226,10 @@ def hostile_phase(port: int, data: bytes, ordinary_image: bytes) -> dict[str, ob
     }
 
 
-def slow_sockets_phase(port: int, count: int = SLOW_SOCKETS) -> dict[str, object]:
-    """`count` connections sending one header byte every SLOW_BYTE_EVERY_S for SLOW_PHASE_S."""
+def slow_sockets_phase(
+    port: int, count: int = SLOW_SOCKETS, seconds: float = SLOW_PHASE_S
+) -> dict[str, object]:
+    """`count` connections sending one header byte every SLOW_BYTE_EVERY_S for `seconds`."""
     request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
     sockets, closed_at = [], {}
     start = time.monotonic()
@@ -237,7 +239,7 @@ def slow_sockets_phase(port: int, count: int = SLOW_SOCKETS) -> dict[str, object
         except OSError:
             break
     position = 0
-    while time.monotonic() - start < SLOW_PHASE_S:
+    while time.monotonic() - start < seconds:
         for index, sock in enumerate(sockets):
             if index in closed_at:
                 continue

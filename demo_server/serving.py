@@ -206,12 +206,13 @@ def serve(
     port: int,
     options: dict[str, Any],
     limits: ConnectionLimits | None = None,
+    banner: str = "",
 ) -> Drain:
-    """Serve on host:port until SIGTERM / SIGINT, drain, log the drain on stderr, return."""
+    """Serve on host:port until SIGTERM / SIGINT, drain, log the drain on stderr, return.
+
+    `banner` goes to stderr once the signals are handled and the port is bound."""
     limits = limits or ConnectionLimits()
     logging.basicConfig()  # waitress's warnings on stderr, as waitress.serve does
-    options = {**options, "connection_limit": _affordable(options["connection_limit"])}
-    server, socket_map = create(app, host, port, options)
     stop = threading.Event()
     received: list[str] = []
 
@@ -221,6 +222,10 @@ def serve(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    options = {**options, "connection_limit": _affordable(options["connection_limit"])}
+    server, socket_map = create(app, host, port, options)
+    if banner:
+        print(banner, file=sys.stderr, flush=True)
     drain = run(server, socket_map, stop, limits)
     print(
         f"{received[0] if received else 'stop'}: stopped accepting; {drain.in_flight} "
