@@ -1,6 +1,6 @@
 """Refit a run's temperature and triage thresholds on val from a model file's outputs.
 
-    python -m train.calibrate RUN --model FILE.tflite
+    python -m train.calibrate RUN --model FILE.tflite [--flips N]
 
 RUN needs only its split.csv and model_card.json, and FILE must carry that card (same name,
 version, labels and input). Photo only and, if the card has answers, with answers, each domain
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from contract.model_file import ModelFileError
 from contract.run_folder import MODEL_CARD_JSON, SPLIT_CSV, RunFolderError, check_run_folder
+from train.cli import add_flips_option
 from train.evaluation.recalibrate import RecalibrationError, recalibrate
 
 
@@ -28,6 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("run", type=Path, help="run folder (split.csv and model_card.json)")
     parser.add_argument("--model", type=Path, required=True, help="the .tflite to calibrate")
+    add_flips_option(parser)
     args = parser.parse_args(argv)
     try:
         check_run_folder(args.run, (SPLIT_CSV, MODEL_CARD_JSON))
@@ -41,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        card = recalibrate(args.run, args.model)
+        card = recalibrate(args.run, args.model, args.flips)
     except (RecalibrationError, ModelFileError) as error:
         print(f"python -m train.calibrate: error: {error}", file=sys.stderr)
         return 2

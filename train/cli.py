@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from contract.run_folder import FINISHED_RUN, SPLIT_CSV, RunFolderError, check_run_folder
+from train.evaluation.predict import FLIPS
 from train.model.devices import (
     ENV_COORDINATOR,
     ENV_PROCESS_ID,
@@ -31,6 +32,18 @@ def comma_floats(text: str) -> list[float]:
     except ValueError:
         message = f"expected comma-separated numbers, got {text!r}"
         raise argparse.ArgumentTypeError(message) from None
+
+
+def add_flips_option(parser: argparse.ArgumentParser) -> None:
+    """`--flips N`: average a model's outputs over N flips and rotations of each image."""
+    parser.add_argument(
+        "--flips",
+        type=int,
+        choices=FLIPS,
+        default=1,
+        help="average each image's outputs over this many flips and right-angle rotations "
+        "(outside the file: what folding them into it would give)",
+    )
 
 
 def check_run_and_model(parser: argparse.ArgumentParser, run: Path, model: Path | None) -> None:

@@ -1,7 +1,7 @@
 """Evaluate a run's Keras model or an exported .tflite on a split of the run (val by default).
 
     python -m train.evaluate runs/NAME [--model FILE.tflite] [--split val|test] \
-        [--answers [QUESTION,...]] [--out DIR] [--update-card] [--by-folder]
+        [--answers [QUESTION,...]] [--out DIR] [--update-card] [--by-folder] [--flips N]
 
 Writes metrics.json, report.md, predictions.csv (for `train.compare`) and PNG plots
 (`train.evaluation.evaluate`). Test is for the model you ship: tune on val.
@@ -17,7 +17,7 @@ from contract import metrics
 from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
 from contract.run_folder import MODEL_CARD_JSON, MODEL_KERAS, SPLITS, read_model_card
-from train.cli import check_run_and_model, comma_list
+from train.cli import add_flips_option, check_run_and_model, comma_list
 from train.evaluation.evaluate import (
     card_of,
     evaluate,
@@ -74,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also report each data-set folder (e.g. PAD photos and their cut-outs) separately",
     )
+    add_flips_option(parser)
     args = parser.parse_args(argv)
     check_run_and_model(parser, args.run, args.model)
     try:
@@ -105,7 +106,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = evaluate(args.run, args.model, args.split, args.answers, args.by_folder)
+    result = evaluate(
+        args.run, args.model, args.split, args.answers, args.by_folder, args.flips
+    )
     out = args.out or args.run / f"eval-{args.split}-{result.name}"
     write_evaluation(result, out, args.model or args.run / MODEL_KERAS, args.split, args.answers)
     if args.update_card:

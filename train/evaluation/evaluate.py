@@ -35,7 +35,7 @@ from contract.run_folder import (
 from contract.screening import calibrate, refer, standing_thresholds
 from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios, models_from_card
-from train.evaluation.predict import predict_keras
+from train.evaluation.predict import flipped_views, predict_keras
 from train.evaluation.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.evaluation.report_md import metrics_markdown
 
@@ -83,21 +83,28 @@ class SplitPredictions:
     name: str  # the model file's stem, or "keras"
 
 
-def split_predictions(run: Path, model: Path | None, split: str, card: dict) -> SplitPredictions:
-    """Raw probabilities of `model` (a .tflite) or the run's Keras model on one split."""
+def split_predictions(
+    run: Path, model: Path | None, split: str, card: dict, flips: int = 1
+) -> SplitPredictions:
+    """Raw probabilities of `model` (a .tflite) or the run's Keras model on one split; with
+    `flips` > 1, averaged over that many flips and rotations of each image (`flipped_views`)."""
     skipped = Skipped()
     pixels, records = decode_records(
         read_split(run / SPLIT_CSV)[split], card["input"]["height"], skipped
     )
     skipped.warn()
     cutouts = is_cutout(pixels)
+    views = flipped_views(pixels, flips)
+    suffix = f"-flips{flips}" if flips > 1 else ""
     if model is not None:
-        return SplitPredictions(predict_tflite(model, pixels), records, cutouts, model.stem)
+        raw = np.mean([predict_tflite(model, view) for view in views], axis=0)
+        return SplitPredictions(raw, records, cutouts, model.stem + suffix)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    raw = predict_keras(keras.models.load_model(run / MODEL_KERAS), pixels)
-    return SplitPredictions(raw, records, cutouts, "keras")
+    network = keras.models.load_model(run / MODEL_KERAS)
+    raw = np.mean([predict_keras(network, view) for view in views], axis=0)
+    return SplitPredictions(raw, records, cutouts, "keras" + suffix)
 
 
 def evaluate(
@@ -106,11 +113,12 @@ def evaluate(
     split: str = "val",
     answers: Sequence[str] | None = None,
     by_folder: bool = False,
+    flips: int = 1,
 ) -> Evaluated:
     """Score a model on a split; `answers` names the questions whose recorded answers are used
-    (None: photo only)."""
+    (None: photo only); `flips` averages each image's flips and rotations."""
     card = card_of(run, model)
-    outputs = split_predictions(run, model, split, card)
+    outputs = split_predictions(run, model, split, card, flips)
     raw, records, name = outputs.raw, outputs.records, outputs.name
     y = label_indices(records)
     domains = np.array([r.domain for r in records])

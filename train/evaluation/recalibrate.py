@@ -22,19 +22,21 @@ class RecalibrationError(ValueError):
     """The model file is not the run's model; the message says what differs."""
 
 
-def recalibrate(run: Path, model: Path) -> dict:
+def recalibrate(run: Path, model: Path, flips: int = 1) -> dict:
     """Fit the run card's photo-only (and answers') temperature and thresholds on val from
-    `model`'s outputs; drops test metrics, which were measured at the old thresholds."""
+    `model`'s outputs (averaged over `flips` flips and rotations of each image); drops test
+    metrics, which were measured at the old thresholds."""
     card = read_model_card(run)
     differing = identity_differences(card, model_card(read_model_file(model)))
     if differing:
         raise RecalibrationError(
             f"{model} carries another model's card than {run} (differs in {differing})"
         )
-    outputs = split_predictions(run, model, "val", card)
+    outputs = split_predictions(run, model, "val", card, flips)
     raw, val, cutouts = outputs.raw, outputs.records, outputs.cutouts
     target = card["triage"]["target_sensitivity"]
-    fitted_on = f"val, outputs of {model.name}"
+    averaged = f", averaged over {flips} flips and rotations" if flips > 1 else ""
+    fitted_on = f"val, outputs of {model.name}{averaged}"
     photo = calibrate_on_val(val, raw, target, cutouts=cutouts)
     _record(card, photo, photo.triage(target), fitted_on)
     if "answers" in card:
