@@ -11,6 +11,7 @@ from contract.answers import (
     AnswerSpec,
     request_domains,
 )
+from contract.images import HEADROOM
 from contract.questionnaire import NUMBER
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
@@ -328,15 +329,24 @@ def _json(schema: str | dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
-        400: "No image, an empty file, or an answer that is invalid or that the model does "
-        "not take.",
-        413: "The request or the image's pixel count is over the limit.",
+        400: "No image, an empty file, two `image` parts (`several_images`), or an answer "
+        "that is invalid or that the model does not take.",
+        413: "Over a limit: the request body (`request_too_large`), a form field or the "
+        "number of form parts (`form_too_large`), the image's pixel count "
+        "(`too_many_pixels`), or the time or memory its decoding would take (`too_costly`: "
+        "a JPEG's scans x pixels, the estimated decode memory).",
         415: "Not an image in a supported format.",
         422: "A truncated or damaged image.",
         500: "Unexpected server error (never with details).",
-        503: "Every interpreter is busy.",
+        503: "Busy (`busy`): every interpreter is in use, or large images are being decoded "
+        "and others already wait; try again after `Retry-After` seconds.",
     }
-    return {str(s): _json("Error", reasons[s]) for s in statuses}
+    out = {str(s): _json("Error", reasons[s]) for s in statuses}
+    if "503" in out:
+        out["503"]["headers"] = {
+            "Retry-After": {"description": "Seconds to wait before trying again.", "schema": _INT}
+        }
+    return out
 
 
 def _classify_fields(answers: AnswerSpec | None) -> dict[str, Any]:
@@ -398,7 +408,11 @@ def _upload_operation(
         "description": (
             f"The image as multipart field `image` or as the raw body; at most "
             f"{config.max_request_bytes:,} bytes and {config.max_pixels:,} pixels. EXIF "
-            "orientation is honoured; alpha is composited on white. The image is never stored. "
+            "orientation is honoured; alpha is composited on white. An image more than "
+            f"{2 * HEADROOM} times larger than the largest model input on its shorter side is "
+            "decoded reduced (to no less than "
+            f"{HEADROOM} times that input): `image.width` / `height` and the lesion outline "
+            "are then in the reduced image's pixels. The image is never stored. "
             "When the server has a lesion gate (see `lesion_gate` in /api/v1/model), a photo "
             f"that does not look like a skin lesion gets verdict `{NOT_A_LESION}` (still 200) "
             "with a message and no result."
