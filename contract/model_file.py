@@ -173,10 +173,15 @@ class GateInfo:
     image_size: int
 
 
+def gate_json(model: bytes) -> dict[str, Any]:
+    """The whole `lesion_gate.json` packed in a gate file (threshold, rule, what was measured)."""
+    return _json_file(read_associated_files(model), GATE_FILE)
+
+
 def read_gate_info(model: bytes) -> GateInfo:
     """The gate's `lesion_gate.json`; ModelFileError if it is missing or malformed."""
     try:
-        info = _json_file(read_associated_files(model), GATE_FILE)
+        info = gate_json(model)
         return GateInfo(float(info["threshold"]), int(info["image_size"]))
     except (KeyError, ValueError, TypeError) as error:
         raise ModelFileError(f"the gate has no usable {GATE_FILE}: {error}") from None

@@ -1,13 +1,14 @@
 """Export the lesion gate to a .tflite with its JSON packed inside, and measure the exported file.
 
-    python -m export.lesion_gate runs/NAME --out models/ [--variant float16]
+    python -m export.lesion_gate runs/NAME --out runs/NAME/export [--variant float16]
 
 The gate that `python -m train.lesion_gate` fitted (lesion_gate.keras and lesion_gate.json in
-the run folder) is converted; its threshold is re-chosen on the exported model's own val
-distances with the same rule (`contract.lesion_gate`: quantization shifts the distance scale),
-and the numbers reported are those of the .tflite run by LiteRT: false rejections of val (and,
-unused for any choice, test) lesion photos per domain, and the verdict on every image of the
-non-skin sets (`export.non_skin_images`).
+the run folder) is converted; its threshold is re-chosen on the exported model's own distances
+of val lesion photos and of the development non-skin set (`contract.lesion_gate.choose_threshold`:
+quantization shifts the distance scale), and the numbers reported are those of the .tflite run by
+LiteRT: false rejections of val (and, unused for any choice, test) lesion photos per domain, and
+the verdict on every image of both non-skin sets (`export.non_skin_images`).
+`python -m export.gate_threshold` applies the same measurement to an exported file.
 
 The shipped variant is float16, not int8: measured on our data with the earlier head-only gate,
 full-integer quantization (calibrated on lesion photos) pulled blank, single-colour and noise
@@ -31,6 +32,7 @@ from contract.interpreter import predict_tflite
 from contract.lesion_gate import (
     GATE_JSON,
     GATE_KERAS,
+    THRESHOLD_RULE,
     choose_threshold,
     false_rejections,
     lesion_photos,
@@ -71,50 +73,41 @@ def _lesion_split(records: list, size: int) -> tuple[np.ndarray, np.ndarray]:
     return pixels, np.array([r.domain for r in kept])
 
 
-def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARIANT) -> Path:
-    """Convert the fitted gate, choose the threshold on val (`contract.lesion_gate`), measure,
-    write the .tflite and the report."""
-    import keras
+def rule_text(margin: float) -> str:
+    """The report's and the packed JSON's words for the verdict and the threshold rule."""
+    return f"not a lesion photo when distance > threshold ({THRESHOLD_RULE.format(margin=margin)})"
 
-    fitted = json.loads((run_dir / GATE_JSON).read_text(encoding="utf-8"))
-    size = int(fitted["image_size"])
-    rule = float(fitted["config"]["val_false_rejection"])
-    split = read_split(run_dir / SPLIT_CSV)
-    reps = None
-    if variant in ("int8", "int8_io"):
-        seed = int(fitted["config"]["seed"])
-        chosen = representative_records(split["train"], CALIBRATION_IMAGES, seed)
-        reps, _ = _lesion_split(chosen, size)
-    model = convert(
-        keras.saving.load_model(run_dir / GATE_KERAS), QuantizationConfig(variant, reps)
-    )
 
+def measure_gate(model: bytes, split: dict, size: int, margin: float) -> tuple[float, dict]:
+    """The threshold chosen on val lesion photos and the development set, and what it does:
+    false rejections on val and test per domain, verdicts on both non-skin sets."""
     val, val_domains = _lesion_split(split["val"], size)
     val_distances = _distances(model, val)
-    threshold = choose_threshold(val_distances, val_domains, rule)
+    development = _named_distances(model, development_images(), size)
+    threshold = choose_threshold(val_distances, np.array(list(development.values())), margin)
     test, test_domains = _lesion_split(split["test"], size)
-    evaluation = _verdicts(model, non_skin_images(), size, threshold)
-    development = _verdicts(model, development_images(), size, threshold)
-    measured = {
-        "variant": variant,
-        "keras_threshold": fitted["threshold"],
+    test_distances = _distances(model, test)
+    evaluation = _verdicts(_named_distances(model, non_skin_images(), size), threshold)
+    developed = _verdicts(development, threshold)
+    return threshold, {
+        "threshold_margin": margin,
+        "largest_val_lesion_distance": float(val_distances.max()),
+        "lowest_development_distance": min(development.values()),
+        "val_images": _counts(val_domains),
         "val_false_rejection": false_rejections(val_distances, val_domains, threshold),
-        "test_false_rejection": false_rejections(_distances(model, test), test_domains, threshold),
+        "test_images": _counts(test_domains),
+        "test_false_rejection": false_rejections(test_distances, test_domains, threshold),
         "non_skin_rejection": float(np.mean([x["rejected"] for x in evaluation])),
         "non_skin": evaluation,
-        "development_rejection": float(np.mean([x["rejected"] for x in development])),
-        "development": development,
-        "ms_per_image_litert_2_threads": _milliseconds_per_image(model, val[0]),
+        "development_rejection": float(np.mean([x["rejected"] for x in developed])),
+        "development": developed,
     }
-    info = {
-        "threshold": threshold,
-        "image_size": size,
-        "components": int(fitted["components"]),
-        "output": fitted["output"],
-        "rule": f"not a lesion photo when distance > threshold ({fitted['threshold_rule']})",
-        "features": fitted["features"],
-        "measured": {k: v for k, v in measured.items() if k not in ("non_skin", "development")},
-    }
+
+
+def write_gate(model: bytes, info: dict, measured: dict, out_dir: Path) -> Path:
+    """OUT/lesion_gate.tflite (`info` and the measured summary packed in) and its report."""
+    summary = {k: v for k, v in measured.items() if k not in ("non_skin", "development")}
+    info = {**info, "measured": summary}
     packed = pack(model, info)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / GATE_TFLITE
@@ -125,31 +118,82 @@ def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARI
     return path
 
 
-def _verdicts(model: bytes, images: dict, size: int, threshold: float) -> list[dict]:
+def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARIANT) -> Path:
+    """Convert the fitted gate, choose the threshold (`contract.lesion_gate`), measure, write
+    the .tflite and the report."""
+    import keras
+
+    fitted = json.loads((run_dir / GATE_JSON).read_text(encoding="utf-8"))
+    size = int(fitted["image_size"])
+    split = read_split(run_dir / SPLIT_CSV)
+    reps = None
+    if variant in ("int8", "int8_io"):
+        seed = int(fitted["config"]["seed"])
+        chosen = representative_records(split["train"], CALIBRATION_IMAGES, seed)
+        reps, _ = _lesion_split(chosen, size)
+    model = convert(
+        keras.saving.load_model(run_dir / GATE_KERAS), QuantizationConfig(variant, reps)
+    )
+    margin = float(fitted["config"]["threshold_margin"])
+    threshold, measured = measure_gate(model, split, size, margin)
+    info = {
+        "threshold": threshold,
+        "image_size": size,
+        "components": int(fitted["components"]),
+        "output": fitted["output"],
+        "rule": rule_text(margin),
+        "features": fitted["features"],
+    }
+    speed = _milliseconds_per_image(model, np.zeros((size, size, 3), np.uint8))
+    measured = {
+        "variant": variant,
+        "keras_threshold": fitted["threshold"],
+        **measured,
+        "ms_per_image_litert_2_threads": speed,
+    }
+    return write_gate(model, info, measured, out_dir)
+
+
+def _counts(domains: np.ndarray) -> dict:
+    return {d: int(np.sum(domains == d)) for d in sorted(set(domains))}
+
+
+def _named_distances(model: bytes, images: dict, size: int) -> dict[str, float]:
     pixels = np.stack([resize_to_input(im, size, size) for im in images.values()])
-    distances = _distances(model, pixels)
+    return {name: float(d) for name, d in zip(images, _distances(model, pixels), strict=True)}
+
+
+def _verdicts(distances: dict[str, float], threshold: float) -> list[dict]:
     return [
-        {"name": name, "distance": float(d), "rejected": bool(d > threshold)}
-        for name, d in zip(images, distances, strict=True)
+        {"name": name, "distance": d, "rejected": bool(d > threshold)}
+        for name, d in distances.items()
     ]
 
 
 def _markdown(report: dict) -> str:
     m = report["measured"]
 
-    def rates(values: dict) -> str:
-        return ", ".join(f"{k} {100 * v:.1f} %" for k, v in values.items())
+    def rates(split: str) -> str:
+        counts = m[f"{split}_images"]
+        counts = {**counts, "overall": sum(counts.values())}
+        return ", ".join(
+            f"{k} {100 * v:.1f} % ({round(v * counts[k])}/{counts[k]})"
+            for k, v in m[f"{split}_false_rejection"].items()
+        )
 
+    keras = f"; Keras float model: {m['keras_threshold']:.4g}" if "keras_threshold" in m else ""
     lines = [
         '# Lesion gate ("not a skin-lesion photo")',
         "",
         f"- Model: `{GATE_TFLITE}`, {m['variant']}, {report['file_bytes'] / 1e6:.2f} MB, "
         f"input {report['image_size']} px, {report['components']} components",
         f"- Output: {report['output']}; {report['rule']}",
-        f"- Threshold: {report['threshold']:.4g} (Keras float model: {m['keras_threshold']:.4g})",
-        f"- False rejections, val lesion photos: {rates(m['val_false_rejection'])}",
-        f"- False rejections, test lesion photos (not used to choose anything): "
-        f"{rates(m['test_false_rejection'])}",
+        f"- Threshold: {report['threshold']:.4g} (margin {m['threshold_margin']:g}, largest val "
+        f"lesion distance {m['largest_val_lesion_distance']:.4g}, lowest development distance "
+        f"{m['lowest_development_distance']:.4g}{keras})",
+        *[f"- {line}" for line in report.get("history", [])],
+        f"- False rejections, val lesion photos (no cut-outs): {rates('val')}",
+        f"- False rejections, test lesion photos (not used to choose anything): {rates('test')}",
         f"- Non-skin images rejected (evaluation set, not used to choose anything): "
         f"{_share(m['non_skin'])}",
         f"- Development set (where gate designs were compared): {_share(m['development'])}",

@@ -289,6 +289,18 @@ def _repack_with_metadata(model: _tfl.ModelT, metadata: bytes) -> bytes:
     return bytes(builder.Output())
 
 
+def without_files(model: bytes) -> bytes:
+    """The flatbuffer alone: `model` without the zip of files appended after it (a repack
+    replaces them and keeps the network's bytes as they are)."""
+    check_tflite(model)
+    buffer = io.BytesIO(model)
+    if not zipfile.is_zipfile(buffer):
+        return model
+    with zipfile.ZipFile(buffer) as archive:  # offsets count from the file's first byte
+        start = min((m.header_offset for m in archive.infolist()), default=archive.start_dir)
+    return model[:start]
+
+
 def append_files(flatbuffer: bytes, files: dict[str, bytes]) -> bytes:
     """Append `files` as an uncompressed zip: MediaPipe maps entries in place, no inflating, and
     LiteRT ignores bytes after the flatbuffer."""
