@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from demo_server.loadtest import multipart, synthetic_jpeg
+from demo_server.system import process_rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 30.0
@@ -119,11 +120,11 @@ def upload(port: int, image: bytes, timeout: float = TIMEOUT_S) -> Answer:
 
 
 def process_rss(pid: int) -> int:
-    """Resident bytes of a process (VmRSS)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise OSError(f"no VmRSS for {pid}")
+    """Resident bytes of a process (VmRSS); OSError when it cannot be read."""
+    rss = process_rss_bytes(pid)
+    if rss is None:
+        raise OSError(f"no resident memory for process {pid}")
+    return rss
 
 
 class Sampler:
@@ -310,10 +311,7 @@ def shutdown_phase(
     """`count` requests with their headers and half their body sent, SIGTERM, the other halves:
     their statuses, whether new connections are refused, the exit status and time."""
     body, content_type = multipart(image)
-    head = (
-        "POST /api/v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
+    head = classify_head(body, content_type)
     half = len(body) // 2
     sockets = [
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) for _ in range(count)
@@ -342,6 +340,14 @@ def shutdown_phase(
         "exit_status": code,
         "exit_s": round(time.monotonic() - start, 2),
     }
+
+
+def classify_head(body: bytes, content_type: str) -> bytes:
+    """The request line and headers of a classify upload of `body`, to send by hand in parts."""
+    return (
+        "POST /api/v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
 
 
 def _status_line(sock: socket.socket) -> str:

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def process_rss_bytes() -> int | None:
-    """Resident memory of this process from /proc/self/status (None where there is no /proc)."""
+def process_rss_bytes(pid: int | str = "self") -> int | None:
+    """Resident memory of a process (this one by default) from /proc/PID/status (None where
+    there is no /proc, or no such process)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     except OSError:

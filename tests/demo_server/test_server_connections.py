@@ -3,7 +3,6 @@ slow clients cut off at their deadline, and the graceful drain (issue 33)."""
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import os
@@ -20,8 +19,10 @@ from PIL import Image
 
 from demo_server import create_app, serving
 from demo_server.attack import (
+    classify_head,
     free_port,
     point_six_phase,
+    send,
     shutdown_phase,
     slow_sockets_phase,
     start_server,
@@ -74,23 +75,6 @@ def live(demo_model_path):
     server.close()
 
 
-def get(port: int, path: str, headers=None, body=None, method="GET"):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request(method, path, body, headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
-
-
-def classify_head(body: bytes, content_type: str) -> bytes:
-    return (
-        "POST /api/v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-
-
 def status_of(sock: socket.socket) -> int:
     return int(sock.recv(100).split(b" ", 2)[1])
 
@@ -99,16 +83,15 @@ def status_of(sock: socket.socket) -> int:
 
 
 def test_waitress_errors_are_json_with_the_security_headers(live):
-    status, headers, body = get(live.port, "/healthz", {"X-Big": "a" * 70_000})
+    answer = send(live.port, "GET", "/healthz", headers={"X-Big": "a" * 70_000})
+    status, headers, body = answer.status, answer.headers, answer.body
     assert status == 431
     assert headers["Content-Type"] == "application/json"
     assert "Content-Security-Policy" in headers and headers["X-Content-Type-Options"] == "nosniff"
     assert json.loads(body)["error"]["code"] == "headers_too_large"
-    status, headers, body = get(
-        live.port, "/api/v1/classify", body=b"\xff" * 300_000, method="POST"
-    )
-    assert status == 413 and "Content-Security-Policy" in headers
-    assert "200,000 bytes" in json.loads(body)["error"]["message"]
+    answer = send(live.port, "POST", "/api/v1/classify", b"\xff" * 300_000)
+    assert answer.status == 413 and "Content-Security-Policy" in answer.headers
+    assert "200,000 bytes" in json.loads(answer.body)["error"]["message"]
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_sent(live):
@@ -146,7 +129,7 @@ def test_slow_sockets_do_not_lock_others_out_and_are_cut_off(live):
     slow.start()
     time.sleep(0.5)  # all 150 connected, past waitress's default limit of 100
     start = time.monotonic()
-    assert get(live.port, "/healthz")[0] == 200
+    assert send(live.port, "GET", "/healthz").status == 200
     assert time.monotonic() - start < 5
     slow.join(10)
     assert result["opened"] == 150
