@@ -212,8 +212,9 @@ def test_sigint_drains_too(demo_model_path):
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    while "Serving" not in process.stderr.readline():
-        assert process.poll() is None
-    process.send_signal(signal.SIGINT)
-    assert process.wait(10) == 0
-    assert "SIGINT: stopped accepting" in process.stderr.read()
+    with process.stderr:
+        while "Serving" not in process.stderr.readline():
+            assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+        assert "SIGINT: stopped accepting" in process.stderr.read()
