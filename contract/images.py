@@ -154,7 +154,10 @@ def open_image(
             f"than the limit of {budget.max_scan_pixels:,} scan-pixels; save it again as an "
             "ordinary (baseline) JPEG."
         )
-    _draft(image, format_name, budget.need)
+    try:
+        _draft(image, format_name, budget.need)
+    except Exception:  # noqa: BLE001 - a header the decoder cannot scale is the file's fault
+        raise CorruptImage() from None
     cost = decode_cost(image, format_name, scans, (width, height), budget.need)
     if cost > budget.max_bytes:
         raise OverBudget(

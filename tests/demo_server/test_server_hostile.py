@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import pytest
 from PIL import Image
@@ -96,27 +97,30 @@ def test_interpreter_pool_busy_says_when_to_retry(demo_model_path):
 
 def test_slots_bound_holders_and_waiters():
     slots = Slots(size=1, max_waiting=1, wait_s=5)
-    entered = threading.Event()
     release = threading.Event()
+    outcomes: list[str] = []
 
-    def holder():
+    def take() -> None:
         with slots.hold():
-            entered.set()
+            outcomes.append("held")
             release.wait(5)
 
-    first = threading.Thread(target=holder)
-    first.start()
-    entered.wait(5)
-    waiter = threading.Thread(target=lambda: slots.hold().__enter__())
+    holder = threading.Thread(target=take)
+    holder.start()
+    waiter = threading.Thread(target=take)
+    deadline = time.monotonic() + 5
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
     waiter.start()
-    while slots.waiting == 0:
-        pass
+    while slots.waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert slots.waiting == 1
     with pytest.raises(Full), slots.hold():  # one waits already: refused at once
         pass
     release.set()
-    first.join(5)
+    holder.join(5)
     waiter.join(5)
-    assert slots.waiting == 0
+    assert outcomes == ["held", "held"] and slots.waiting == 0
 
 
 def test_slots_give_up_after_the_wait():
