@@ -271,9 +271,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_together(codes: list[str], backend: str, logs: Path, timeout: float = 600) -> None:
-    """Run each code in its own fresh Python on `backend`, all at once (processes that wait for
-    one another). Fails, killing the others, as soon as one fails or when `timeout` is up."""
+def run_together(codes: list[str], port: int, logs: Path, timeout: float = 600) -> None:
+    """Run each code in its own fresh Python on JAX, all at once: processes that meet at the
+    coordinator 127.0.0.1:`port` (bound there, not on every interface as by default). Fails,
+    killing the others, as soon as one fails or when `timeout` is up."""
+    env = {**backend_env("jax"), "JAX_COORDINATOR_BIND_ADDRESS": f"127.0.0.1:{port}"}
     logs.mkdir(parents=True, exist_ok=True)
     running = []
     try:
@@ -281,14 +283,12 @@ def run_together(codes: list[str], backend: str, logs: Path, timeout: float = 60
             with open(logs / f"process{i}.log", "w") as log:
                 command = [sys.executable, "-c", textwrap.dedent(code)]
                 running.append(
-                    subprocess.Popen(
-                        command, cwd=ROOT, env=backend_env(backend), stdout=log, stderr=log
-                    )
+                    subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
                 )
         deadline = time.monotonic() + timeout
-        while any(p.poll() is None for p in running) and time.monotonic() < deadline:
-            failed = [i for i, p in enumerate(running) if p.returncode not in (None, 0)]
-            if failed:
+        while time.monotonic() < deadline:
+            status = [process.poll() for process in running]
+            if None not in status or any(code not in (None, 0) for code in status):
                 break
             time.sleep(0.5)
     finally:
@@ -317,7 +317,7 @@ np.savez({str(tmp_path / f"process{i}.npz")!r}, n=n, probs=probs, *after)
 """
         for i in range(2)
     ]
-    run_together(workers, "jax", tmp_path / "logs")
+    run_together(workers, port, tmp_path / "logs")
     run_backend(
         TWO_STEPS
         + f"""
@@ -347,14 +347,15 @@ def test_python_m_train_over_two_processes_trains_what_one_host_does(
     data = f"{data_dir / 'ham10000'},{data_dir / 'pad_ufes20'}"
     argv = ["--data", data, "--backbone", "tiny_cnn", "--epochs", "1", "--image-size", "48",
             "--batch-size", "16", "--max-images-per-class", "8"]
-    several = ["--coordinator", f"127.0.0.1:{free_port()}", "--processes", "2"]
+    port = free_port()
+    several = ["--coordinator", f"127.0.0.1:{port}", "--processes", "2"]
     commands = [
         [*argv, *several, "--process-id", str(i), "--out", str(tmp_path / f"p{i}")]
         for i in range(2)
     ]
     run_together(
         [f"import sys\nfrom train.__main__ import main\nsys.exit(main({c!r}))" for c in commands],
-        "jax",
+        port,
         tmp_path / "logs",
     )
     out = run_backend(
