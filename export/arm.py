@@ -1,6 +1,6 @@
 """Run model files on emulated ARM cores, as phones run them, and compare every output with x86.
 
-    python -m export.arm FILES... [--cpus cortex-a53,cortex-a76,max] [--val-images 100] [--out DIR]
+    python -m export.arm FILES... [--cpus cortex-a53,cortex-a76,max] [--val-images 80] [--out DIR]
     python -m export.arm --setup     # only build the emulated runtime (then it runs offline)
 
 The cores: `cortex-a53` (no dot product: older and cheaper phones), `cortex-a76` (dot product),
@@ -48,6 +48,7 @@ from export.arm_compare import (
     compare_segmenter,
     differences,
 )
+from export.arm_outputs import CACHE, HOST, file_digests, load, outputs_key, store
 from export.arm_report import ArmReport, FileResult, write_report
 from export.arm_runtime import REPO, RuntimeMissing, find_runtime, setup_runtime
 from export.arm_worker import Job, digest_key, output_key
@@ -57,7 +58,7 @@ from export.ship import SHIPPED_MODELS
 DEFAULT_CPUS = ("cortex-a53", "cortex-a76", "max")
 SHIPPED_SPLIT = REPO / "recipes" / "shipped_2025_split.csv"
 SAMPLES = REPO / "sample_images"
-DEFAULT_VAL_IMAGES = 100  # with the samples, the 4 shipped files on 3 cores in about 40 min
+DEFAULT_VAL_IMAGES = 80  # with the samples: the 4 shipped files on 3 cores, 14 min of CPU each
 
 
 class ArmError(Exception):
@@ -81,17 +82,18 @@ def choose_images(
     if val_images > 0:
         val = read_split(split)["val"]
         rng = np.random.default_rng(seed)
-        counts = []
+        counts: dict[str, int] = {}
         for i, domain in enumerate(DOMAINS):
             pool = [r for r in val if r.domain == domain]
             share = val_images // len(DOMAINS) + (i < val_images % len(DOMAINS))
             chosen = sorted(rng.choice(len(pool), size=min(share, len(pool)), replace=False))
             paths += [pool[k].path for k in chosen]
             domains += [domain] * len(chosen)
-            counts.append(f"{len(chosen)} {domain}")
+            counts[domain] = len(chosen)
+        each = ", ".join(f"{n} {domain}" for domain, n in counts.items())
         description += (
-            f" and {sum(int(c.split()[0]) for c in counts)} val images of "
-            f"{split.name} ({', '.join(counts)}; drawn with seed {seed})"
+            f" and {sum(counts.values())} val images of {split.name} ({each}; drawn with seed "
+            f"{seed})"
         )
     missing = [p for p in paths if not (REPO / p).is_file()]
     if missing:
@@ -111,60 +113,94 @@ def _run(command: list[str], env: dict[str, str] | None, log: Path) -> None:
         raise ArmError(f"{shlex.join(command[:4])} ... failed ({code}):\n{tail}")
 
 
+def _run_missing(
+    where: str,
+    files: list[Path],
+    job_images: tuple[str, ...],
+    keys: list[str],
+    cache: Path,
+    scratch: Path,
+) -> None:
+    """Run the worker on `where` for the files whose outputs are not kept yet, and keep them."""
+    missing = [i for i, key in enumerate(keys) if load(key, cache) is None]
+    if not missing:
+        return
+    job_path, result = scratch / f"{where}.json", scratch / f"{where}.npz"
+    Job(tuple(str(files[i].resolve()) for i in missing), job_images).write(job_path)
+    worker = ["-m", "export.arm_worker", str(job_path), str(result)]
+    if where == HOST:
+        _run([sys.executable, *worker], None, scratch / f"{where}.log")
+    else:
+        runtime = find_runtime()
+        _run(runtime.command(where, worker), runtime.environment(), scratch / f"{where}.log")
+    arrays = np.load(result)
+    for j, i in enumerate(missing):
+        entry = {"outputs": arrays[output_key(j)], "pixels_sha256": arrays[digest_key(j)]}
+        store(keys[i], {**entry, "runtime": arrays["runtime"]}, cache)
+
+
 def run_everywhere(
-    job: Job, cpus: Sequence[str], jobs: int, scratch: Path
-) -> dict[str, dict[str, np.ndarray]]:
-    """The worker's results on x86 (this Python) and on each emulated core, by name."""
-    runtime = find_runtime()
-    job.write(scratch / "job.json")
-    worker = ["-m", "export.arm_worker", str(scratch / "job.json")]
-    commands = {"x86_64": ([sys.executable, *worker, str(scratch / "x86_64.npz")], None)}
-    for cpu in cpus:
-        args = [*worker, str(scratch / f"{cpu}.npz")]
-        commands[cpu] = (runtime.command(cpu, args), runtime.environment())
-    _run(*commands.pop("x86_64"), scratch / "x86_64.log")
+    files: list[Path],
+    images: list[Path],
+    cpus: Sequence[str],
+    jobs: int,
+    cache: Path,
+    scratch: Path,
+) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Each file's outputs, pixel digests and runtime on x86 (this Python) and on each
+    emulated core, by where; what `cache` keeps (`export.arm_outputs`) is not run again."""
+    find_runtime()  # before an x86 run that would be wasted
+    models = [read_model_file(p) for p in files]
+    job_images, digests = tuple(map(str, images)), file_digests(images)
+    keys = {w: [outputs_key(m, digests, w) for m in models] for w in (HOST, *cpus)}
+
+    def run(where: str) -> None:
+        _run_missing(where, files, job_images, keys[where], cache, scratch)
+
+    run(HOST)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(lambda c: _run(*commands[c], scratch / f"{c}.log"), cpus))
-    return {where: dict(np.load(scratch / f"{where}.npz")) for where in ("x86_64", *cpus)}
+        list(pool.map(run, cpus))
+    return {where: [load(key, cache) for key in keys[where]] for where in keys}
 
 
-def _comparer(
-    model: bytes, path: Path
-) -> tuple[str, tuple[int, int], TensorSpec, Callable[..., CoreComparison]]:
-    """The file's kind, input height and width, output tensor, and the comparison for it."""
+def _comparer(model: bytes, path: Path) -> tuple[str, TensorSpec, Callable[..., CoreComparison]]:
+    """The file's kind, output tensor, and the comparison for its kind."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model)
     spec_in = TensorSpec.from_detail(interpreter.get_input_details()[0])
     spec_out = TensorSpec.from_detail(interpreter.get_output_details()[0])
-    size = (spec_in.shape[1], spec_in.shape[2])
     packed = read_associated_files(model)
     if MODEL_CARD_FILE in packed:
         meta = read_metadata(model, spec_in, spec_out, path.name)
-        return "classifier", size, spec_out, lambda *a: compare_classifier(meta, *a)
+        return "classifier", spec_out, lambda *a: compare_classifier(meta, *a)
     if GATE_FILE in packed:
         gate = read_gate_info(model)
-        return "gate", size, spec_out, lambda *a: compare_gate(gate, *a)
+        return "gate", spec_out, lambda *a: compare_gate(gate, *a)
     if SEGMENTER_FILE in packed:
         info = read_segmenter_info(model)
-        return "segmenter", size, spec_out, lambda *a: compare_segmenter(info, *a)
+        return "segmenter", spec_out, lambda *a: compare_segmenter(info, *a)
     raise ArmError(f"{path}: neither a classifier, the gate nor the segmenter (no packed JSON)")
 
 
 def compare_file(
-    path: Path, index: int, images: Images, results: dict[str, dict[str, np.ndarray]], out: Path
+    path: Path,
+    index: int,
+    images: Images,
+    results: dict[str, list[dict[str, np.ndarray]]],
+    out: Path,
 ) -> FileResult:
     """One file's comparison on every core (`results`: x86_64 first, then the cores)."""
     model = read_model_file(path)
-    kind, size, spec, compare = _comparer(model, path)
-    x86 = results["x86_64"]
-    ours = x86[output_key(index)]
+    kind, spec, compare = _comparer(model, path)
+    ours = results[HOST][index]
     cores = {}
-    for cpu, arm in results.items():
-        if cpu != "x86_64":
-            theirs = arm[output_key(index)]
-            decoded = int(np.sum(arm[digest_key(*size)] == x86[digest_key(*size)]))
-            cores[cpu] = compare(images, ours, theirs, differences(ours, theirs, spec, decoded))
+    for cpu, entries in results.items():
+        if cpu != HOST:
+            theirs = entries[index]
+            decoded = int(np.sum(theirs["pixels_sha256"] == ours["pixels_sha256"]))
+            base = differences(ours["outputs"], theirs["outputs"], spec, decoded)
+            cores[cpu] = compare(images, ours["outputs"], theirs["outputs"], base)
     operators = [
         {"name": o.name, "count": o.count, "versions": list(o.versions)} for o in analyse(model).ops
     ]
@@ -213,6 +249,13 @@ def _parser() -> argparse.ArgumentParser:
         help="cores emulated at once (one process and one machine core each)",
     )
     parser.add_argument(
+        "--cache",
+        type=Path,
+        default=CACHE,
+        help="where outputs are kept by network, images and machine, so a file re-shipped "
+        "with only a new card is not emulated again (default: %(default)s)",
+    )
+    parser.add_argument(
         "--out", type=Path, help="folder for arm_report.{json,md} (default: the files' folder)"
     )
     return parser
@@ -239,13 +282,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths, images, description = choose_images(
             args.samples, args.split, args.val_images, args.seed
         )
-        job = Job(tuple(str(p.resolve()) for p in args.files), tuple(map(str, paths)))
         with tempfile.TemporaryDirectory(prefix="export_arm_") as scratch:
-            results = run_everywhere(job, args.cpus, max(1, args.jobs), Path(scratch))
+            results = run_everywhere(
+                args.files, paths, args.cpus, max(1, args.jobs), args.cache, Path(scratch)
+            )
         report = ArmReport(
             command=shlex.join(["python", "-m", "export.arm", *(argv or sys.argv[1:])]),
             images={"total": len(paths), "description": description, "names": images.names},
-            runtimes={w: json.loads(str(r["runtime"])) for w, r in results.items()},
+            runtimes={w: json.loads(str(r[0]["runtime"])) for w, r in results.items()},
             files=[compare_file(p, i, images, results, out) for i, p in enumerate(args.files)],
         )
     except (ArmError, RuntimeMissing) as error:

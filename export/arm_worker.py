@@ -50,8 +50,8 @@ def output_key(index: int) -> str:
     return f"outputs_{index}"
 
 
-def digest_key(height: int, width: int) -> str:
-    return f"pixels_sha256_{height}x{width}"
+def digest_key(index: int) -> str:
+    return f"pixels_sha256_{index}"
 
 
 def runtime_info() -> dict:
@@ -83,15 +83,15 @@ def _input_shape(model: str) -> tuple[int, int]:
 
 
 def run_job(job: Job) -> dict[str, np.ndarray]:
-    """Each file's outputs (float64, images x outputs) and each input size's pixel digests."""
+    """Each file's outputs (float64, images x outputs) and its decoded inputs' digests."""
     arrays: dict[str, np.ndarray] = {}
     decoded: dict[tuple[int, int], np.ndarray] = {}
     for index, model in enumerate(job.files):
         size = _input_shape(model)
         if size not in decoded:
             decoded[size] = np.stack([model_input(image, *size) for image in job.images])
-            digests = [hashlib.sha256(p.tobytes()).hexdigest() for p in decoded[size]]
-            arrays[digest_key(*size)] = np.array(digests)
+        digests = [hashlib.sha256(p.tobytes()).hexdigest() for p in decoded[size]]
+        arrays[digest_key(index)] = np.array(digests)
         print(f"{platform.machine()}: {model} on {len(job.images)} images", file=sys.stderr)
         arrays[output_key(index)] = predict_tflite(model, decoded[size], threads=job.threads)
     arrays["runtime"] = np.array(json.dumps(runtime_info()))
