@@ -230,3 +230,41 @@ def watch_requests(page) -> list:
 
     page.context.on("request", seen)
     return requests
+
+
+AXE = WEB / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+def phone_at(width: int) -> dict:
+    """The phone context options at another viewport width (same height, touch, 2x pixels)."""
+    return {**PHONE, "viewport": {"width": width, "height": PHONE["viewport"]["height"]}}
+
+
+def horizontal_overflow(page) -> dict:
+    """How much wider than the viewport the page is, and the elements that stick out."""
+    return page.evaluate(
+        """() => {
+          const width = document.documentElement.clientWidth;
+          const out = [...document.querySelectorAll("body *")]
+            .filter((e) => e.getBoundingClientRect().right > width + 0.5)
+            .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : ""));
+          return { excess: document.documentElement.scrollWidth - width, elements: out };
+        }"""
+    )
+
+
+def serious_accessibility_violations(page) -> list[dict]:
+    """axe-core (pinned in web/package-lock.json) run in the page: its serious and critical
+    violations, each with the first nodes it names."""
+    if not AXE.is_file():
+        skip_or_fail("axe-core is not installed in web/ (run: npm ci --prefix web)")
+    page.evaluate(AXE.read_text())  # evaluated over CDP: the page's CSP does not apply
+    violations = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:3]]}
+        for v in violations
+        if v["impact"] in SERIOUS
+    ]
