@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     see ``ServerConfig`` for the server's own keys. Raises ``ModelError`` if the model or the
     lesion gate (``LESION_GATE_PATH``; None means no gate) is unusable.
     """
-    from demo_server import api, pages
+    from demo_server import api, manifest, pages
 
     settings = ServerConfig.from_mapping(config or {})
     app = Flask(__name__)
@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(api.health_bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(manifest.bp)
     register_error_handlers(app)
     add_security_headers(app)
     return app

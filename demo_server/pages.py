@@ -31,6 +31,7 @@ from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
 from demo_server.extensions import current_classifier as _classifier
 from demo_server.extensions import current_lesion_gate as _lesion_gate
 from demo_server.extensions import current_settings as _settings
+from demo_server.manifest import ICON_FILES
 from demo_server.screening import (
     NOT_A_LESION_MESSAGE,
     TRIAGE_MESSAGES,
@@ -277,9 +278,10 @@ def ondevice_config(
         return {"available": False, "reason": unavailable}
     model, gate, segmenter = _classifier(), _lesion_gate(), _segmenter()
     meta = model.metadata
-    static = ["app.css", "app.js", "favicon.svg", *PAGE_MODULES]
+    static = ["app.css", "app.js", *ICON_FILES, *PAGE_MODULES]
     shell = [
         url_for("pages.index", **chosen_model_query()),
+        url_for("manifest.manifest"),
         *(url_for("static", filename=name) for name in static),
         *(
             url_for("pages.ondevice_lib", version=runtime.version, name=path)

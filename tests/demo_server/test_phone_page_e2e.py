@@ -1,7 +1,7 @@
 """The page on a phone (Debian's chromium, phone viewports 320 to 430 px): it fits the screen
 without sideways scrolling, axe-core finds no serious or critical accessibility violation,
 with the shipped classifiers to choose from, the gate and the segmenter, before and after an
-on-device answer.
+on-device answer; and chromium finds it installable (its manifest parsed without errors).
 
 Needs chromium, Playwright for Python and `npm ci --prefix web` (LiteRT.js and axe-core);
 skipped without them, except in CI (SKINLESION_REQUIRE_DATA=1 or CI=true).
@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import pytest
 from ondevice_support import (
+    CHROMIUM_ARGS,
+    PHONE,
     REPO,
     Server,
     browser_ready,
+    chromium,
     horizontal_overflow,
     launched_browser,
     next_result,
     phone_at,
     serious_accessibility_violations,
     skip_or_fail,
+    sync_api,
     wait_ready,
 )
 
@@ -71,3 +75,25 @@ def test_the_page_fits_the_phone_and_axe_finds_nothing_serious(server, browser, 
         assert not serious_accessibility_violations(page)
     finally:
         context.close()
+
+
+def test_chromium_finds_the_page_installable(server, tmp_path):
+    """Chromium's own verdict (DevTools Page.getInstallabilityErrors) once the service worker
+    controls the page. A profile on disk: an incognito context is never installable."""
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=chromium(), args=CHROMIUM_ARGS, **PHONE
+        )
+        try:
+            page = context.new_page()
+            page.goto(server.url + "/")
+            wait_ready(page)
+            page.locator("#device-status", has_text="works offline").wait_for(timeout=30_000)
+            devtools = context.new_cdp_session(page)
+            manifest = devtools.send("Page.getAppManifest")
+            assert manifest["url"] == server.url + "/manifest.webmanifest"
+            assert manifest["errors"] == []
+            assert manifest["manifest"]["display"] == "kStandalone"
+            assert devtools.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
+        finally:
+            context.close()
