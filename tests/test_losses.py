@@ -1,12 +1,17 @@
-"""Logit-adjusted cross-entropy (`--balance logit_adjust`)."""
+"""Training losses: logit-adjusted cross-entropy (`--balance logit_adjust`) and the
+malignant term (`--malignant-loss-weight`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from contract.taxonomy import LABELS
-from train.model.losses import class_log_prior, logit_adjusted_crossentropy
+from contract.taxonomy import LABELS, MALIGNANT
+from train.model.losses import (
+    class_log_prior,
+    logit_adjusted_crossentropy,
+    with_malignant_term,
+)
 
 
 def test_class_log_prior_is_the_label_share_with_a_floor_of_one():
@@ -41,3 +46,26 @@ def test_a_uniform_prior_changes_nothing():
     uniform = np.full(len(LABELS), -np.log(len(LABELS)), np.float32)
     got = float(np.asarray(logit_adjusted_crossentropy(uniform, 0.0)(y, p))[0])
     assert got == pytest.approx(-np.log(p[0, 2]), abs=1e-5)
+
+
+def test_the_malignant_term_is_the_binary_cross_entropy_of_the_referral_sum():
+    """Two predictions with the same seven-way loss on a melanoma: the one that puts the rest
+    on other malignant classes costs less with the term, since the triage refers on the sum."""
+    mel, bcc, nv = (LABELS.index(c) for c in ("mel", "bcc", "nv"))
+    y = np.eye(len(LABELS), dtype=np.float32)[[mel, mel]]
+    p = np.full((2, len(LABELS)), 0.0, np.float32)
+    p[:, mel] = 0.4
+    p[0, bcc], p[1, nv] = 0.6, 0.6  # wrong class; right referral (row 0) or not (row 1)
+    seven_way = lambda y_true, y_pred: -np.log((y_pred * y_true).sum(axis=1))  # noqa: E731
+    got = np.asarray(with_malignant_term(seven_way, 0.5)(y, p))
+    p_mal = p[:, [LABELS.index(c) for c in MALIGNANT]].sum(axis=1)
+    expected = seven_way(y, p) + 0.5 * -np.log(np.clip(p_mal, 1e-7, 1 - 1e-7))
+    assert np.allclose(got, expected, atol=1e-5)
+    assert got[0] < got[1]
+    # Soft targets (label smoothing, distillation) count their malignant share.
+    soft = np.full((1, len(LABELS)), 0.1, np.float32)
+    soft[0, nv] = 0.4
+    share = soft[0, [LABELS.index(c) for c in MALIGNANT]].sum()
+    got = float(np.asarray(with_malignant_term(lambda a, b: 0.0, 1.0)(soft, p[1:]))[0])
+    bce = -(share * np.log(p_mal[1]) + (1 - share) * np.log(1 - p_mal[1]))
+    assert got == pytest.approx(bce, abs=1e-4)

@@ -299,7 +299,16 @@ def test_train_cli_usage_errors(argv, message, capsys):
     assert "usage: python -m train" in err and message in err
 
 
-def test_logit_adjusted_training_saves_a_model_any_reader_can_load(data_dir: Path, tmp_path: Path):
+@pytest.mark.parametrize(
+    ("option", "value", "field", "recorded"),
+    [
+        ("--balance", "logit_adjust", "balance", "logit_adjust"),
+        ("--malignant-loss-weight", "0.5", "malignant_loss_weight", 0.5),
+    ],
+)
+def test_a_custom_loss_saves_a_model_any_reader_can_load(
+    data_dir: Path, tmp_path: Path, option: str, value: str, field: str, recorded
+):
     import keras
 
     from train.__main__ import main
@@ -307,8 +316,8 @@ def test_logit_adjusted_training_saves_a_model_any_reader_can_load(data_dir: Pat
     run = tmp_path / "la"
     argv = f"--data {data_dir / 'ham10000'} --data {data_dir / 'pad_ufes20'} --out {run} "
     argv += "--backbone tiny_cnn --epochs 1 --image-size 48 --max-images-per-class 8 "
-    assert main([*argv.split(), "--balance", "logit_adjust"]) == 0
-    assert json.loads((run / "hparams.json").read_text())["balance"] == "logit_adjust"
+    assert main([*argv.split(), option, value]) == 0
+    assert json.loads((run / "hparams.json").read_text())[field] == recorded
     model = keras.models.load_model(run / "model.keras")  # no custom objects needed
     assert model.loss.name == "categorical_crossentropy"
 

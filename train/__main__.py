@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         help="give each (domain, class) stratum equal weight through the loss or by resampling, "
         "or (logit_adjust) see each image once and add log class priors to the logits in the loss",
     )
+    parser.add_argument(
+        "--malignant-loss-weight",
+        type=float,
+        default=defaults.malignant_loss_weight,
+        help="add this weight x the binary cross-entropy of P(malignant), the sum the triage "
+        "refers on, to the seven-way loss (0: off)",
+    )
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument(
         "--distill-from",

@@ -32,6 +32,8 @@ class HParams:
     ema_momentum: float = 0.0
     dropout: float = 0.2
     label_smoothing: float = 0.05
+    # > 0: add this weight x the binary cross-entropy of P(malignant) (train.model.losses)
+    malignant_loss_weight: float = 0.0
     max_class_weight: float = 20.0
     # "sampling": train.data.pipeline.TrainingBatches; "logit_adjust": train.model.losses
     balance: str = "loss_weights"
@@ -74,6 +76,8 @@ def validate(hp: HParams) -> None:
                 raise ValueError(f"{option} must be between 0 and {spec.blocks} for {spec.name}")
     if hp.more_epochs < 0:
         raise ValueError("--more-epochs must be at least 0")
+    if hp.malignant_loss_weight < 0:
+        raise ValueError("--malignant-loss-weight must be at least 0")
     if not 0.0 <= hp.ema_momentum < 1.0:
         raise ValueError("--ema-momentum must be at least 0 and below 1")
     if not 0.0 <= hp.distill_weight <= 1.0:

@@ -1,6 +1,7 @@
-"""Logit-adjusted cross-entropy (Menon et al., "Long-tail learning via logit adjustment", 2021).
+"""Training losses beside plain cross-entropy: logit adjustment, and a term for the referral.
 
-The third way to balance classes, beside loss weights and resampling: every image is seen once
+Logit-adjusted cross-entropy (Menon et al., "Long-tail learning via logit adjustment", 2021) is
+the third way to balance classes, beside loss weights and resampling: every image is seen once
 per epoch with loss weight 1, and the loss adds tau * log(prior) to the logits, so the network
 itself is pushed to model p(x | class) rather than the prior; its plain softmax is then the
 balanced classifier that balanced accuracy asks for. Rare classes are neither repeated
@@ -12,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from contract.taxonomy import LABELS
+from contract.taxonomy import LABELS, MALIGNANT
 
 
 def class_log_prior(labels: np.ndarray) -> np.ndarray:
@@ -32,3 +33,24 @@ def logit_adjusted_crossentropy(log_prior: np.ndarray, label_smoothing: float, t
         )
 
     return loss
+
+
+def with_malignant_term(loss, weight: float):
+    """`loss` plus `weight` x the binary cross-entropy of P(malignant), the sum of the malignant
+    classes' probabilities, against the target's share of them.
+
+    The triage refers on that sum, not on the top class: a melanoma called a carcinoma costs the
+    seven-way loss but not the referral, and a nevus with 30% spread over three malignant
+    classes costs the referral but little of the seven-way loss. This term makes training see
+    the decision users get (issue 32, lever 3a)."""
+    columns = np.array([code in MALIGNANT for code in LABELS], np.float32)
+    malignant = keras.ops.convert_to_tensor(columns)
+
+    def total(y_true, y_pred):
+        p_true = keras.ops.sum(y_true * malignant, axis=-1, keepdims=True)
+        p_pred = keras.ops.sum(y_pred * malignant, axis=-1, keepdims=True)
+        p_pred = keras.ops.clip(p_pred, 1e-7, 1 - 1e-7)
+        referral = keras.losses.binary_crossentropy(p_true, p_pred)
+        return loss(y_true, y_pred) + weight * referral
+
+    return total

@@ -166,7 +166,11 @@ def train(
     from train.model.card import build_model_card
     from train.model.devices import DeviceError, placement
     from train.model.distill import check_teacher, distillation_targets, teacher_train_probs
-    from train.model.losses import class_log_prior, logit_adjusted_crossentropy
+    from train.model.losses import (
+        class_log_prior,
+        logit_adjusted_crossentropy,
+        with_malignant_term,
+    )
 
     keras.utils.set_random_seed(hp.seed)
     spec = get_spec(hp.backbone)
@@ -204,6 +208,8 @@ def train(
     else:
         w_train = balancing_weights(train_records, hp.max_class_weight)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
+    if hp.malignant_loss_weight > 0:
+        loss = with_malignant_term(loss, hp.malignant_loss_weight)
     resample = hp.balance == "sampling"
     train_ds = TrainingBatches(
         x_train, targets, w_train, hp.batch_size, hp.augment, hp.seed, resample, where.replicas,
@@ -337,7 +343,7 @@ def _fit(run_dir: Path, hp: HParams, spec, size: int, resume: bool, train_ds, x_
 
     # ---- the best epoch; saved with a plain loss, so any reader can load it without our code
     model.load_weights(checkpoints / "best.weights.h5")
-    plain = hp.balance == "logit_adjust"
+    plain = hp.balance == "logit_adjust" or hp.malignant_loss_weight > 0  # closures: not saved
     model.compile(
         optimizer=trainer.optimizer,
         loss=keras.losses.CategoricalCrossentropy() if plain else loss,
