@@ -262,7 +262,21 @@ def native_bench(model_path: Path) -> dict[str, Any] | None:
         runs = int(data.get("config", {}).get("runs", 0))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return {"rows": rows, "machine": machine, "runs": runs} if rows else None
+    return (
+        {"model": model_path.name, "rows": rows, "machine": machine, "runs": runs} if rows else None
+    )
+
+
+def native_benches() -> dict[str, dict[str, Any]]:
+    """SHA-256 -> export.bench's figures, for each classifier file served that has them: the
+    page shows them beside its own, for the shipped file and for the same file picked from
+    the phone's storage."""
+    benches = {
+        served.metadata.file_sha256: native_bench(served.path)
+        for served in classifiers().values()
+        if served.path
+    }
+    return {sha256: bench for sha256, bench in benches.items() if bench}
 
 
 def _model_entry(kind: str, sha256: str, size: int) -> dict[str, Any]:
@@ -316,7 +330,7 @@ def ondevice_config(
             "lesion": LESION_MESSAGES,
             "disclaimer": disclaimer(meta),
         },
-        "native_bench": native_bench(model.path) if model.path else None,
+        "native_benches": native_benches(),
         "shell": shell,
     }
 

@@ -423,7 +423,7 @@ async function startDevice() {
   $("device-status").textContent = `Model ready in this browser (${device.engineName}), ` +
     `loaded in ${milliseconds(device.timing.load_ms)}` +
     (offline ? "; it also works offline now." : ".");
-  $("bench-run").disabled = false;
+  $("bench-run").disabled = $("bench-file").disabled = false;
 }
 
 function setMode(wanted, note) {
@@ -460,31 +460,61 @@ function initialMode() {
 
 // --- the on-device benchmark ---------------------------------------------------------------
 
-function renderNativeBench() {
-  const native = config.native_bench;
-  if (!native) return;
+// export.bench's figures for a model file (by its SHA-256), where the server knows them.
+function nativeText(sha256) {
+  const native = (config.native_benches || {})[sha256];
+  if (!native) {
+    return "No native figures for this file here: python -m export.bench FILE measures it " +
+      "on a computer.";
+  }
   const rows = native.rows.map((r) =>
     `${r.threads} thread${r.threads > 1 ? "s" : ""}: p50 ${r.p50_ms.toFixed(2)} ms, ` +
     `p90 ${r.p90_ms.toFixed(2)} ms`);
-  $("bench-native").textContent = "Native LiteRT (XNNPACK) measured by export.bench on the " +
+  return `Native LiteRT (XNNPACK) for ${native.model}, measured by export.bench on the ` +
     `project's machine (${native.machine}, ${native.runs} runs): ` + rows.join("; ") + ".";
 }
 
-async function benchmark() {
-  $("bench-run").disabled = true;
+function benchText(result) {
+  const memory = result.memory;
+  return `This device (${result.engine}): p50 ${result.p50_ms.toFixed(1)} ms, p90 ` +
+    `${result.p90_ms.toFixed(1)} ms over ${result.runs} runs (after ${result.warmup} warm-up ` +
+    `runs); loaded in ${milliseconds(result.load_ms)}; WebAssembly memory ` +
+    `${memory.wasm_mb.toFixed(0)} MB (${memory.grown_mb.toFixed(0)} MB more for this model).`;
+}
+
+// One benchmark at a time: both buttons wait for it. The figures go to
+// window.skinSpotCheck[key] (null after an error), then the output's data-count goes up.
+async function benchmarkWith(output, native, key, run) {
+  $("bench-run").disabled = $("bench-file").disabled = true;
   try {
-    const result = await device.benchmark(BENCH_RUNS, 10, (i, n) => {
-      $("bench-result").textContent = `Running ${i} of ${n}…`;
+    const result = await run((i, n) => {
+      $(output).textContent = `Running ${i} of ${n}…`;
     });
-    state.lastBenchmark = result;
-    $("bench-result").textContent = `This device (${result.engine}): p50 ` +
-      `${result.p50_ms.toFixed(1)} ms, p90 ${result.p90_ms.toFixed(1)} ms over ${result.runs} ` +
-      `runs (after ${result.warmup} warm-up runs).`;
+    state[key] = result;
+    $(output).textContent = (result.name ? `${result.name} (${(result.size_bytes / 1e6)
+      .toFixed(2)} MB, read on this device). ` : "") + benchText(result);
+    $(native).textContent = nativeText(result.sha256);
   } catch (err) {
-    $("bench-result").textContent = err.message;
+    state[key] = null;
+    $(output).textContent = err.message;
+    $(native).textContent = "";
   } finally {
-    $("bench-run").disabled = false;
+    $("bench-run").disabled = $("bench-file").disabled = false;
+    $(output).dataset.count = String(Number($(output).dataset.count || 0) + 1);
   }
+}
+
+function benchmark() {
+  return benchmarkWith("bench-result", "bench-native", "lastBenchmark",
+    (progress) => device.benchmark(BENCH_RUNS, 10, progress));
+}
+
+async function benchmarkPicked(event) {
+  const file = event.target.files && event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  await benchmarkWith("bench-file-result", "bench-file-native", "lastPickedBenchmark",
+    (progress) => device.benchmarkFile(file, BENCH_RUNS, 10, progress));
 }
 
 function start() {
@@ -515,9 +545,10 @@ function start() {
     check(original);
   });
   $("bench-run").addEventListener("click", benchmark);
+  $("bench-file").addEventListener("change", benchmarkPicked);
   $("bench-run").textContent = `Benchmark this device (${BENCH_RUNS} runs)`;
   $("mode").hidden = !config.available;
-  renderNativeBench();
+  $("bench-native").textContent = config.available ? nativeText(config.classifier.sha256) : "";
   setMode(initialMode());
 }
 

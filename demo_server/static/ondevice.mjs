@@ -21,6 +21,15 @@ export const ENGINE_NAMES = {
 const TENSOR_DTYPES = new Set(["uint8", "float32", "int32"]); // what LiteRT.js can feed
 const STEADY_RUNS = 10; // steady state: the median of the last runs after the first
 const MODEL_KINDS = ["classifier", "lesion_gate", "lesion_segmenter"]; // config entries
+const TYPED_ARRAYS = { uint8: Uint8Array, float32: Float32Array, int32: Int32Array };
+export const MAX_PICKED_BYTES = 512 * 2 ** 20; // a larger picked file is refused unread
+const BENCH_BUDGET_MS = 60_000; // a benchmark stops counting runs after this long...
+const MIN_RUNS = 5; // ...once it has this many
+const MB = 2 ** 20;
+// LiteRT.js 2.5.3 hangs the page when it frees a model compiled with threads while other
+// threaded models live (its thread pool joins on the main thread), so with threads the page
+// keeps each picked model (the same file picked again reuses it), at most this many a visit.
+const MAX_KEPT_PICKED = 3;
 
 const now = () => performance.now();
 const ms = (x) => Math.round(x * 100) / 100;
@@ -38,6 +47,41 @@ export function percentile(values, q) {
   const lo = Math.floor(pos);
   const hi = Math.min(lo + 1, sorted.length - 1);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+export function engineLabel(engine, threads) {
+  const name = ENGINE_NAMES[engine] || engine;
+  return engine === "wasm" && threads > 1 ? `${name}, ${threads} threads` : name;
+}
+
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// p50 / p90 of `runOnce()` (it returns the ms it took) like export.bench: `runs` runs after
+// `warmup` that are not counted; a slow model stops after BENCH_BUDGET_MS of counted runs
+// (MIN_RUNS at least), and `runs` says how many were counted.
+async function timeRuns(runOnce, runs, warmup, onProgress) {
+  const times = [];
+  let spent = 0;
+  for (let i = 0; i < warmup + runs; i++) {
+    const took = await runOnce();
+    if (i >= warmup) {
+      times.push(took);
+      spent += took;
+      if (spent > BENCH_BUDGET_MS && times.length >= MIN_RUNS) break;
+    }
+    onProgress(i + 1, warmup + runs);
+  }
+  return {
+    runs: times.length,
+    warmup,
+    p50_ms: ms(percentile(times, 50)),
+    p90_ms: ms(percentile(times, 90)),
+    mean_ms: ms(times.reduce((a, b) => a + b, 0) / times.length),
+    min_ms: ms(Math.min(...times)),
+  };
 }
 
 // The bytes at a URL, kept in the page's cache (the service worker reads the same cache when
@@ -94,10 +138,12 @@ export class Device {
     this.engine = null; // "wasm" or "webgpu", once loaded
     this.threads = 1;
     this.timing = { runtime_ms: null, models_ms: null, load_ms: null, first_run_ms: null };
+    this.runtimeHeap = 0; // WebAssembly memory once the runtime is loaded, before any model
     this.classifierRuns = []; // every classifier invoke, ms
     this.lastInput = null;
     this.lastRaw = null;
     this.loading = null;
+    this.picked = new Map(); // SHA-256 -> loadPicked's answer, for the picked files kept
   }
 
   load() {
@@ -126,6 +172,7 @@ export class Device {
     await core.loadLiteRt(this.config.runtime.wasm, threads ? { threads: true } : {});
     this.threads = threads ? Math.min(this.maxThreads, navigator.hardwareConcurrency) : 1;
     this.timing.runtime_ms = ms(now() - start);
+    this.runtimeHeap = this.heapBytes();
 
     const modelsStart = now();
     const bytes = await downloads[0];
@@ -155,24 +202,39 @@ export class Device {
   // Only the classifier may try WebGPU (and names the engine); the gate and the segmenter
   // (`helper`) run on WebAssembly.
   async compile(bytes, helper = false) {
-    const options = { accelerator: "wasm", cpuOptions: { numThreads: this.threads } };
-    if (this.wanted === "webgpu" && this.core.isWebGPUSupported() && !helper) {
+    const { model, engine } = await this.compileOn(bytes, helper ? "wasm" : this.wanted);
+    if (!helper) this.engine = engine;
+    return model;
+  }
+
+  // The compiled model and the engine that runs it: WebGPU when wanted and it compiles.
+  async compileOn(bytes, wanted) {
+    if (wanted === "webgpu" && this.core.isWebGPUSupported()) {
       try {
         const model = await this.core.loadAndCompile(bytes, { accelerator: "webgpu" });
         // Operators WebGPU cannot run fall back to WebAssembly: say so.
-        this.engine = model.isFullyAccelerated === false ? "webgpu+wasm" : "webgpu";
-        return model;
+        return { model, engine: model.isFullyAccelerated === false ? "webgpu+wasm" : "webgpu" };
       } catch (err) {
         console.warn("WebGPU could not compile the model; using WebAssembly.", err);
       }
     }
-    if (!helper) this.engine = "wasm";
-    return this.core.loadAndCompile(bytes, options);
+    const options = { accelerator: "wasm", cpuOptions: { numThreads: this.threads } };
+    return { model: await this.core.loadAndCompile(bytes, options), engine: "wasm" };
   }
 
   get engineName() {
-    const name = ENGINE_NAMES[this.engine] || this.engine;
-    return this.engine === "wasm" && this.threads > 1 ? `${name}, ${this.threads} threads` : name;
+    return engineLabel(this.engine, this.threads);
+  }
+
+  // The runtime's WebAssembly memory now (it grows, never shrinks: a high-water mark).
+  heapBytes() {
+    return this.core.getGlobalLiteRt().liteRtWasm.HEAPU8.buffer.byteLength;
+  }
+
+  // WebAssembly memory in MB, and what it grew by since `since` (bytes).
+  memory(since) {
+    const heap = this.heapBytes();
+    return { wasm_mb: ms(heap / MB), grown_mb: ms((heap - since) / MB) };
   }
 
   // One invoke: uint8 pixels in, dequantized outputs and the time it took out.
@@ -311,25 +373,81 @@ export class Device {
   }
 
   // Run the classifier `runs` times on the last photo's input (grey before any photo), after
-  // `warmup` runs that are not counted: p50 / p90 like export.bench.
+  // `warmup` runs that are not counted: p50 / p90 like export.bench, the models' loading time
+  // and the memory they took (the gate and segmenter included).
   async benchmark(runs = 50, warmup = 10, onProgress = () => {}) {
     await this.load();
     const shape = this.meta.input.shape;
     const pixels = this.lastInput || new Uint8Array(shape[1] * shape[2] * 3).fill(128);
-    const times = [];
-    for (let i = 0; i < warmup + runs; i++) {
-      const result = await this.runClassifier(pixels);
-      if (i >= warmup) times.push(result.ms);
-      onProgress(i + 1, warmup + runs);
-    }
+    const runOnce = async () => (await this.runClassifier(pixels)).ms;
     return {
-      runs,
-      warmup,
+      ...(await timeRuns(runOnce, runs, warmup, onProgress)),
       engine: this.engineName,
-      p50_ms: ms(percentile(times, 50)),
-      p90_ms: ms(percentile(times, 90)),
-      mean_ms: ms(times.reduce((a, b) => a + b, 0) / times.length),
-      min_ms: ms(Math.min(...times)),
+      load_ms: this.timing.load_ms,
+      memory: this.memory(this.runtimeHeap),
+      sha256: this.config.classifier.sha256,
     };
+  }
+
+  // The same figures for a .tflite picked on this phone (a File: read here, sent nowhere), run
+  // by the same runtime and engine on constant inputs (mid-grey for uint8, zeros otherwise).
+  async benchmarkFile(file, runs = 50, warmup = 10, onProgress = () => {}) {
+    if (file.size > MAX_PICKED_BYTES) {
+      throw new modelfile.ModelFileError(`${file.name} is over ${MAX_PICKED_BYTES / MB} MB.`);
+    }
+    await this.load();
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const sha256 = await sha256Hex(bytes);
+    const loaded = this.picked.get(sha256) || await this.loadPicked(bytes);
+    const model = loaded.model;
+    try {
+      const details = model.getInputDetails();
+      const values = details.map(({ dtype, shape }) =>
+        new TYPED_ARRAYS[dtype](shape.reduce((a, b) => a * b, 1)).fill(dtype === "uint8" ? 128 : 0));
+      const runOnce = async () => {
+        const tensors = details.map((d, i) => new this.core.Tensor(values[i], Array.from(d.shape)));
+        const t0 = now();
+        let outputs;
+        try {
+          outputs = await model.run(tensors);
+          for (const output of outputs) await output.data();
+          return now() - t0;
+        } finally {
+          for (const t of [...tensors, ...(outputs || [])]) t.delete();
+        }
+      };
+      return {
+        ...(await timeRuns(runOnce, runs, warmup, onProgress)),
+        engine: engineLabel(loaded.engine, this.threads),
+        load_ms: loaded.loadMs,
+        memory: this.memory(loaded.heapBefore),
+        sha256,
+        name: file.name,
+        size_bytes: bytes.length,
+      };
+    } finally {
+      if (this.threads > 1) this.picked.set(sha256, loaded);
+      else model.delete();
+    }
+  }
+
+  // Compile a picked file: the model, its engine, its loading time and the WebAssembly memory
+  // before it (what the memory grew by after its runs is what it took).
+  async loadPicked(bytes) {
+    const { inputs } = modelfile.tensorSpecs(bytes); // throws for a file that is no .tflite
+    const unfed = inputs.find((t) => !TENSOR_DTYPES.has(t.dtype));
+    if (unfed) {
+      throw new modelfile.ModelFileError(`This browser runtime cannot feed its ${unfed.dtype} ` +
+        "input (LiteRT.js takes uint8, int32 and float32 tensors).");
+    }
+    if (this.threads > 1 && this.picked.size >= MAX_KEPT_PICKED) {
+      throw new modelfile.ModelFileError(`This page keeps the ${MAX_KEPT_PICKED} models ` +
+        "benchmarked so far (with threads they cannot be freed safely): reload the page to " +
+        "benchmark another file.");
+    }
+    const heap = this.heapBytes();
+    const start = now();
+    const { model, engine } = await this.compileOn(modelfile.pinDynamicInputs(bytes), this.wanted);
+    return { model, engine, loadMs: ms(now() - start), heapBefore: heap };
   }
 }

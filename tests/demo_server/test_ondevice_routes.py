@@ -177,12 +177,18 @@ def test_native_bench_figures_come_from_bench_json(demo_samples_dir, web, tmp_pa
     ]
     bench = {"machine": {"platform": "Linux-x86_64"}, "config": {"runs": 100}, "rows": rows}
     (model.parent / "bench" / "bench.json").write_text(json.dumps(bench))
-    client = app_for(model, demo_samples_dir, web).test_client()
+    other = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_float32.tflite"
+    client = app_for(model, demo_samples_dir, web, MORE_MODEL_PATHS=(other,)).test_client()
     config = page_config(client.get("/").get_data(as_text=True))
-    assert config["native_bench"] == {
-        "rows": [{"threads": 1, "p50_ms": 1.5, "p90_ms": 2.0}],
-        "machine": "Linux-x86_64",
-        "runs": 100,
+    # Keyed by the file's SHA-256 (the page finds a picked file's too); none for a file that
+    # export.bench did not measure.
+    assert config["native_benches"] == {
+        hashlib.sha256(model.read_bytes()).hexdigest(): {
+            "model": "tiny.tflite",
+            "rows": [{"threads": 1, "p50_ms": 1.5, "p90_ms": 2.0}],
+            "machine": "Linux-x86_64",
+            "runs": 100,
+        }
     }
 
 
