@@ -9,6 +9,8 @@ from flask import Flask
 
 from contract.images import DecodeBudget
 from demo_server.admission import Slots
+from demo_server.compression import EXTENSION as GZIP_CACHE
+from demo_server.compression import GzipCache
 from demo_server.config import ServerConfig
 from demo_server.errors import register_error_handlers
 from demo_server.extensions import CLASSIFIERS, DECODER, LESION_GATE, SETTINGS, classifiers
@@ -48,6 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     except SegmenterError as exc:
         raise ModelError(f"lesion segmenter {settings.segmenter_path}: {exc}") from None
     app.extensions[DECODER] = _decoder(settings, _largest_input_side(app))
+    if settings.gzip_cache_bytes > 0:
+        app.extensions[GZIP_CACHE] = GzipCache(settings.gzip_cache_bytes)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.health_bp)
     app.register_blueprint(pages.bp)

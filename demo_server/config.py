@@ -138,6 +138,9 @@ class ServerConfig:
     decode_slots: int = 2
     decode_queue: int = 4
     decode_wait_s: float = 5.0
+    # Memory for gzip-compressed copies of the runtime and model files the page downloads
+    # (demo_server.compression); 0 sends them uncompressed.
+    gzip_cache_bytes: int = 64 * 2**20
     lesion_gate_path: Path | None = field(default_factory=default_lesion_gate_path)
     # The lesion segmenter (outline, "no spot" / "several spots"): none unless named; the CLI
     # names the one locate_segmenter finds.

@@ -19,13 +19,14 @@ from flask import (
     current_app,
     make_response,
     render_template,
-    send_file,
     send_from_directory,
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.security import safe_join
 
 from contract.answers import DEFAULT_DOMAIN, AnswerSpec, request_domains
+from demo_server.compression import send_compressible
 from demo_server.config import REPO_ROOT
 from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
 from demo_server.extensions import current_classifier as _classifier
@@ -345,7 +346,10 @@ def ondevice_lib(version: str, name: str) -> ResponseReturnValue:
     if name not in RUNTIME_MODULES.values() and not (in_wasm and name.endswith((".js", ".wasm"))):
         abort(404)
     mimetype = "application/wasm" if name.endswith(".wasm") else "text/javascript"
-    response = send_from_directory(runtime.folder, name, mimetype=mimetype)
+    path = safe_join(str(runtime.folder), name)
+    if path is None or not Path(path).is_file():
+        abort(404)
+    response = send_compressible(Path(path), mimetype)
     response.headers["Cache-Control"] = IMMUTABLE  # the version is in the path
     # The threaded runtime starts workers from these scripts: a cross-origin isolated page
     # only runs workers whose scripts say they are isolated too.
@@ -368,7 +372,7 @@ def ondevice_model(digest: str, kind: str) -> ResponseReturnValue:
     path = next((path for path, sha256 in files if digest == sha256[:16]), None)
     if path is None:
         abort(404)
-    response = send_file(Path(path).resolve(), mimetype="application/octet-stream")
+    response = send_compressible(Path(path).resolve(), "application/octet-stream")
     response.headers["Cache-Control"] = IMMUTABLE
     return response
 
