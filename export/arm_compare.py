@@ -87,7 +87,9 @@ def compare_classifier(
     (top_x, p_x, refer_x), (top_a, p_a, refer_a) = sides
     top_differs = _count("top-1", top_x, top_a, result)
     triage_differs = _count("triage", refer_x, refer_a, result)
+    step = meta.output.scale or 1.0 / 256.0
     for i in np.flatnonzero(top_differs | triage_differs):
+        top_two = sorted(np.round(x86[i], 6).tolist(), reverse=True)[:2]
         result.disagreements.append(
             {
                 "image": images.names[i],
@@ -99,7 +101,9 @@ def compare_classifier(
                 "top1": [meta.labels[top_x[i]], meta.labels[top_a[i]]],
                 "p_malignant": [round(float(p_x[i]), 6), round(float(p_a[i]), 6)],
                 "threshold": float(threshold[i]),
-                "top_two_x86": sorted(np.round(x86[i], 6).tolist(), reverse=True)[:2],
+                "top_two_x86": top_two,
+                # The explanation: how close x86's answer was to going the other way.
+                "top_two_apart_steps": round((top_two[0] - top_two[1]) / step, 2),
             }
         )
     return result

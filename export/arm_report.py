@@ -15,7 +15,7 @@ from typing import Any
 from export.arm_compare import CoreComparison
 
 REPORT_STEM = "arm_report"
-ARM_FEATURES = ("asimd", "asimddp", "i8mm", "sve", "sve2")
+SHOWN_FEATURES = ("asimd", "asimddp", "i8mm", "sve", "sve2", "avx2", "avx512_vnni")  # int8 paths
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _decisions(core: CoreComparison) -> str:
 def _max_difference(result: FileResult, core: CoreComparison) -> str:
     if result.output["dtype"].startswith("float"):
         return f"{core.max_steps:.3g} (float)"
-    return f"{core.max_steps:g} steps"
+    return f"{core.max_steps:g} step{'' if core.max_steps == 1 else 's'}"
 
 
 def markdown(report: ArmReport) -> str:
@@ -83,7 +83,7 @@ def markdown(report: ArmReport) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for where, info in report.runtimes.items():
-        features = [f for f in info["cpu"].get("features", []) if f in ARM_FEATURES]
+        features = [f for f in info["cpu"].get("features", []) if f in SHOWN_FEATURES]
         packages = info["packages"]
         lines.append(
             f"| {where} | {info['machine']} | {info['python']} | {packages['ai-edge-litert']} | "
