@@ -42,6 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.extensions[SETTINGS] = settings
     app.extensions[CLASSIFIERS] = _load_classifiers(settings)
+    if settings.page_model and settings.page_model not in app.extensions[CLASSIFIERS]:
+        served = ", ".join(app.extensions[CLASSIFIERS])
+        raise ModelError(f"the page's model {settings.page_model!r} is not served ({served})")
     app.extensions[LESION_GATE] = _load_gate(settings)
     try:  # SEGMENTER_PATH: the lesion segmenter (outline, one / no / several spots); None: none
         app.extensions[SEGMENTER] = load_segmenter(

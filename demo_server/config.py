@@ -122,6 +122,10 @@ class ServerConfig:
     # More classifiers a request may name with ?model=ID (the file name without .tflite);
     # model_path stays the default. None unless named; the CLI names the small one it finds.
     more_model_paths: tuple[Path, ...] = ()
+    # The classifier the page shows when its address names none (a model id; the API's default
+    # stays model_path). None: model_path. The CLI names the small one when it serves it: a
+    # phone's first visit then downloads 3.3 MB of classifier instead of 14 (docs/on_device.md).
+    page_model: str | None = None
     samples_dir: Path = DEFAULT_SAMPLES_DIR
     max_request_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000

@@ -43,6 +43,20 @@ def current_classifier() -> Classifier:
     return found
 
 
+def page_default_classifier() -> Classifier:
+    """The classifier the page shows when its address names none: the server's page_model,
+    else the default (create_app checks that page_model is served)."""
+    wanted = current_settings().page_model
+    return classifiers()[wanted] if wanted else default_classifier()
+
+
+def page_classifier() -> Classifier:
+    """The page's classifier: the one ``?model=ID`` names, else ``page_default_classifier``."""
+    if has_request_context() and request.args.get(MODEL_PARAM) is not None:
+        return current_classifier()
+    return page_default_classifier()
+
+
 def current_lesion_gate() -> LesionGate | None:
     """The "not a skin lesion" gate, or None when the server runs without one."""
     return current_app.extensions[LESION_GATE]

@@ -26,12 +26,18 @@ from flask.typing import ResponseReturnValue
 from werkzeug.security import safe_join
 
 from contract.answers import DEFAULT_DOMAIN, AnswerSpec, request_domains
+from demo_server import explain as occlusion
 from demo_server.compression import send_compressible
 from demo_server.config import REPO_ROOT
-from demo_server.extensions import MODEL_PARAM, classifiers, default_classifier
-from demo_server.extensions import current_classifier as _classifier
+from demo_server.extensions import (
+    MODEL_PARAM,
+    classifiers,
+    default_classifier,
+    page_default_classifier,
+)
 from demo_server.extensions import current_lesion_gate as _lesion_gate
 from demo_server.extensions import current_settings as _settings
+from demo_server.extensions import page_classifier as _classifier
 from demo_server.manifest import ICON_FILES
 from demo_server.screening import (
     NOT_A_LESION_MESSAGE,
@@ -121,15 +127,18 @@ def model_choices() -> list[dict[str, Any]]:
 
 
 def chosen_model_query() -> dict[str, str]:
-    """``{"model": ID}`` for links and API calls when the page shows a model other than the
-    default; else nothing (plain URLs keep meaning "the default")."""
+    """``{"model": ID}`` for the page's links when it shows a model other than its default;
+    else nothing (plain page URLs keep meaning "the page's default")."""
     model_id = _classifier().model_id
-    return {} if model_id == default_classifier().model_id else {MODEL_PARAM: model_id}
+    return {} if model_id == page_default_classifier().model_id else {MODEL_PARAM: model_id}
 
 
 @bp.context_processor
 def _model_choice() -> dict[str, Any]:
-    return {"model_query": chosen_model_query()}
+    # The API's calls name the page's model whenever it is not the API's default.
+    model_id = _classifier().model_id
+    api_model = "" if model_id == default_classifier().model_id else model_id
+    return {"model_query": chosen_model_query(), "api_model": api_model}
 
 
 @bp.get("/")
@@ -324,6 +333,14 @@ def ondevice_config(
         if segmenter
         else None,
         "unsure_below": _settings().unsure_below,
+        # "Where did it look?" on the device: the server's grid, patch and heatmap.
+        "explain": {
+            "grid": _settings().explain_grid,
+            "grey": occlusion.GREY,
+            "size": occlusion.HEATMAP_SIZE,
+            "rgb": list(occlusion.HEAT_RGB),
+            "max_alpha": occlusion.MAX_ALPHA,
+        },
         "messages": {
             "triage": TRIAGE_MESSAGES,
             "unsure": UNSURE_MESSAGE,

@@ -201,12 +201,12 @@ def wait_ready(page) -> None:
     page.locator("#device-status", has_text="Model ready").wait_for(timeout=LOAD_TIMEOUT_MS)
 
 
-def next_result(page, action) -> dict:
+def next_result(page, action, timeout_ms: int = LOAD_TIMEOUT_MS) -> dict:
     """Do `action` and return the next answer the page draws."""
     count = int(page.locator("#result").get_attribute("data-count") or 0)
     action()
     page.locator(f"#result[data-count='{count + 1}']").wait_for(
-        state="attached", timeout=LOAD_TIMEOUT_MS
+        state="attached", timeout=timeout_ms
     )
     return page.evaluate("() => window.skinSpotCheck.lastResult")
 

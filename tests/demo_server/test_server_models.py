@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from demo_server import create_app
-from demo_server.__main__ import build_parser, main
+from demo_server.__main__ import build_parser, main, page_model
 from demo_server.config import ModelLocation
 from demo_server.extensions import classifiers
 from demo_server.model import ModelError
@@ -166,3 +166,52 @@ def test_the_small_model_is_looked_for_in_its_companion_folder(tmp_path):
     named = tmp_path / "elsewhere.tflite"
     found = locate_small_model(environ={"SKINLESION_SMALL_MODEL": str(named)}, cwd=tmp_path)
     assert found.path == named and found.from_env
+
+
+def test_the_page_can_show_another_model_than_the_apis_default(
+    demo_variant_paths, demo_samples_dir, tmp_path
+):
+    """PAGE_MODEL (the small file, as the CLI serves it): plain page addresses show it and its
+    API calls name it; the API's default stays; ?model= still picks the other on the page."""
+    from test_ondevice_routes import app_for, fake_web
+
+    app = app_for(
+        demo_variant_paths["uint8"],
+        demo_samples_dir,
+        fake_web(tmp_path / "web"),
+        MORE_MODEL_PATHS=[demo_variant_paths["float32"]],
+        PAGE_MODEL="tiny_float32",
+    )
+    client = app.test_client()
+    plain = client.get("/").get_data(as_text=True)
+    assert '<option value="tiny_float32" selected>' in plain
+    assert '<body data-model="tiny_float32">' in plain  # the API's calls name it
+    assert 'href="/model"' in plain  # plain links keep meaning "the page's default"
+    config = json.loads(re.search(r'id="ondevice-config">(.*?)</script>', plain).group(1))
+    assert config["classifier"]["sha256"] == classifiers(app)["tiny_float32"].metadata.file_sha256
+    other = client.get("/?model=tiny_uint8").get_data(as_text=True)
+    assert '<option value="tiny_uint8" selected>' in other
+    assert '<body data-model="">' in other and 'href="/model?model=tiny_uint8"' in other
+    models = client.get("/api/v1/models").get_json()["models"]
+    assert [m["id"] for m in models if m["default"]] == ["tiny_uint8"]
+
+
+def test_a_page_model_that_is_not_served_is_refused(demo_variant_paths):
+    with pytest.raises(ModelError, match="the page's model 'nope' is not served"):
+        create_app(
+            {
+                "MODEL_PATH": demo_variant_paths["uint8"],
+                "PAGE_MODEL": "nope",
+                "LESION_GATE_PATH": None,
+            }
+        )
+
+
+def test_the_cli_shows_the_small_model_on_the_page_when_it_serves_it(tmp_path):
+    small = tmp_path / "skin_lesion_small_int8.tflite"
+    found = ModelLocation(small, "SKINLESION_SMALL_MODEL", from_env=False, tried=(small,))
+    assert page_model(None, (small,), found) == "skin_lesion_small_int8"
+    assert page_model(None, (), found) is None  # --more-models "": not served, not shown
+    assert page_model("", (small,), found) is None  # --page-model "": the API's default
+    assert page_model("other", (small,), found) == "other"
+    assert build_parser(small_model=found).parse_args(["--page-model", "x"]).page_model == "x"

@@ -1,0 +1,153 @@
+"""A first visit on a phone: the bytes moved before the first on-device result, and the time to
+it on an emulated 4G link (Chromium's network emulation: 9 Mbit/s down, 1.5 Mbit/s up, 60 ms).
+A fresh profile opens the page (no service worker: every request is the page's own, so all
+are counted and throttled) and taps the first sample as soon as the page has loaded.
+
+The figures go to test-artifacts/ondevice.json ("first_visit"); docs/on_device.md quotes them.
+Needs chromium, Playwright and `npm ci --prefix web`; skipped without, except in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from urllib.parse import urlparse
+
+import pytest
+from ondevice_support import (
+    PHONE,
+    REPO,
+    Server,
+    browser_ready,
+    launched_browser,
+    record,
+    skip_or_fail,
+)
+
+pytestmark = pytest.mark.slow
+
+MODELS = REPO / "models"
+FILES = {
+    "MODEL_PATH": MODELS / "skin_lesion_int8_mixed.tflite",
+    "LESION_GATE_PATH": MODELS / "lesion_gate.tflite",
+    "SEGMENTER_PATH": MODELS / "lesion_segmenter.tflite",
+}
+SMALL = MODELS / "small" / "skin_lesion_small_int8.tflite"
+SLOW_LINK_MS = 300_000  # 37 MB at 9 Mbit/s take 33 s; a loaded machine adds its share
+FOUR_G = {
+    "offline": False,
+    "latency": 60,
+    "downloadThroughput": 9e6 / 8,
+    "uploadThroughput": 1.5e6 / 8,
+}
+
+
+# The page drew an answer, or says why it could not.
+ANSWER_OR_ERROR = "() => document.querySelector('#result').dataset.count || \
+document.querySelector('#status.error')"
+
+
+def kind(url: str) -> str:
+    """What a request fetched, for the table of where the bytes go."""
+    path = urlparse(url).path
+    if path.startswith("/ondevice/models/"):
+        return path.rsplit("/", 1)[1].removesuffix(".tflite")
+    if path.endswith(".wasm"):
+        return "webassembly"
+    if path.startswith("/ondevice/lib/"):
+        return "runtime javascript"
+    if path.startswith("/samples/"):
+        return "sample images"
+    return "page, styles, scripts, icons"
+
+
+def first_visit(browser, url: str, link: dict | None) -> dict:
+    """Bytes received (CDP's encodedDataLength: headers and bodies as they came) by kind, up
+    to the first on-device result, and the seconds from navigation to it."""
+    context = browser.new_context(**PHONE, service_workers="block")
+    try:
+        page = context.new_page()
+        devtools = context.new_cdp_session(page)
+        devtools.send("Network.enable")
+        if link:
+            devtools.send("Network.emulateNetworkConditions", link)
+        urls: dict[str, str] = {}
+        received: dict[str, int] = {}
+        devtools.on(
+            "Network.responseReceived",
+            lambda e: urls.__setitem__(e["requestId"], e["response"]["url"]),
+        )
+        devtools.on(
+            "Network.loadingFinished",
+            lambda e: received.__setitem__(e["requestId"], int(e["encodedDataLength"])),
+        )
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        start = time.perf_counter()
+        page.goto(url)
+        page.locator(".sample").first.tap()
+        page.wait_for_function(ANSWER_OR_ERROR, timeout=SLOW_LINK_MS)
+        seconds = time.perf_counter() - start
+        result = page.evaluate("() => window.skinSpotCheck.lastResult")
+        shown = [
+            page.locator(f"#{i}").inner_text() for i in ("status", "device-status", "mode-note")
+        ]
+        assert result and result["mode"] == "device", (shown, problems)
+        by_kind: dict[str, int] = {}
+        for request_id, size in dict(received).items():
+            name = kind(urls.get(request_id, ""))
+            by_kind[name] = by_kind.get(name, 0) + size
+        return {
+            "bytes": sum(by_kind.values()),
+            "bytes_by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+            "seconds_to_first_result": round(seconds, 2),
+            "model": result["model"],
+            "timing_ms": result["timing_ms"],
+        }
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    browser_ready()
+    missing = [path.name for path in (*FILES.values(), SMALL) if not path.is_file()]
+    if missing:
+        skip_or_fail(f"models/ lacks {missing}")
+    with launched_browser() as browser:
+        yield browser
+
+
+# Bytes before the first result, measured (docs/on_device.md) and rounded up: what the server
+# sent before this issue (37.0 MB), with gzip (27.2 MB), and the page's default on a phone: the
+# small classifier, gzip (15.6 MB). The issue's target is 10 MB: the float16 gate alone is
+# 8.2 MB of it compressed.
+CASES = {
+    "uncompressed-ensemble": (0, "?model=skin_lesion_int8_mixed", 38e6),
+    "compressed-ensemble": (None, "?model=skin_lesion_int8_mixed", 28e6),
+    "page-default": (None, "", 16e6),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_first_visit_bytes_and_time_on_4g(browser, case):
+    gzip_cache_bytes, query, budget = CASES[case]
+    server = Server(
+        {
+            **FILES,
+            "MORE_MODEL_PATHS": (SMALL,),
+            "SAMPLES_DIR": REPO / "sample_images",
+            "GZIP_CACHE_BYTES": gzip_cache_bytes,
+            "PAGE_MODEL": SMALL.stem,  # as the CLI serves the page when it finds the small file
+        }
+    )
+    try:
+        visit = first_visit(browser, server.url + "/" + query, FOUR_G)
+    finally:
+        server.close()
+    visit["load_average_1min"] = round(os.getloadavg()[0], 2)
+    record(f"first_visit_4g_{case}", visit)
+    assert visit["bytes"] <= budget, visit
+    if gzip_cache_bytes is None:  # the runtime's WebAssembly: 9.45 MB, about 2.9 gzipped
+        assert visit["bytes_by_kind"]["webassembly"] < 3.5e6, visit
