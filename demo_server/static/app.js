@@ -337,21 +337,34 @@ async function recheck() {
   }
 }
 
+// Occlusion: grid x grid runs of the classifier with one cell covered; on the device (the
+// photo stays here) or on the server, the same answer.
 async function explain() {
-  if (!original || mode !== "server") return;
+  if (!original) return;
   $("explain").disabled = true;
   setStatus("Looking where the model looked…");
   try {
-    if (!current) current = await downsize(original);
-    const result = await post("api/v1/explain", current);
-    if (result.verdict === "not_a_lesion") {
-      renderNotALesion({ ...result, mode: "server" });
-      return;
+    let result;
+    if (mode === "device") {
+      const runs = config.explain.grid ** 2 + 1;
+      setStatus(`Looking where the model looked: ${runs} runs on this device…`);
+      result = await device.explain(config.explain);
+      if (!result) throw new Error("Check a photo first.");
+    } else {
+      if (!current) current = await downsize(original);
+      result = await post("api/v1/explain", current);
+      if (result.verdict === "not_a_lesion") {
+        renderNotALesion({ ...result, mode: "server" });
+        return;
+      }
     }
+    state.lastExplanation = result;
     const found = result.max_drop >= VISIBLE_DROP;
     $("heatmap").src = result.heatmap_png;
     $("heatmap").hidden = !found;
-    $("explain-note").textContent = found ? EXPLAIN_NOTES.found : EXPLAIN_NOTES.none;
+    $("explain-note").textContent = (found ? EXPLAIN_NOTES.found : EXPLAIN_NOTES.none) +
+      (mode === "device" ? ` (${result.timing_ms.runs} runs on this device, ` +
+        `${milliseconds(result.timing_ms.total)}.)` : "");
     $("explain-note").hidden = false;
     setStatus("Done.");
   } catch (err) {
@@ -378,8 +391,6 @@ function showMode() {
   for (const radio of document.querySelectorAll("input[name=mode]")) {
     radio.checked = radio.value === mode;
   }
-  // "Where did it look?" runs on the server: offered in server mode only.
-  $("explain").hidden = mode !== "server";
   $("bench").hidden = mode !== "device";
 }
 

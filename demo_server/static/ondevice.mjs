@@ -11,6 +11,7 @@ import { crop, frame } from "./framing.mjs";
 import * as modelfile from "./modelfile.mjs";
 import { decodeToRgb, resizeBilinear } from "./pixels.mjs";
 import * as screening from "./screening.mjs";
+import { pythonRound } from "./rounding.mjs";
 import { lesionJson, probabilityMap, readSegmenter } from "./segmentation.mjs";
 
 export const ENGINE_NAMES = {
@@ -128,6 +129,25 @@ export async function keepForOffline(config) {
   return true;
 }
 
+// demo_server/explain.py's heatmap_png, drawn here: the positive drops scaled to the largest,
+// as alpha up to max_alpha, stretched to size x size by Pillow's bilinear (pixels.mjs).
+export function heatmapDataUrl(drops, { size, rgb, max_alpha: maxAlpha }) {
+  const grid = Math.round(Math.sqrt(drops.length));
+  const positive = drops.map((d) => Math.max(d, 0));
+  const peak = Math.max(...positive);
+  const alpha = new Uint8Array(drops.length * 3);
+  positive.forEach((v, i) => alpha.fill(pythonRound((peak > 0 ? v / peak : v) * maxAlpha),
+    3 * i, 3 * i + 3));
+  const stretched = resizeBilinear(alpha, grid, grid, size, size);
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(size, size);
+  for (let i = 0; i < size * size; i++) image.data.set([...rgb, stretched[3 * i]], 4 * i);
+  context.putImageData(image, 0, 0);
+  return canvas.toDataURL("image/png");
+}
+
 export class Device {
   // accelerator: "wasm" or "webgpu" (WebAssembly is used when WebGPU cannot run the model);
   // maxThreads: at most this many WebAssembly threads (default 4; 1 = the single-threaded build).
@@ -142,6 +162,7 @@ export class Device {
     this.classifierRuns = []; // every classifier invoke, ms
     this.lastInput = null;
     this.lastRaw = null;
+    this.lastPhoto = null; // the decoded photo last classified, for "Where did it look?"
     this.loading = null;
     this.picked = new Map(); // SHA-256 -> loadPicked's answer, for the picked files kept
   }
@@ -304,6 +325,7 @@ export class Device {
     const effect = this.answerEffect(form); // before decoding: a bad answer is cheap to refuse
     const domain = screening.requestDomain(this.spec, form || {});
     const photo = await decodeToRgb(blob);
+    this.lastPhoto = photo;
     const decodeMs = now() - start;
     const check = await this.checkGate(photo);
     const base = {
@@ -351,6 +373,58 @@ export class Device {
         load: this.timing.load_ms,
       },
     };
+  }
+
+  // "Where did it look?" as POST /api/v1/explain answers it (demo_server/explain.py), from
+  // the last photo: the whole photo at the classifier's input (no crop), then grid x grid
+  // runs, each with one cell painted grey; the drop of the top class's raw probability per
+  // cell, and the same heatmap.
+  async explain(settings) {
+    const found = await this.occlusion(settings);
+    if (!found) return null;
+    const flat = found.grid.flat();
+    return {
+      verdict: "classified",
+      method: "occlusion",
+      target: {
+        code: this.meta.labels[found.target],
+        display_name: this.meta.displayNames[found.target],
+        probability: found.base_probability,
+      },
+      grid_size: settings.grid,
+      grid: found.grid,
+      max_drop: Math.max(...flat),
+      heatmap_png: heatmapDataUrl(flat, settings),
+      timing_ms: { total: found.ms, runs: settings.grid ** 2 + 1 },
+    };
+  }
+
+  async occlusion({ grid, grey }) {
+    if (!this.lastPhoto) return null;
+    const start = now();
+    const { input, output } = this.meta;
+    const [height, width] = [input.shape[1], input.shape[2]];
+    const photo = this.lastPhoto;
+    const pixels = resizeBilinear(photo.rgb, photo.width, photo.height, width, height);
+    const base = (await this.invoke(this.classifier, input, output, pixels)).values;
+    const target = base.indexOf(Math.max(...base));
+    const edges = (size) => Array.from({ length: grid + 1 }, (_, i) =>
+      (i === grid ? size : pythonRound(i * (size / grid)))); // numpy's linspace, rounded
+    const [rows, cols] = [edges(height), edges(width)];
+    const drops = [];
+    for (let r = 0; r < grid; r++) {
+      const row = [];
+      for (let c = 0; c < grid; c++) {
+        const covered = new Uint8Array(pixels);
+        for (let y = rows[r]; y < rows[r + 1]; y++) {
+          covered.fill(grey, (y * width + cols[c]) * 3, (y * width + cols[c + 1]) * 3);
+        }
+        const run = await this.invoke(this.classifier, input, output, covered);
+        row.push(base[target] - run.values[target]);
+      }
+      drops.push(row);
+    }
+    return { target, base_probability: base[target], grid: drops, ms: ms(now() - start) };
   }
 
   answerEffect(form) {

@@ -372,7 +372,7 @@ def test_server_mode_is_the_fallback_and_says_so(shipped, phone):
     page.goto(shipped.url + "/")
     wait_ready(page)
     device = next_result(page, lambda: page.locator(".sample").first.tap())
-    assert not page.locator("#explain").is_visible()  # "where did it look" needs the server
+    assert page.locator("#explain").is_visible()  # "where did it look" runs here too
     with page.expect_response("**/api/v1/classify"):
         server = next_result(page, lambda: page.locator("label", has_text="On the server").tap())
     assert server["mode"] == "server"
@@ -389,6 +389,40 @@ def test_server_mode_is_the_fallback_and_says_so(shipped, phone):
     assert page.locator("input[name=mode][value=server]").is_checked()
     page.goto(shipped.url + "/?mode=device")
     assert page.locator("input[name=mode][value=device]").is_checked()
+    assert not problems, problems
+
+
+def test_where_did_it_look_on_the_device_agrees_with_the_server(shipped, phone):
+    """Occlusion on the device (50 runs of the classifier in the page, nothing sent): the same
+    top class and per-cell drops as POST /api/v1/explain on the same file, and the heatmap."""
+    page, problems = phone
+    sample = sample_files()[3]
+    form = {"image": (io.BytesIO(sample.read_bytes()), "photo")}
+    server = shipped.app.test_client().post("/api/v1/explain", data=form).get_json()
+    page.goto(shipped.url + "/")
+    wait_ready(page)
+    requests = watch_requests(page)
+    shipped.log.seen.clear()
+    next_result(page, lambda: page.locator(".sample").nth(3).tap())
+    page.locator("#explain").tap()
+    page.locator("#explain-note", has_text="runs on this device").wait_for(timeout=LOAD_TIMEOUT_MS)
+    device = page.evaluate("() => window.skinSpotCheck.lastExplanation")
+    assert device["target"]["code"] == server["target"]["code"]
+    got, want = np.array(device["grid"]), np.array(server["grid"])
+    assert got.shape == want.shape == (7, 7)
+    worst = float(np.abs(got - want).max())
+    assert worst <= TOLERANCE, (got, want)
+    assert (server["max_drop"] >= 0.02) == page.locator("#heatmap").is_visible()
+    assert device["heatmap_png"].startswith("data:image/png;base64,")
+    assert_image_never_left(requests, shipped)
+    record(
+        "explain_device_vs_server",
+        {
+            "sample": sample.name,
+            "max_drop_difference": worst,
+            "device_ms": device["timing_ms"]["total"],
+        },
+    )
     assert not problems, problems
 
 
