@@ -232,6 +232,30 @@ def watch_requests(page) -> list:
     return requests
 
 
+MODELS = REPO / "models"
+SMALL = MODELS / "small" / "skin_lesion_small_int8.tflite"
+
+
+def shipped_config() -> dict:
+    """The server's config as `python -m demo_server` runs it from the checkout: the shipped
+    classifier, the small one (the page's default), the gate, the segmenter and the samples;
+    skip (fail in CI) when models/ lacks one."""
+    files = {
+        "MODEL_PATH": MODELS / "skin_lesion_int8_mixed.tflite",
+        "LESION_GATE_PATH": MODELS / "lesion_gate.tflite",
+        "SEGMENTER_PATH": MODELS / "lesion_segmenter.tflite",
+    }
+    missing = [path.name for path in (*files.values(), SMALL) if not path.is_file()]
+    if missing:
+        skip_or_fail(f"models/ lacks {missing}")
+    return {
+        **files,
+        "MORE_MODEL_PATHS": (SMALL,),
+        "PAGE_MODEL": SMALL.stem,
+        "SAMPLES_DIR": REPO / "sample_images",
+    }
+
+
 AXE = WEB / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
 

@@ -16,7 +16,7 @@ import pytest
 from ondevice_support import (
     CHROMIUM_ARGS,
     PHONE,
-    REPO,
+    SMALL,
     Server,
     assert_image_never_left,
     browser_ready,
@@ -26,43 +26,32 @@ from ondevice_support import (
     next_result,
     phone_at,
     serious_accessibility_violations,
-    skip_or_fail,
+    shipped_config,
     wait_ready,
     watch_requests,
 )
 
 pytestmark = pytest.mark.slow  # a browser and the shipped models: seconds per test
 
-MODELS = REPO / "models"
-FILES = {
-    "MODEL_PATH": MODELS / "skin_lesion_int8_mixed.tflite",
-    "LESION_GATE_PATH": MODELS / "lesion_gate.tflite",
-    "SEGMENTER_PATH": MODELS / "lesion_segmenter.tflite",
-}
-SMALL = MODELS / "small" / "skin_lesion_small_int8.tflite"
 WIDTHS = (320, 360, 390, 430)  # from the smallest phones in use to the largest
 
 
 @pytest.fixture(scope="module")
-def server():
-    """The shipped classifier with the small one to choose, the gate and the segmenter."""
+def lab():
+    """The server as the CLI runs it (the small classifier the page's default, the ensemble to
+    choose, the gate and the segmenter) and a browser."""
     browser_ready()
-    missing = [path.name for path in (*FILES.values(), SMALL) if not path.is_file()]
-    if missing:
-        skip_or_fail(f"models/ lacks {missing}")
-    served = Server({**FILES, "MORE_MODEL_PATHS": (SMALL,), "SAMPLES_DIR": REPO / "sample_images"})
-    yield served
-    served.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with launched_browser() as browser:
-        yield browser
+    served = Server(shipped_config())
+    try:
+        with launched_browser() as browser:
+            yield served, browser
+    finally:
+        served.close()
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_page_fits_the_phone_and_axe_finds_nothing_serious(server, browser, width):
+def test_the_page_fits_the_phone_and_axe_finds_nothing_serious(lab, width):
+    server, browser = lab
     context = browser.new_context(**phone_at(width))
     try:
         page = context.new_page()
@@ -81,9 +70,10 @@ def test_the_page_fits_the_phone_and_axe_finds_nothing_serious(server, browser, 
         context.close()
 
 
-def test_chromium_finds_the_page_installable(server, browser, tmp_path):
+def test_chromium_finds_the_page_installable(lab, tmp_path):
     """Chromium's own verdict (DevTools Page.getInstallabilityErrors) once the service worker
     controls the page. A profile on disk: an incognito context is never installable."""
+    server, browser = lab
     context = browser.browser_type.launch_persistent_context(
         tmp_path / "profile", executable_path=chromium(), args=CHROMIUM_ARGS, **PHONE
     )
@@ -112,12 +102,11 @@ def picked_benchmark(page, path) -> dict | None:
     return page.evaluate("() => window.skinSpotCheck.lastPickedBenchmark")
 
 
-def test_a_model_picked_from_disk_is_benchmarked_and_never_sent(
-    server, browser, tmp_path, demo_variant_paths
-):
+def test_a_model_picked_from_disk_is_benchmarked_and_never_sent(lab, tmp_path, demo_variant_paths):
     """The tiny test model and the small shipped file, picked from disk, get p50 / p90, load
     time and memory (and export.bench's figures where the server knows the file); a file that
     is no model and one with an int8 input get a clear message; no request carries a file."""
+    server, browser = lab
     not_a_model = tmp_path / "notes.tflite"
     not_a_model.write_bytes(b"not a model at all")
     context = browser.new_context(**phone_at(390))
