@@ -201,6 +201,13 @@ def compare_file(
             decoded = int(np.sum(theirs["pixels_sha256"] == ours["pixels_sha256"]))
             base = differences(ours["outputs"], theirs["outputs"], spec, decoded)
             cores[cpu] = compare(images, ours["outputs"], theirs["outputs"], base)
+    for cpu, core in cores.items():
+        core.same_outputs_as = [
+            other
+            for other in cores
+            if other != cpu
+            and np.array_equal(results[cpu][index]["outputs"], results[other][index]["outputs"])
+        ]
     operators = [
         {"name": o.name, "count": o.count, "versions": list(o.versions)} for o in analyse(model).ops
     ]

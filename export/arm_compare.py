@@ -45,6 +45,7 @@ class CoreComparison:
     decisions: dict[str, list[int]] = field(default_factory=dict)  # name -> [agree, of]
     dice: dict[str, float] = field(default_factory=dict)  # segmenter: min and mean
     disagreements: list[dict[str, Any]] = field(default_factory=list)
+    same_outputs_as: list[str] = field(default_factory=list)  # other cores, to the bit
 
     def agrees(self) -> bool:
         return all(agree == total for agree, total in self.decisions.values())

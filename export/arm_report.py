@@ -95,13 +95,14 @@ def markdown(report: ArmReport) -> str:
             f"## `{result.file}` ({result.kind})",
             "",
             "| core | decoded pixels identical | images with any output difference | "
-            "largest difference | agreement with x86 |",
-            "|---|---:|---:|---:|---|",
+            "largest difference | agreement with x86 | outputs identical to |",
+            "|---|---:|---:|---:|---|---|",
         ]
         for cpu, core in result.cores.items():
             lines.append(
                 f"| {cpu} | {core.decoded_identical}/{n} | {core.differing_images}/{n} | "
-                f"{_max_difference(result, core)} | {_decisions(core)} |"
+                f"{_max_difference(result, core)} | {_decisions(core)} | "
+                f"{', '.join(core.same_outputs_as) or '-'} |"
             )
         for cpu, core in result.cores.items():
             lines += [f"- {cpu}: {json.dumps(d)}" for d in core.disagreements]
