@@ -4,7 +4,8 @@
     python -m export.arm --setup     # only build the emulated runtime (then it runs offline)
 
 The cores: `cortex-a53` (no dot product: older and cheaper phones), `cortex-a76` (dot product),
-`max` (QEMU's newest: i8mm, SVE); LiteRT's XNNPACK picks other int8 kernels on each. The images
+`max` (QEMU's newest: i8mm, SVE); XNNPACK may pick other int8 kernels on each (the report says
+which cores gave bit-identical outputs). The images
 are the samples and `--val-images` val images of the shipped split, half of each kind of photo.
 Every file runs on x86 and on each core through `export.arm_worker` (contract code only) and
 `export.arm_compare` says how the outputs and decisions differ; the report
