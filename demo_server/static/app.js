@@ -490,7 +490,8 @@ function benchText(result) {
   return `This device (${result.engine}): p50 ${result.p50_ms.toFixed(1)} ms, p90 ` +
     `${result.p90_ms.toFixed(1)} ms over ${result.runs} runs (after ${result.warmup} warm-up ` +
     `runs); loaded in ${milliseconds(result.load_ms)}; WebAssembly memory ` +
-    `${memory.wasm_mb.toFixed(0)} MB (${memory.grown_mb.toFixed(0)} MB more for this model).`;
+    `${memory.wasm_mb.toFixed(0)} MB (${memory.grown_mb.toFixed(0)} MB of it for ` +
+    `${result.name ? "this file" : "the page's models"}).`;
 }
 
 // One benchmark at a time: both buttons wait for it. The figures go to
