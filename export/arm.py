@@ -32,6 +32,8 @@ import numpy as np
 from contract.model_file import (
     GATE_FILE,
     MODEL_CARD_FILE,
+    ModelFileError,
+    check_tflite,
     read_associated_files,
     read_gate_info,
     read_metadata,
@@ -281,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in args.files:
             if not path.is_file():
                 parser.error(f"{path}: no such file")
+            try:
+                check_tflite(read_model_file(path))
+            except ModelFileError as error:
+                parser.error(f"{path}: {error}")
         out = args.out or Path(os.path.commonpath([p.resolve().parent for p in args.files]))
         if out.resolve() == SHIPPED_MODELS.resolve():
             parser.error(
