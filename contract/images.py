@@ -110,7 +110,8 @@ class CorruptImage(ImageError):
 class OpenedImage:
     """A file whose header is read and within budget; no pixel decoded yet (`decode` does).
 
-    `cost_bytes` is the estimated memory its decoding takes, for callers that ration it.
+    `cost_bytes` is the estimated memory its decoding takes, for callers that ration it;
+    `size` the file's own width and height, before any reduction or rotation.
     """
 
     image: Image.Image
@@ -118,6 +119,7 @@ class OpenedImage:
     mode: str
     cost_bytes: int
     budget: DecodeBudget
+    size: tuple[int, int]
 
 
 def open_image(
@@ -164,7 +166,7 @@ def open_image(
             f"Decoding this {width}x{height} {format_name} would take about {cost / 2**20:,.0f} "
             f"MB, over the limit of {budget.max_bytes / 2**20:,.0f} MB; send a smaller image."
         )
-    return OpenedImage(image, format_name, mode, cost, budget)
+    return OpenedImage(image, format_name, mode, cost, budget, (width, height))
 
 
 def decode(opened: OpenedImage) -> Image.Image:
@@ -185,6 +187,14 @@ def decode(opened: OpenedImage) -> Image.Image:
         raise CorruptImage() from None
     finally:
         image.close()
+
+
+def upright_size(opened: OpenedImage, decoded: Image.Image) -> tuple[int, int]:
+    """The file's full width and height as `decoded` (its upright, maybe reduced, pixels) is
+    turned: what a client that sent it measures its own photo in."""
+    width, height = opened.size
+    turned = (decoded.width >= decoded.height) != (width >= height)
+    return (height, width) if turned else (width, height)
 
 
 def open_upright_rgb(

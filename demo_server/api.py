@@ -105,8 +105,8 @@ def _image_summary(decoded: DecodedImage) -> dict[str, Any]:
     return {
         "format": decoded.format,
         "mode": decoded.original_mode,
-        "width": decoded.image.width,
-        "height": decoded.image.height,
+        "width": decoded.size[0],
+        "height": decoded.size[1],
     }
 
 
@@ -204,7 +204,7 @@ def classify() -> ResponseReturnValue:
         return _not_a_lesion(upload, start)
     decoded, check = upload.decoded, upload.check
     try:  # with a segmenter: where the spot is, and the photo to classify (cropped or whole)
-        segmented = segment_upload(decoded.image)
+        segmented = segment_upload(decoded.image, decoded.size)
     except PoolBusy:
         raise busy() from None
     model = classifier()

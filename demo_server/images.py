@@ -20,6 +20,7 @@ from contract.images import (
     UnsupportedImage,
     decode,
     open_image,
+    upright_size,
 )
 from demo_server.admission import Full, Slots
 from demo_server.errors import ApiError, busy
@@ -38,11 +39,15 @@ HEAVY_DECODE_BYTES = 96 * 2**20
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """An upright RGB image plus what it was before decoding (for the response)."""
+    """An upright RGB image plus what it was before decoding (for the response).
+
+    `size` is the upload's own upright width and height; `image` is smaller when the upload
+    was far larger than any model needs (`contract.images.DecodeBudget.need`)."""
 
     image: Image.Image
     format: str
     original_mode: str
+    size: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class Decoder:
             raise ApiError(422, "corrupt_image", str(error)) from None
         except Full:
             raise busy("large images are being decoded") from None
-        return DecodedImage(image=image, format=opened.format, original_mode=opened.mode)
+        return DecodedImage(image, opened.format, opened.mode, upright_size(opened, image))
 
 
 def decode_upload(data: bytes, max_pixels: int) -> DecodedImage:

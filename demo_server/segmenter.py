@@ -145,9 +145,10 @@ class LesionSegmenter(SquareImageModel):
         pixels = resize_to_input(image, self.image_size, self.image_size)
         return probability_map(self._pool.run(pixels[np.newaxis]), self.image_size)
 
-    def locate(self, image: Image.Image) -> Framing:
-        """The verdict, outline, box and crop in the image's own pixels."""
-        return frame(self.probabilities(image), image.width, image.height, self.rule)
+    def locate(self, image: Image.Image, size: tuple[int, int] | None = None) -> Framing:
+        """The verdict, outline, box and crop in pixels of `size` (the image's own: None)."""
+        width, height = size or image.size
+        return frame(self.probabilities(image), width, height, self.rule)
 
 
 def lesion_json(framing: Framing, cropped: bool) -> dict[str, Any]:
@@ -211,14 +212,16 @@ class SegmentedUpload:
     ms: float | None
 
 
-def segment_upload(image: Image.Image) -> SegmentedUpload:
-    """Run the current app's segmenter, if any, on an upright RGB upload (PoolBusy if busy)."""
+def segment_upload(image: Image.Image, size: tuple[int, int]) -> SegmentedUpload:
+    """Run the current app's segmenter, if any, on an upright RGB upload (PoolBusy if busy);
+    the framing is in the upload's own pixels (`size`), which `image` may be reduced from."""
     segmenter = current_segmenter()
     if segmenter is None:
         return SegmentedUpload(image, None, False, None)
     start = time.perf_counter()
-    framing = segmenter.locate(image)
+    framing = segmenter.locate(image, size)
     ms = (time.perf_counter() - start) * 1000.0
     if segmenter.crop_before_classifying and framing.crop is not None:
-        return SegmentedUpload(crop(image, framing.crop), framing, True, ms)
+        box = framing.crop.scaled(image.width / size[0], image.height / size[1], *image.size)
+        return SegmentedUpload(crop(image, box), framing, True, ms)
     return SegmentedUpload(image, framing, False, ms)

@@ -58,12 +58,19 @@ def test_a_file_too_costly_to_decode_is_a_413_naming_the_memory(demo_model_path)
 def test_a_deep_png_far_larger_than_needed_is_classified_from_a_reduced_decode(
     demo_model_path,
 ):
-    client = make_app(demo_model_path).test_client()
-    response = upload(client, deep_png(side=2500))
+    app = make_app(demo_model_path)
+    response = upload(app.test_client(), deep_png(side=2500))
     assert response.status_code == 200, response.get_data(as_text=True)
     image = response.get_json()["image"]
-    assert (image["format"], image["mode"]) == ("PNG", "I;16")
-    assert image["width"] < 2500  # decoded reduced: the tiny model needs a few pixels
+    # The answer describes the upload as sent; the decode behind it was reduced.
+    assert (image["format"], image["mode"], image["width"], image["height"]) == (
+        "PNG",
+        "I;16",
+        2500,
+        2500,
+    )
+    decoded = app.extensions[DECODER].decode(deep_png(side=2500))
+    assert decoded.size == (2500, 2500) and decoded.image.width < 2500  # the tiny model: 64 px
 
 
 def test_heavy_decodes_wait_for_a_slot_then_get_503_with_retry_after(demo_model_path, monkeypatch):

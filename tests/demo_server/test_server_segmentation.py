@@ -113,6 +113,21 @@ def test_outline_is_in_the_upright_photo_coordinates(seg_client):
     assert abs(box["left"] - 60) <= 4 and abs(box["top"] - 40) <= 4
 
 
+@pytest.mark.parametrize("exif_rotate", [False, True])
+def test_a_photo_decoded_reduced_is_answered_in_its_own_pixels(seg_client, exif_rotate: bool):
+    """A photo far larger than the models need is decoded smaller (contract.images), but the
+    answer's size, box and outline are the photo's own, as the client drew them."""
+    scale = 12  # 2400 x 1920: over HEADROOM x the largest input of these test models
+    spot = (60 * scale, 40 * scale, 30 * scale, 20 * scale)
+    body = classify(seg_client, photo((spot,), (200 * scale, 160 * scale), "JPEG", exif_rotate))
+    assert (body["image"]["width"], body["image"]["height"]) == (200 * scale, 160 * scale)
+    box = body["lesion"]["box"]
+    assert abs(box["left"] - spot[0]) <= 4 * scale and abs(box["top"] - spot[1]) <= 4 * scale
+    assert abs(box["width"] - spot[2]) <= 6 * scale and abs(box["height"] - spot[3]) <= 6 * scale
+    xs, ys = zip(*body["lesion"]["outline"], strict=True)
+    assert min(xs) >= 55 * scale and max(xs) <= 95 * scale and max(ys) <= 65 * scale
+
+
 def test_no_spot_asks_for_a_closer_photo(seg_client):
     lesion = classify(seg_client, photo(spots=()))["lesion"]
     assert lesion == {
