@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from contract import metrics
-from contract.answers import PHOTO_REFERRAL_STANDS
+from contract.answers import answer_spec
 from contract.bootstrap import grouped_bootstrap_intervals
 from contract.interpreter import predict_tflite
 from contract.lesion_gate import is_cutout
@@ -33,8 +33,9 @@ from contract.run_folder import (
     write_model_card,
 )
 from contract.screening import calibrate, refer, standing_thresholds
+from contract.taxonomy import LABELS
 from contract.triage import TriageThresholds
-from train.answers.fitting import answer_ratios, models_from_card
+from train.answers.fitting import answer_ratios
 from train.evaluation.predict import flipped_views, predict_keras
 from train.evaluation.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.evaluation.report_md import metrics_markdown
@@ -97,13 +98,13 @@ def split_predictions(
     views = flipped_views(pixels, flips)
     suffix = f"-flips{flips}" if flips > 1 else ""
     if model is not None:
-        raw = np.mean([predict_tflite(model, view) for view in views], axis=0)
+        raw = np.mean([predict_tflite(model, np.ascontiguousarray(v)) for v in views], axis=0)
         return SplitPredictions(raw, records, cutouts, model.stem + suffix)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     network = keras.models.load_model(run / MODEL_KERAS)
-    raw = np.mean([predict_keras(network, view) for view in views], axis=0)
+    raw = np.mean([predict_keras(network, np.ascontiguousarray(v)) for v in views], axis=0)
     return SplitPredictions(raw, records, cutouts, "keras" + suffix)
 
 
@@ -127,13 +128,13 @@ def evaluate(
     per_image = TriageThresholds.from_card(triage).for_images(domains)
     ratios = None
     if answers is not None:
-        photo_refers = refer(
-            metrics.malignant_probability(calibrate(raw, calibration["temperature"])), per_image
-        )
-        ratios = answer_ratios(models_from_card(card), records, answers)
+        spec = answer_spec(card, LABELS)  # the card's answers, read as every client reads them
+        photo_p = metrics.malignant_probability(calibrate(raw, calibration["temperature"]))
+        photo_refers = refer(photo_p, per_image)
+        ratios = answer_ratios(spec.models, records, answers)
         calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
-        per_image = TriageThresholds.from_card(triage).for_images(domains)
-        if triage.get(PHOTO_REFERRAL_STANDS, False):
+        per_image = spec.triage.for_images(domains)
+        if spec.photo_referral_stands:
             per_image = standing_thresholds(per_image, photo_refers)
         name += "-answers"
     temperature = calibration["temperature"]
