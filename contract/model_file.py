@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.answers import AnswerSpec, answer_spec
+from contract.colour_constancy import step_of
 from contract.taxonomy import LABELS, MALIGNANT
 from contract.tensors import TensorSpec
 from contract.triage import TriageThresholds
@@ -110,6 +111,8 @@ class ModelMetadata:
     file_name: str = ""
     file_sha256: str = ""
     file_size: int = 0
+    # the card's input.colour_constancy: a step on the input pixels (contract.colour_constancy)
+    colour_constancy: str | None = None
 
     @property
     def input_height(self) -> int:
@@ -145,6 +148,7 @@ def read_metadata(
     try:
         answers = answer_spec(card, labels)
         triage = TriageThresholds.from_card(card.get("triage"))
+        colour_constancy = step_of(card)
     except ValueError as error:
         raise ModelFileError(f"model_card.json: {error}") from None
     return ModelMetadata(
@@ -162,6 +166,7 @@ def read_metadata(
         file_name=file_name,
         file_sha256=hashlib.sha256(model).hexdigest(),
         file_size=len(model),
+        colour_constancy=colour_constancy,
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from contract.colour_constancy import apply
 from contract.images import resize_to_input
 from contract.model_file import ModelFileError, ModelMetadata, read_metadata, read_model_file
 from contract.tensors import invoke
@@ -73,8 +74,11 @@ class Classifier:
         return classifier
 
     def to_pixels(self, image: Image.Image) -> np.ndarray:
-        """The model's input pixels for an upright RGB image (`contract.images`)."""
-        return resize_to_input(image, self.metadata.input_height, self.metadata.input_width)
+        """The model's input pixels for an upright RGB image (`contract.images`), after the
+        colour-constancy step its card names (`contract.colour_constancy`)."""
+        meta = self.metadata
+        pixels = resize_to_input(image, meta.input_height, meta.input_width)
+        return apply(pixels, meta.colour_constancy)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) probabilities for one H x W x 3 uint8 image."""
