@@ -26,10 +26,10 @@ from contract.run_folder import (
     write_model_card,
 )
 from export.bias_correction import bias_corrected
-from export.calibration import representative_records
 from export.convert import DEFAULT_VARIANTS, QuantizationConfig, convert
 from export.metadata import ModelInfo, write_metadata
 from export.report import write_report
+from export.representative import representative_records
 from export.verify import Verification, keras_outputs, verify
 
 MODEL_FILE_STEM = "skin_lesion"

@@ -39,10 +39,10 @@ from contract.lesion_gate import (
 )
 from contract.model_file import GATE_FILE
 from contract.run_folder import SPLIT_CSV, RunFolderError, check_run_folder, read_split
-from export.calibration import representative_records
 from export.convert import VARIANTS, QuantizationConfig, convert
 from export.metadata import append_files
 from export.non_skin_images import development_images, non_skin_images
+from export.representative import representative_records
 from export.ship import export_folder
 
 GATE_TFLITE = "lesion_gate.tflite"

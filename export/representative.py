@@ -1,4 +1,4 @@
-"""Choosing calibration (representative) images for full-integer quantization."""
+"""Choosing the representative images (LiteRT's term) whose activations set the int8 ranges."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from contract.records import Record
 def representative_records(train: list[Record], count: int, seed: int) -> list[Record]:
     """`count` training images dealt round-robin over (domain, class) strata.
 
-    Activation ranges are set by what the calibrator sees: a sample dominated by dermoscopic
+    Activation ranges are set by what the converter sees: a sample dominated by dermoscopic
     moles would clip the colours and contrasts of phone photos.
     """
     strata: dict[tuple[str, str], list[Record]] = defaultdict(list)
