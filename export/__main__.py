@@ -1,7 +1,7 @@
 """Export a trained run to self-describing .tflite files and verify them.
 
     python -m export runs/NAME [--out runs/NAME/export] [--variants int8_mixed,float32] \
-        [--calibration-images 1000]
+        [--representative-images 1000]
 
 For each variant: convert, pack the metadata (labels, display names, normalisation, model card),
 run it with the LiteRT interpreter exactly as the demo server does (`contract.tensors.invoke`)
@@ -33,10 +33,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated, from {', '.join(VARIANTS)}",
     )
     parser.add_argument(
-        "--calibration-images",
+        "--representative-images",
         type=int,
         default=1000,
-        help="representative images from the train split for int8 calibration (300 cost "
+        help="representative images from the train split that set the int8 ranges (300 cost "
         "EfficientNet-Lite0 1.5-1.8 points of balanced accuracy; 1000 stay within 1 point)",
     )
     parser.add_argument(
@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(str(error))
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"--out {args.out} exists and is not empty; choose a new folder")
-    if args.calibration_images < 1:
-        parser.error("--calibration-images must be at least 1")
+    if args.representative_images < 1:
+        parser.error("--representative-images must be at least 1")
     if args.float_ops < 1:
         parser.error("--float-ops must be at least 1")
     return args
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = ExportSettings(
         variants=tuple(args.variants),
-        calibration_images=args.calibration_images,
+        representative_images=args.representative_images,
         max_loss_points=args.max_loss_points,
         float_ops=args.float_ops,
         float_ops_split=args.float_ops_split,

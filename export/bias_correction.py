@@ -2,7 +2,7 @@
 
 Why: rounding the weights of a fine-tuned EfficientNet-Lite0 to TFLite's per-channel int8 grid
 alone changed the top-1 class of 7 % of val images (depthwise convolutions most). The rounding
-errors do not average out: they shift each channel's mean. Measuring that shift on calibration
+errors do not average out: they shift each channel's mean. Measuring that shift on representative
 images and moving it into the following BatchNormalization (Nagel et al. 2019, "Data-Free
 Quantization Through Weight Equalization and Bias Correction", empirical variant) took the
 agreement of rounded weights with the float network from 0.933 to 0.980 (docs/more_data.md).

@@ -7,7 +7,7 @@ Variants:
 - int8: full-integer, uint8 input (raw pixels) and uint8 output; the phone default.
 - int8_io: full-integer with int8 input (pixel - 128) and int8 output, for NPUs that want int8.
 - int8_mixed: int8, except the `float_ops` operators whose int8 outputs stray furthest from
-  float on calibration images (TFLite's QuantizationDebugger, root mean square error over the
+  float on representative images (TFLite's QuantizationDebugger, root mean square error over the
   quantization step), which stay float. Input and output are uint8, or float32 when the operator
   next to them is one kept in float. For networks that lose too much in plain int8: bigger and
   slower than int8, smaller and faster than float32. With `float_ops_split="network"`, an
@@ -39,17 +39,17 @@ _MEMBER = re.compile(r"(?:^|/)(member\d+)(?:_\d+)?/")
 @dataclass(frozen=True)
 class QuantizationConfig:
     variant: str
-    # Calibration images (uint8, N x H x W x 3) for the full-integer variants.
+    # Representative images (uint8, N x H x W x 3) for the full-integer variants.
     representative: np.ndarray | None = None
     # int8_mixed: operators kept in float (20 kept the ensemble within 1 point on val; 10 did not)
     float_ops: int = 20
     float_ops_split: str = "file"  # "network": an equal share of float_ops per ensemble member
-    debug_images: int = 100  # calibration images the debugger compares float and int8 on
+    debug_images: int = 100  # representative images the debugger compares float and int8 on
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
-        if self.needs_calibration and (self.representative is None or not len(self.representative)):
+        if self.full_integer and (self.representative is None or not len(self.representative)):
             raise ValueError(f"variant {self.variant} needs representative images")
         if self.float_ops < 1 or self.debug_images < 1:
             raise ValueError("float_ops and debug_images must be at least 1")
@@ -59,7 +59,7 @@ class QuantizationConfig:
             )
 
     @property
-    def needs_calibration(self) -> bool:
+    def full_integer(self) -> bool:
         return self.variant in ("int8", "int8_io", "int8_mixed")
 
 
@@ -70,7 +70,7 @@ def convert(model, config: QuantizationConfig) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if config.variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if config.needs_calibration:
+    if config.full_integer:
         converter.representative_dataset = _feed(config.representative)
         if config.variant == "int8_mixed":
             return _int8_with_float_fallback(converter, config)

@@ -41,7 +41,7 @@ class ExportSettings:
     """Which variants to write and how strict the accuracy gate is."""
 
     variants: tuple[str, ...] = tuple(DEFAULT_VARIANTS)
-    calibration_images: int = 1000
+    representative_images: int = 1000
     # A variant fails when, in some domain, it loses more balanced accuracy than this and the
     # loss is beyond noise (its 95% interval above zero; export.verify).
     max_loss_points: float = 1.0
@@ -50,7 +50,7 @@ class ExportSettings:
     seed: int = 0
     # int8 variants: round the weights and correct the biases first (export.bias_correction)
     bias_correction: bool = False
-    # at least this many calibration images, evenly spaced (every 1000 // 256 = 3rd: 334)
+    # at least this many representative images, evenly spaced (every 1000 // 256 = 3rd: 334)
     bias_correction_images: int = 256
     # Files are FILE_STEM_VARIANT.tflite; the single network for small phones ships as
     # skin_lesion_small_int8.tflite beside the ensemble (export.ship's companion folders).
@@ -60,7 +60,7 @@ class ExportSettings:
 def export_section(config: QuantizationConfig, bias_correction: bool) -> dict:
     """The card's `export` entry: how the file was quantized."""
     export = {"variant": config.variant}
-    if config.needs_calibration:
+    if config.full_integer:
         export["calibration_images"] = len(config.representative)
         export["bias_correction"] = bias_correction
     if config.variant == "int8_mixed":
@@ -96,7 +96,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
     model = keras.models.load_model(run / MODEL_KERAS)
     skipped = Skipped()
     representative = representative_records(
-        splits["train"], settings.calibration_images, settings.seed
+        splits["train"], settings.representative_images, settings.seed
     )
     calibration, _ = decode_records(representative, size, skipped)
     evaluation = {}
@@ -123,7 +123,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
             settings.float_ops,
             settings.float_ops_split,
         )
-        corrects = config.needs_calibration and settings.bias_correction
+        corrects = config.full_integer and settings.bias_correction
         if corrects and corrected is None:  # once, for every int8 variant
             step = max(1, len(calibration) // settings.bias_correction_images)
             corrected = bias_corrected(model, calibration[::step])

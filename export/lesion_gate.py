@@ -11,7 +11,7 @@ the verdict on every image of both non-skin sets (`export.non_skin_images`).
 `python -m export.gate_threshold` applies the same measurement to an exported file.
 
 The shipped variant is float16, not int8: measured on our data with the earlier head-only gate,
-full-integer quantization (calibrated on lesion photos) pulled blank, single-colour and noise
+full-integer quantization (its ranges set by lesion photos) pulled blank, single-colour and noise
 frames below the threshold (non-skin rejection 63 % against 94 % in float16), because the
 L2-normalised features of such weak-activation images are dominated by quantization error.
 Dynamic-range rejected as well as float16 but ran ten times slower on CPU (52 against 5 ms).
@@ -47,7 +47,7 @@ from export.ship import export_folder
 
 GATE_TFLITE = "lesion_gate.tflite"
 REPORT_STEM = "lesion_gate_report"
-CALIBRATION_IMAGES = 200
+REPRESENTATIVE_IMAGES = 200
 BENCH_THREADS = 2
 DEFAULT_VARIANT = "float16"
 
@@ -129,7 +129,7 @@ def export_lesion_gate(run_dir: Path, out_dir: Path, variant: str = DEFAULT_VARI
     reps = None
     if variant in ("int8", "int8_io"):
         seed = int(fitted["config"]["seed"])
-        chosen = representative_records(split["train"], CALIBRATION_IMAGES, seed)
+        chosen = representative_records(split["train"], REPRESENTATIVE_IMAGES, seed)
         reps, _ = _lesion_split(chosen, size)
     model = convert(
         keras.saving.load_model(run_dir / GATE_KERAS), QuantizationConfig(variant, reps)

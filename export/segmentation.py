@@ -5,7 +5,7 @@
 The network is what `python -m train.segment train` left in the run folder (model.keras, with
 its settings and decoded photos: `contract.segmenter_run`); here it is only converted, checked
 and packed. Full-integer int8 (uint8 input: raw RGB pixels; uint8 output: P(lesion) per pixel in
-steps of 1/255... as the converter quantizes it), calibrated on the run's training photos. The
+steps of 1/255... as the converter quantizes it), ranges set by the training photos. The
 file carries:
 
 - the standard TFLite metadata of an image segmenter, written as `export.metadata` writes the
@@ -62,7 +62,7 @@ from export.verify import keras_outputs
 
 SEGMENTER_TFLITE = "lesion_segmenter.tflite"
 REPORT_STEM = "lesion_segmenter_report"
-CALIBRATION_IMAGES = 200
+REPRESENTATIVE_IMAGES = 200
 # Custom metadata (SEGMENTER_METADATA) is a schema 1.5.0 field: MediaPipe's parser reads it.
 MIN_PARSER_VERSION = "1.5.0"
 _SEGMENTER_OPTIONS_IDENTIFIER = b"V001"
@@ -195,7 +195,7 @@ def export_inputs(run: Path) -> tuple[str, ...]:
 def export_segmenter(
     run: Path, out: Path, crop_before_classifying: bool = False, threads: int = 2
 ) -> Path:
-    """Convert the run's model.keras to int8, calibrated on its cached train photos; compare it
+    """Convert the run's model.keras to int8 (ranges set by its cached train photos); compare it
     with Keras on the cached val photos; write the file."""
     import keras
 
@@ -206,7 +206,7 @@ def export_segmenter(
     train = read_cache(run / cache_name("train", TRAIN_CACHE_SIZE))
     val = read_cache(run / cache_name("val", size))
     rng = np.random.default_rng(int(config["seed"]))
-    chosen = rng.choice(len(train.pixels), min(CALIBRATION_IMAGES, len(train.pixels)), False)
+    chosen = rng.choice(len(train.pixels), min(REPRESENTATIVE_IMAGES, len(train.pixels)), False)
     reps = np.stack([resize_to_input(Image.fromarray(train.pixels[i]), size, size) for i in chosen])
     # Inference only: the training loss the file was compiled with is not needed.
     keras_model = keras.saving.load_model(run / MODEL_KERAS, compile=False)

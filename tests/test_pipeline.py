@@ -51,7 +51,7 @@ def exported(tiny_run: Path) -> Path:
     out = tiny_run / "models"
     # An untrained one-epoch model may lose accuracy to int8; the gate itself is tested below.
     variants = ",".join(VARIANTS)
-    argv = f"{tiny_run} --out {out} --calibration-images 24 --float-ops 2 --variants {variants}"
+    argv = f"{tiny_run} --out {out} --representative-images 24 --float-ops 2 --variants {variants}"
     assert main([*argv.split(), "--max-loss-points", "100"]) == 0
     return out
 
@@ -486,7 +486,7 @@ def test_bias_correction_is_for_int8_only_and_recorded_in_the_file(tiny_run: Pat
     from export.__main__ import main
 
     out = tmp_path / "corrected"
-    argv = f"{tiny_run} --out {out} --variants int8,float32 --calibration-images 24"
+    argv = f"{tiny_run} --out {out} --variants int8,float32 --representative-images 24"
     assert main([*argv.split(), "--bias-correction", "--max-loss-points", "100"]) == 0
     exports = {}
     for variant in ("int8", "float32"):

@@ -104,7 +104,7 @@ def _segmenter_run(run: Path) -> Path:
 
     sys.path.insert(0, str(FIXTURES))
     try:
-        from make_segmenter_fixture import SIZE, calibration_images, dark_pixel_model
+        from make_segmenter_fixture import SIZE, dark_pixel_model, representative_images
     finally:
         sys.path.remove(str(FIXTURES))
     from contract.images import resize_to_input
@@ -116,7 +116,7 @@ def _segmenter_run(run: Path) -> Path:
     model.compile("adam", dice_bce_loss)
     model.save(run / "model.keras")
     (run / CONFIG_JSON).write_text(json.dumps({"image_size": SIZE, "seed": 0}))
-    photos = calibration_images()
+    photos = representative_images()
     paths = [f"photo{i}.png" for i in range(len(photos))]
     big = np.stack([resize_to_input(Image.fromarray(p), *(TRAIN_CACHE_SIZE,) * 2) for p in photos])
     write_cache(run / cache_name("train", TRAIN_CACHE_SIZE), paths, big, big.mean(-1) < 128)
