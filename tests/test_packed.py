@@ -99,7 +99,8 @@ def test_train_reads_a_packed_file_and_resumes_from_it(split_csv: Path, packs, t
     from train.__main__ import main
 
     run = tmp_path / "run"
-    argv = ["--packed", str(packs["jpeg"]), "--out", str(run), "--image-size", str(SIZE)]
+    argv = ["--packed", str(packs["jpeg"]), "--out", str(run), "--backbone", "tiny_cnn"]
+    argv += ["--image-size", str(SIZE)]
     assert main([*argv, "--epochs", "1", "--batch-size", "8"]) == 0
     assert (run / SPLIT_CSV).read_bytes() == split_csv.read_bytes()
     hparams = json.loads((run / "hparams.json").read_text())
@@ -115,7 +116,8 @@ def test_train_refuses_a_packed_file_of_another_size_or_split(
     from train.__main__ import main
 
     packed = str(packs["jpeg"])
-    assert main(["--packed", packed, "--out", str(tmp_path / "a"), "--image-size", "64"]) == 2
+    argv = ["--packed", packed, "--out", str(tmp_path / "a"), "--backbone", "tiny_cnn"]
+    assert main([*argv, "--image-size", "64"]) == 2
     assert f"holds {SIZE} px images; this run trains at 64 px" in capsys.readouterr().err
     other = tmp_path / "other"
     other.mkdir()
@@ -123,7 +125,8 @@ def test_train_refuses_a_packed_file_of_another_size_or_split(
     moved = next(i for i, row in enumerate(rows) if row.startswith("val,"))
     rows[moved] = "train," + rows[moved].removeprefix("val,")
     (other / SPLIT_CSV).write_text("\n".join(rows) + "\n")
-    (other / "hparams.json").write_text(json.dumps({"image_size": SIZE, "epochs": 1}))
+    hparams = {"backbone": "tiny_cnn", "image_size": SIZE, "epochs": 1}
+    (other / "hparams.json").write_text(json.dumps(hparams))
     assert main(["--out", str(other), "--resume", "--packed", packed]) == 2
     assert "holds another split than" in capsys.readouterr().err
 

@@ -171,7 +171,8 @@ def same_split_run(tiny_run: Path, tmp_path_factory) -> Path:
     from train.__main__ import main
 
     run = tmp_path_factory.mktemp("runs") / "same_split"
-    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --epochs 1 --image-size 64 --seed 7"
+    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --backbone tiny_cnn --epochs 1 "
+    argv += "--image-size 64 --seed 7"
     assert main(argv.split()) == 0
     return run
 
@@ -327,8 +328,9 @@ def test_a_student_learns_from_a_teacher_on_the_same_split(tiny_run: Path, tmp_p
     from train.model.distill import TEACHER_TARGETS
 
     run = tmp_path / "student"
-    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --epochs 1 --image-size 64 "
-    argv += f"--distill-from {tiny_run} --distill-weight 0.7 --distill-temperature 3"
+    argv = f"--split-from {tiny_run / 'split.csv'} --out {run} --backbone tiny_cnn --epochs 1 "
+    argv += f"--image-size 64 --distill-from {tiny_run} --distill-weight 0.7 "
+    argv += "--distill-temperature 3"
     assert main(argv.split()) == 0
     hparams = json.loads((run / "model_card.json").read_text())["hparams"]
     assert (hparams["distill_from"], hparams["distill_weight"]) == (str(tiny_run), 0.7)
@@ -346,7 +348,8 @@ def test_a_teacher_from_another_split_is_refused(tiny_run: Path, tmp_path: Path,
     moved = next(i for i, row in enumerate(rows) if row.startswith("val,"))
     rows[moved] = "train," + rows[moved].removeprefix("val,")
     other.write_text("\n".join(rows) + "\n")
-    argv = f"--split-from {other} --out {tmp_path / 'student'} --epochs 1 --image-size 64 "
+    argv = f"--split-from {other} --out {tmp_path / 'student'} --backbone tiny_cnn --epochs 1 "
+    argv += "--image-size 64 "
     assert main([*argv.split(), "--distill-from", str(tiny_run)]) == 2
     assert "trained on another split" in capsys.readouterr().err
 
@@ -367,7 +370,8 @@ def test_a_student_learns_from_a_teacher_file(
         exported / "skin_lesion_float32.tflite",
     )
     common = (
-        f"--split-from {tiny_run / 'split.csv'} --epochs 1 --image-size 64 --distill-from {teacher}"
+        f"--split-from {tiny_run / 'split.csv'} --backbone tiny_cnn --epochs 1 --image-size 64 "
+        f"--distill-from {teacher}"
     )
     run = tmp_path / "student"
     assert main([*common.split(), "--out", str(run), "--distill-model", str(model)]) == 0

@@ -3,7 +3,7 @@
     python -m train.segment masks --out runs/segmentation/masks
     python -m train.segment train --out runs/segmentation [--epochs 40] [--copy-paste 0.5] \
         [--resume]
-    python -m train.segment evaluate runs/segmentation --model FILE.tflite --split test \
+    python -m train.segment evaluate runs/segmentation --model FILE.tflite [--split test] \
         --out runs/segmentation/evaluation_test
     python -m train.segment framing runs/segmentation --segmenter FILE.tflite \
         --classifier models/skin_lesion_int8_mixed.tflite --out runs/segmentation/framing
@@ -120,7 +120,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     evaluate = commands.add_parser("evaluate", help="Dice / Jaccard of a .tflite on a split")
     evaluate.add_argument("run", type=Path)
     evaluate.add_argument("--model", type=Path, required=True, help="a segmenter .tflite")
-    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument(
+        "--split", default="val", choices=("train", "val", "test"), help="test: for what ships"
+    )
     evaluate.add_argument("--masks", type=Path, help="masks folder (default: RUN/masks)")
     evaluate.add_argument("--overlays", type=int, default=8, help="overlay pictures to draw")
     evaluate.add_argument("--out", type=Path, required=True)

@@ -14,16 +14,19 @@ class HParams:
     Pretrained backbones train in stages: `head_epochs` with the backbone frozen, then the rest
     of `epochs` with the top `finetune_blocks` blocks unfrozen at `finetune_learning_rate`, then,
     if it pays, `more_epochs` with the top `more_blocks` blocks at `more_learning_rate`.
+
+    The defaults are the shipped members' settings (recipes/shipped.toml, which also names
+    them): a bare `python -m train` trains what ships. Tests pass `tiny_cnn` explicitly.
     """
 
-    backbone: str = "tiny_cnn"
-    image_size: int = 0  # 0: the backbone's default
-    epochs: int = 10
-    head_epochs: int = 2
-    finetune_blocks: int = 3
+    backbone: str = "efficientnet_lite0"
+    image_size: int = 224  # 0: the backbone's default
+    epochs: int = 8
+    head_epochs: int = 1
+    finetune_blocks: int = 8
     batch_size: int = 32
     learning_rate: float = 1e-3
-    finetune_learning_rate: float = 2e-4
+    finetune_learning_rate: float = 3e-4
     more_epochs: int = 0
     more_blocks: int = 12
     more_learning_rate: float = 1e-4
@@ -36,7 +39,7 @@ class HParams:
     malignant_loss_weight: float = 0.0
     max_class_weight: float = 20.0
     # "sampling": train.data.pipeline.TrainingBatches; "logit_adjust": train.model.losses
-    balance: str = "loss_weights"
+    balance: str = "sampling"
     augment: bool = True
     distill_from: str = ""  # a teacher run (train.model.distill); "" trains on the labels only
     # the teacher as a .tflite, for a teacher run of only split.csv and card (the shipped model's)

@@ -11,6 +11,7 @@
     seed = 3
     [answers]               # fit the answers' model on the result (optional)
     strengths = [0.25, 0.5, 0.75, 1.0]
+    [gate] [export] ...     # the steps after training: `python -m pipeline` (pipeline/recipe.py)
 
 `run_recipe` trains each member into OUT/members/NAME on OUT/split.csv, averages them into OUT
 (one member is copied), and fits the answers' model: OUT is then a run folder like any other.
@@ -33,6 +34,9 @@ RECIPE_COPY = "recipe.toml"
 MEMBERS = "members"
 _HPARAM_NAMES = {f.name for f in fields(HParams)}
 _SPLIT_KEYS = {"data", "split_from", "keep", "seed", "val_fraction", "test_fraction"}
+# The sections of the steps after training, read by `python -m pipeline` (pipeline/recipe.py);
+# `run_recipe` trains the same networks with or without them.
+BUILD_SECTIONS = ("metrics", "gate", "export", "segmenter", "student", "bench", "evaluation")
 
 
 class RecipeError(ValueError):
@@ -78,7 +82,9 @@ def parse_recipe(text: str) -> Recipe:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise RecipeError(f"not valid TOML: {error}") from None
-    _unknown("recipe", raw, {"description", "split", "defaults", "members", "answers"})
+    _unknown(
+        "recipe", raw, {"description", "split", "defaults", "members", "answers", *BUILD_SECTIONS}
+    )
     split = dict(raw.get("split", {}))
     _unknown("split", split, _SPLIT_KEYS)
     data = tuple(Path(p) for p in split.pop("data", ()))
@@ -146,7 +152,6 @@ def run_recipe(
     are finishes the run. `devices`: `train.model.devices.placement`.
     """
     from contract.run_folder import read_model_card
-    from train.model.training import create, make_split
 
     out = Path(out)
     copy = out / RECIPE_COPY
@@ -158,40 +163,8 @@ def run_recipe(
             raise RecipeError(f"{out} exists and is not empty; resume it or choose another")
         out.mkdir(parents=True, exist_ok=True)
         copy.write_text(recipe.text, encoding="utf-8")
-    split_csv = out / SPLIT_CSV
-    if not split_csv.is_file() and packed is not None:
-        from train.data.packed import PackedImages
-
-        write_split(split_csv, PackedImages(packed).splits())
-    if not split_csv.is_file():
-        from contract.records import Skipped
-
-        skipped = Skipped()
-        splits = (
-            read_split(recipe.split_from)
-            if recipe.split_from is not None
-            else make_split(recipe.data, recipe.split, skipped, recipe.keep)
-        )
-        skipped.warn()
-        write_split(split_csv, splits)
-
-    runs = []
-    for member in recipe.members:
-        run = out / MEMBERS / member.name
-        runs.append(run)
-        if (run / "model.keras").is_file():
-            print(f"member {member.name}: done", flush=True)
-            continue
-        started = (run / "hparams.json").is_file()
-        print(f"member {member.name}: {'resuming' if started else 'training'}", flush=True)
-        create(
-            run,
-            member.hparams,
-            split_from=None if started else split_csv,
-            resume=started,
-            packed=packed,
-            devices=devices,
-        )
+    split_csv = write_recipe_split(recipe, out, packed)
+    runs = [train_member(m, out, split_csv, packed, devices) for m in recipe.members]
     if packed is not None:
         print(
             f"members trained; to average them and fit the answers, bring {out} to the image "
@@ -201,7 +174,7 @@ def run_recipe(
         return None
 
     if not (out / "model.keras").is_file():
-        _combine(runs, out)
+        combine(runs, out)
     card = read_model_card(out)
     if recipe.answer_strengths is not None and "answers" not in card:
         from train.answers.fitting import fit_answers
@@ -210,7 +183,57 @@ def run_recipe(
     return card
 
 
-def _combine(runs: Sequence[Path], out: Path) -> None:
+def write_recipe_split(recipe: Recipe, out: Path, packed: str | Path | None = None) -> Path:
+    """OUT/split.csv, unless it is there: the packed file's, `split_from`'s, or dealt anew."""
+    split_csv = out / SPLIT_CSV
+    if not split_csv.is_file() and packed is not None:
+        from train.data.packed import PackedImages
+
+        write_split(split_csv, PackedImages(packed).splits())
+    if not split_csv.is_file():
+        from contract.records import Skipped
+        from train.model.training import make_split
+
+        skipped = Skipped()
+        splits = (
+            read_split(recipe.split_from)
+            if recipe.split_from is not None
+            else make_split(recipe.data, recipe.split, skipped, recipe.keep)
+        )
+        skipped.warn()
+        out.mkdir(parents=True, exist_ok=True)
+        write_split(split_csv, splits)
+    return split_csv
+
+
+def train_member(
+    member: Member,
+    out: Path,
+    split_csv: Path,
+    packed: str | Path | None = None,
+    devices: int = 0,
+) -> Path:
+    """Train (or resume, or skip when finished) one member into OUT/members/NAME."""
+    from train.model.training import create
+
+    run = out / MEMBERS / member.name
+    if (run / "model.keras").is_file():
+        print(f"member {member.name}: done", flush=True)
+        return run
+    started = (run / "hparams.json").is_file()
+    print(f"member {member.name}: {'resuming' if started else 'training'}", flush=True)
+    create(
+        run,
+        member.hparams,
+        split_from=None if started else split_csv,
+        resume=started,
+        packed=packed,
+        devices=devices,
+    )
+    return run
+
+
+def combine(runs: Sequence[Path], out: Path) -> None:
     """The members' average as the recipe's model (a single member is copied)."""
     if len(runs) == 1:
         for name in ("model.keras", "model_card.json"):
