@@ -6,7 +6,7 @@ Per domain, a multinomial logistic regression predicts the class from the answer
     r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)),
 
 is what the answers say beyond the prior. `strength * r` is added to the log of the photo's
-probabilities before calibration (`contract.screening.calibrate`): naive Bayes, answers and
+probabilities before calibration (`contract.screening.apply_temperature`): naive Bayes, answers and
 photo taken as independent given the class. No answers means r = 0, the photo-only result;
 classes a domain's regression does not cover get r = 0.
 """

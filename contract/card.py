@@ -61,7 +61,7 @@ class InputContract:
 
 @dataclass(frozen=True, kw_only=True)
 class Calibration:
-    """The temperature of `contract.screening.calibrate`, and what it was fitted on."""
+    """The temperature of `contract.screening.apply_temperature`, and what it was fitted on."""
 
     temperature: float
     fitted_on: str | None = None

@@ -19,7 +19,7 @@ REFER = "see_dermatologist"
 WATCH = "low_concern"
 
 
-def calibrate(
+def apply_temperature(
     probabilities: np.ndarray,
     temperature: float,
     log_ratios: np.ndarray | None = None,
@@ -98,7 +98,7 @@ def screen(
     of photo (`domain`, None: not stated); `unsure` when no class reaches `unsure_below`. With
     log ratios, pass the answers' own temperature and thresholds, and `photo_refers` when the
     photo-only screening refers and the card says that referral stands (`standing_thresholds`)."""
-    calibrated = calibrate(raw, temperature, log_ratios)
+    calibrated = apply_temperature(raw, temperature, log_ratios)
     p_malignant = float(malignant_probability(calibrated, labels, malignant))
     top = int(np.argmax(calibrated))
     threshold = thresholds.for_domain(domain)

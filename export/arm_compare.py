@@ -22,7 +22,7 @@ import numpy as np
 from contract.framing import binary_mask, find_lesions, verdict
 from contract.metrics import dice_jaccard
 from contract.model_file import GateInfo, ModelMetadata
-from contract.screening import calibrate, malignant_probability, refer
+from contract.screening import apply_temperature, malignant_probability, refer
 from contract.segmentation import SegmenterInfo, probability_map
 from contract.tensors import TensorSpec
 
@@ -82,7 +82,7 @@ def compare_classifier(
     threshold = meta.triage.for_images(images.domains)
     sides = []
     for raw in (x86, arm):
-        calibrated = calibrate(raw, meta.temperature)
+        calibrated = apply_temperature(raw, meta.temperature)
         p_malignant = malignant_probability(calibrated, meta.labels, meta.malignant_labels)
         sides.append((calibrated.argmax(axis=1), p_malignant, refer(p_malignant, threshold)))
     (top_x, p_x, refer_x), (top_a, p_a, refer_a) = sides

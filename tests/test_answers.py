@@ -19,7 +19,7 @@ from contract.questionnaire import (
     feature_names,
 )
 from contract.records import Record, Skipped
-from contract.screening import calibrate
+from contract.screening import apply_temperature
 from contract.taxonomy import LABELS, PHONE
 from train.answers.regression import fit_answer_model
 from train.data.answers import dataset_answers
@@ -150,7 +150,7 @@ def test_the_regression_learns_a_planted_signal_and_no_answers_change_nothing():
 
     x_test, y_test = _planted(600, seed=2)
     flat = np.full((len(y_test), len(LABELS)), 1 / len(LABELS))  # a photo that says nothing
-    combined = calibrate(flat, 1.0, model.log_ratios(x_test))
+    combined = apply_temperature(flat, 1.0, model.log_ratios(x_test))
     assert np.allclose(combined.sum(axis=1), 1)
     assert metrics.balanced_accuracy(y_test, combined.argmax(axis=1)) > 0.7
 
@@ -159,8 +159,8 @@ def test_answers_add_scaled_log_ratios_to_log_probabilities():
     raw = np.array([[0.1, 0.2, 0.3, 0.05, 0.05, 0.2, 0.1]])
     ratios = np.zeros((1, len(LABELS)))
     ratios[0, 1] = np.log(4.0)
-    assert np.allclose(calibrate(raw, 1.0, 0.0 * ratios), raw)
-    odds = calibrate(raw, 1.0, 0.5 * ratios)[0] / raw[0]
+    assert np.allclose(apply_temperature(raw, 1.0, 0.0 * ratios), raw)
+    odds = apply_temperature(raw, 1.0, 0.5 * ratios)[0] / raw[0]
     assert odds[1] / odds[0] == pytest.approx(2.0)  # strength 0.5: half the log ratio
 
 

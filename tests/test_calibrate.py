@@ -8,7 +8,7 @@ import numpy as np
 
 from contract import metrics
 from contract.records import Record
-from contract.screening import calibrate
+from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
 from train.evaluation.calibrate import THRESHOLD_RULE, calibrate_on_val
 
@@ -47,7 +47,7 @@ def test_each_domain_reports_at_its_own_threshold_and_the_card_keeps_the_lowest(
     # The dermoscopic photos' own threshold costs fewer referrals than the phone's would.
     derm = np.array([r.domain == "dermoscopic" for r in records])
     y = np.array([LABELS.index(r.label) for r in records])[derm]
-    calibrated = calibrate(raw[derm], calibration.temperature)
+    calibrated = apply_temperature(raw[derm], calibration.temperature)
     at_lowest = metrics.sensitivity_specificity(y, calibrated, calibration.threshold)
     assert calibration.report["dermoscopic"]["malignant"]["specificity"] > at_lowest["specificity"]
     triage = calibration.triage(0.95)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from contract import metrics
-from contract.screening import calibrate
+from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
 from train.evaluation.calibrate import fit_temperature, threshold_for_sensitivity
 
@@ -67,7 +67,7 @@ def test_temperature_scaling_reduces_overconfidence():
     overconfident = one_hot(noisy, confidence=0.99)  # right about 65% of the time
     t = fit_temperature(y, overconfident)
     assert t > 1.5
-    calibrated = calibrate(overconfident, t)
+    calibrated = apply_temperature(overconfident, t)
     assert metrics.expected_calibration_error(y, calibrated) < 0.05
     assert metrics.expected_calibration_error(y, overconfident) > 0.25
     np.testing.assert_allclose(calibrated.sum(1), 1.0, rtol=1e-6)

@@ -20,7 +20,7 @@ from PIL import Image
 from contract.interpreter import predict_tflite
 from contract.questionnaire import QUESTION_NAMES
 from contract.records import Record, Skipped, decode_records
-from contract.screening import calibrate
+from contract.screening import apply_temperature
 from demo_server.images import decode_upload
 from demo_server.model import Classifier
 from demo_server.screening import screen
@@ -112,7 +112,7 @@ def test_same_file_same_tensor_same_probabilities(mode: str, model_name: str, tm
     assert server_raw.tobytes() == evaluation_raw.tobytes()
 
     served_probs = np.array(screen(server_raw, meta, unsure_below=0.5).probabilities)
-    evaluated_probs = calibrate(evaluation_raw[None], meta.temperature)[0]
+    evaluated_probs = apply_temperature(evaluation_raw[None], meta.temperature)[0]
     assert served_probs.tobytes() == evaluated_probs.tobytes()
 
 

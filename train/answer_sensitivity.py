@@ -21,7 +21,7 @@ from contract import metrics
 from contract.questionnaire import BY_NAME, YES_NO, Question
 from contract.records import label_indices
 from contract.run_folder import SPLITS
-from contract.screening import calibrate, refer
+from contract.screening import apply_temperature, refer
 from contract.triage import TriageThresholds
 from train.answers.fitting import models_from_card, ratios_of_answers
 from train.cli import check_run_and_model
@@ -62,7 +62,7 @@ def reversed_answer_effects(
 
         def referred(given: list[dict], at: np.ndarray, domain=domain) -> np.ndarray:
             ratios = ratios_of_answers(models, [domain] * len(given), given)
-            probs = calibrate(raw[at], temperature, ratios)
+            probs = apply_temperature(raw[at], temperature, ratios)
             return refer(metrics.malignant_probability(probs), thresholds.for_domain(domain))
 
         for question in (q for q in model.question_names if BY_NAME[q].choices == YES_NO):

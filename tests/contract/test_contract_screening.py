@@ -5,22 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from contract.screening import REFER, WATCH, calibrate, screen, standing_thresholds
+from contract.screening import REFER, WATCH, apply_temperature, screen, standing_thresholds
 from contract.taxonomy import LABELS, MALIGNANT
 from contract.triage import TriageThresholds
 
 
 def test_calibration_is_temperature_scaling_of_log_probabilities():
     p = np.array([0.7, 0.2, 0.1, 0.0])
-    assert calibrate(p, 1.0) == pytest.approx(np.clip(p, 1e-6, None) / np.clip(p, 1e-6, None).sum())
+    floored = np.clip(p, 1e-6, None)
+    assert apply_temperature(p, 1.0) == pytest.approx(floored / floored.sum())
     t = 2.0
     logits = np.log(np.clip(p, 1e-6, None)) / t
     expected = np.exp(logits) / np.exp(logits).sum()
-    assert calibrate(p, t) == pytest.approx(expected)
-    hotter = calibrate(p, 3.0)
-    assert hotter.max() < calibrate(p, 1.0).max()
-    assert np.argsort(hotter).tolist() == np.argsort(calibrate(p, 1.0)).tolist()
-    assert calibrate(p, 0.5).max() > p.max()
+    assert apply_temperature(p, t) == pytest.approx(expected)
+    hotter = apply_temperature(p, 3.0)
+    assert hotter.max() < apply_temperature(p, 1.0).max()
+    assert np.argsort(hotter).tolist() == np.argsort(apply_temperature(p, 1.0)).tolist()
+    assert apply_temperature(p, 0.5).max() > p.max()
 
 
 def test_answers_can_add_a_referral_but_never_cancel_the_photos():

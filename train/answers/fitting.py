@@ -27,7 +27,7 @@ from contract.run_folder import (
     read_split,
     write_model_card,
 )
-from contract.screening import calibrate
+from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
 from train.answers.regression import fit_answer_model
 from train.data.answers import dataset_answers
@@ -110,7 +110,7 @@ def best_strength(
         features_of([x for x, m in zip(records, mask, strict=True) if m], model.question_names)
     )
     scores = {
-        s: metrics.balanced_accuracy(y, calibrate(raw[mask], 1.0, s * r).argmax(axis=1))
+        s: metrics.balanced_accuracy(y, apply_temperature(raw[mask], 1.0, s * r).argmax(axis=1))
         for s in sorted(strengths)
     }
     return max(scores, key=lambda s: (scores[s], -s)), scores

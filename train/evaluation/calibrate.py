@@ -13,7 +13,7 @@ import numpy as np
 from contract import metrics
 from contract.bootstrap import confident_threshold
 from contract.records import Record, label_indices
-from contract.screening import calibrate, refer
+from contract.screening import apply_temperature, refer
 from contract.triage import TriageThresholds
 
 THRESHOLD_RULE = (
@@ -57,13 +57,13 @@ def threshold_for_sensitivity(y_true: np.ndarray, probs: np.ndarray, target: flo
 def fit_temperature(
     y_true: np.ndarray, probs: np.ndarray, log_ratios: np.ndarray | None = None
 ) -> float:
-    """Temperature minimising the negative log-likelihood of `contract.screening.calibrate`
+    """Temperature minimising the negative log-likelihood of `contract.screening.apply_temperature`
     (with the answers' log ratios, if given), by a fine grid over log T."""
     candidates = np.exp(np.linspace(np.log(0.25), np.log(8.0), 400))
     rows = np.arange(len(y_true))
 
     def nll(t: float) -> float:
-        calibrated = calibrate(probs, t, log_ratios)
+        calibrated = apply_temperature(probs, t, log_ratios)
         return float(-np.log(calibrated[rows, y_true] + 1e-12).mean())
 
     return float(min(candidates, key=nll))
@@ -84,7 +84,7 @@ def calibrate_on_val(
     domains = np.array([r.domain for r in val_records])
     groups = np.array([r.group for r in val_records])
     temperature = fit_temperature(y_val, raw_val, log_ratios)
-    probs = calibrate(raw_val, temperature, log_ratios)
+    probs = apply_temperature(raw_val, temperature, log_ratios)
     scopes = metrics.domain_scopes(domains, cutouts)
     fitted = {d: scopes[d] for d in sorted(set(domains.tolist())) if d in scopes}
     confident = {

@@ -32,7 +32,7 @@ from contract.run_folder import (
     read_split,
     write_model_card,
 )
-from contract.screening import calibrate, refer, standing_thresholds
+from contract.screening import apply_temperature, refer, standing_thresholds
 from contract.taxonomy import LABELS
 from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios
@@ -129,7 +129,7 @@ def evaluate(
     ratios = None
     if answers is not None:
         spec = answer_spec(card, LABELS)  # the card's answers, read as every client reads them
-        photo_p = metrics.malignant_probability(calibrate(raw, calibration["temperature"]))
+        photo_p = metrics.malignant_probability(apply_temperature(raw, calibration["temperature"]))
         photo_refers = refer(photo_p, per_image)
         ratios = answer_ratios(spec.models, records, answers)
         calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
@@ -139,8 +139,8 @@ def evaluate(
         name += "-answers"
     temperature = calibration["temperature"]
     thresholds = TriageThresholds.from_card(triage)
-    probs = calibrate(raw, temperature, ratios)
-    uncalibrated = raw if ratios is None else calibrate(raw, 1.0, ratios)
+    probs = apply_temperature(raw, temperature, ratios)
+    uncalibrated = raw if ratios is None else apply_temperature(raw, 1.0, ratios)
     scopes = metrics.domain_scopes(domains, outputs.cutouts)
     if by_folder:
         folders = np.array([image_folder(r.path) for r in records])

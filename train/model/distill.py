@@ -25,7 +25,7 @@ from contract.run_folder import (
     check_run_folder,
     read_model_card,
 )
-from contract.screening import calibrate
+from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
 from train.data.pipeline import one_hot
 from train.data.split import differing_split
@@ -77,7 +77,7 @@ def distillation_targets(
     """(1 - weight) * one-hot label + weight * teacher ** (1 / T) renormalised: cross-entropy
     against this is the labels' cross-entropy plus the teacher's, mixed; T > 1 shows the
     student the teacher's runner-up classes."""
-    softened = calibrate(teacher_probs, temperature, floor=1e-7)
+    softened = apply_temperature(teacher_probs, temperature, floor=1e-7)
     return ((1.0 - weight) * one_hot(labels) + weight * softened).astype(np.float32)
 
 

@@ -30,7 +30,7 @@ from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
 from contract.model_file import model_card, read_model_file
 from contract.run_folder import read_split
-from contract.screening import calibrate
+from contract.screening import apply_temperature
 from contract.segmentation import read_segmenter_info
 from contract.taxonomy import LABELS, PHONE
 from train.evaluation.prediction_table import write_predictions
@@ -76,8 +76,8 @@ def measure_framing(
     )
     raw_whole = predict_tflite(classifier, whole)
     raw_cropped = predict_tflite(classifier, cropped)
-    probs_whole = calibrate(raw_whole, temperature)
-    probs_cropped = calibrate(raw_cropped, temperature)
+    probs_whole = apply_temperature(raw_whole, temperature)
+    probs_cropped = apply_temperature(raw_cropped, temperature)
 
     unseen_patients = {
         g for g in _groups_of(shipped_test_photos(predictions_csv, predictions_csv.parents[2]))
