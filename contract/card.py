@@ -56,6 +56,8 @@ class InputContract:
     color_space: str | None = None
     pixel_range: tuple[int, ...] | None = None
     resize: str | None = None  # contract.images.RESIZE_RULE
+    # None: fed unchanged; else a step of contract.colour_constancy.STEPS on the resized pixels
+    colour_constancy: str | None = None
     dtype: str | None = None  # the test fixtures' cards only
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.colour_constancy import apply, step_of
 from contract.interpreter import predict_tflite
 from contract.records import Skipped, decode_records, label_indices
 from contract.run_folder import (
@@ -98,10 +99,14 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
     representative = representative_records(
         splits["train"], settings.representative_images, settings.seed
     )
-    calibration, _ = decode_records(representative, size, skipped)
+    # Quantization, verification and the file's figures all see the pixels the card's clients
+    # feed: after its colour-constancy step (contract.colour_constancy).
+    step = step_of(card)
+    calibration = apply(decode_records(representative, size, skipped)[0], step)
     evaluation = {}
     for split in VERIFY_SPLITS:
         pixels, records = decode_records(splits[split], size, skipped)
+        pixels = apply(pixels, step)
         if records:
             evaluation[split] = (
                 pixels,

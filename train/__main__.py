@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+from contract.colour_constancy import STEPS
 from contract.run_folder import SPLIT_CSV
 from train.cli import add_cluster_arguments, comma_paths, parse_cluster
 from train.data.datasets import DatasetError
@@ -104,6 +105,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         default=defaults.malignant_loss_weight,
         help="add this weight x the binary cross-entropy of P(malignant), the sum the triage "
         "refers on, to the seven-way loss (0: off)",
+    )
+    parser.add_argument(
+        "--colour-constancy",
+        choices=STEPS,
+        default=defaults.colour_constancy,
+        help="correct each image's colour cast before the network sees it, in training and in "
+        "every client (contract.colour_constancy; the card says so); default: none",
     )
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument(

@@ -18,6 +18,7 @@ import numpy as np
 
 from contract import metrics
 from contract.answers import PHOTO_REFERRAL_STANDS, RULE, DomainModel, answer_spec
+from contract.colour_constancy import apply, step_of
 from contract.questionnaire import BY_NAME, QUESTIONS, QUESTIONS_BY_DOMAIN, encode_recorded
 from contract.records import Record, Skipped, label_indices
 from contract.run_folder import (
@@ -130,7 +131,10 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
     skipped = Skipped()
     pixels, val = decode_records(split["val"], card["input"]["height"], skipped)
     skipped.warn()
-    raw = predict_keras(keras.models.load_model(run_dir / MODEL_KERAS), pixels)
+    cutouts = is_cutout(pixels)
+    raw = predict_keras(
+        keras.models.load_model(run_dir / MODEL_KERAS), apply(pixels, step_of(card))
+    )
 
     models = fit_domain_models(split["train"])
     if not models:
@@ -145,7 +149,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
         chosen[domain] = {"strength": strength, "val_balanced_accuracy_by_strength": scores}
         print(f"{domain}: val balanced accuracy by strength {scores}; chose {strength}")
     target = card["triage"]["target_sensitivity"]
-    calibration = calibrate_on_val(val, raw, target, answer_ratios(models, val), is_cutout(pixels))
+    calibration = calibrate_on_val(val, raw, target, answer_ratios(models, val), cutouts)
     card["answers"] = {
         "questions": [q.as_json() for q in QUESTIONS],
         "models": {d: m.as_json() for d, m in models.items()},

@@ -21,6 +21,7 @@ import numpy as np
 from contract import metrics
 from contract.answers import answer_spec
 from contract.bootstrap import grouped_bootstrap_intervals
+from contract.colour_constancy import apply, step_of
 from contract.interpreter import predict_tflite
 from contract.lesion_gate import is_cutout
 from contract.model_file import model_card, read_model_file
@@ -94,7 +95,8 @@ def split_predictions(
         read_split(run / SPLIT_CSV)[split], card["input"]["height"], skipped
     )
     skipped.warn()
-    cutouts = is_cutout(pixels)
+    cutouts = is_cutout(pixels)  # by the pixels as decoded, before the card's step
+    pixels = apply(pixels, step_of(card))
     views = flipped_views(pixels, flips)
     suffix = f"-flips{flips}" if flips > 1 else ""
     if model is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 
+from contract.colour_constancy import CARD_KEY
 from contract.images import RESIZE_RULE
 from contract.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
 
@@ -73,8 +74,12 @@ def build_model_card(
     triage: dict,
     val_metrics: dict,
     training: dict,
+    colour_constancy: str | None = None,
 ) -> dict:
-    """`triage`: `ValCalibration.triage(target)` (threshold, rule, per-domain bounds)."""
+    """`triage`: `ValCalibration.triage(target)` (threshold, rule, per-domain bounds).
+    `colour_constancy`: the step every client applies to the input pixels (none: no key, as
+    in the cards written before the step existed; `contract.colour_constancy`)."""
+    steps = {CARD_KEY: colour_constancy} if colour_constancy else {}
     return {
         "schema_version": 1,
         "name": f"skin-lesion-{backbone}",
@@ -89,6 +94,7 @@ def build_model_card(
             "color_space": "RGB",
             "pixel_range": [0, 255],
             "resize": RESIZE_RULE,
+            **steps,
         },
         "preprocessing": f"inside the model: {normalisation}; feed raw pixels",
         "output": "softmax probabilities in the order of labels",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.colour_constancy import apply, step_of
 from contract.interpreter import predict_tflite
 from contract.model_file import ModelFileError, identity_differences, model_card, read_model_file
 from contract.run_folder import (
@@ -85,12 +86,16 @@ def teacher_train_probs(
     teacher: Path, pixels: np.ndarray, run_dir: Path, model: Path | None = None
 ) -> np.ndarray:
     """The teacher's (uncalibrated) probabilities on the train images, cached in the run; from
-    `model` (a .tflite) if given, else the teacher run's Keras model."""
+    `model` (a .tflite) if given, else the teacher run's Keras model; after the teacher's
+    own colour-constancy step, on a copy (the student's pixels are left as decoded)."""
     cache = run_dir / TEACHER_TARGETS
     if cache.is_file():
         probs = np.load(cache)
         if probs.shape == (len(pixels), len(LABELS)):
             return probs
+    card = model_card(read_model_file(model)) if model else read_model_card(teacher)
+    step = step_of(card)
+    pixels = apply(pixels.copy(), step) if step else pixels
     if model is not None:
         probs = predict_tflite(model, pixels)
     else:

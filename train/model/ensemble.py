@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from contract.colour_constancy import apply, step_of
 from contract.records import Skipped
 from contract.run_folder import (
     MODEL_KERAS,
@@ -49,6 +50,9 @@ def check_members(runs: Sequence[Path]) -> None:
     sizes = {read_model_card(run)["input"]["height"] for run in runs}
     if len(sizes) > 1:
         raise EnsembleError(f"the runs take different input sizes ({sorted(sizes)})")
+    steps = {str(step_of(read_model_card(run))) for run in runs}
+    if len(steps) > 1:
+        raise EnsembleError(f"the runs expect different colour constancy ({sorted(steps)})")
 
 
 def build_ensemble(members: list, image_size: int):
@@ -89,8 +93,10 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     x_val, val_records = decode_records(read_split(runs[0] / SPLIT_CSV)["val"], size, skipped)
     skipped.warn()
     target = cards[0]["triage"]["target_sensitivity"]
-    raw_val = predict_keras(model, x_val)
-    calibration = calibrate_on_val(val_records, raw_val, target, cutouts=is_cutout(x_val))
+    cutouts = is_cutout(x_val)
+    step = step_of(cards[0])
+    raw_val = predict_keras(model, apply(x_val, step))
+    calibration = calibrate_on_val(val_records, raw_val, target, cutouts=cutouts)
 
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_KERAS)
@@ -114,6 +120,7 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
             "members": [c["training"] for c in cards],
             "train_seconds": round(sum(c["training"]["train_seconds"] for c in cards), 1),
         },
+        colour_constancy=step,
     )
     write_model_card(out, card)
     for domain, report in calibration.report.items():

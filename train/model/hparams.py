@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from contract.colour_constancy import STEPS
+
 BALANCING = ("loss_weights", "sampling", "logit_adjust")
 
 
@@ -37,6 +39,8 @@ class HParams:
     label_smoothing: float = 0.05
     # > 0: add this weight x the binary cross-entropy of P(malignant) (train.model.losses)
     malignant_loss_weight: float = 0.0
+    # "" or a step of contract.colour_constancy.STEPS on every input image; into the card
+    colour_constancy: str = ""
     max_class_weight: float = 20.0
     # "sampling": train.data.pipeline.TrainingBatches; "logit_adjust": train.model.losses
     balance: str = "sampling"
@@ -81,6 +85,8 @@ def validate(hp: HParams) -> None:
         raise ValueError("--more-epochs must be at least 0")
     if hp.malignant_loss_weight < 0:
         raise ValueError("--malignant-loss-weight must be at least 0")
+    if hp.colour_constancy and hp.colour_constancy not in STEPS:
+        raise ValueError(f"--colour-constancy must be one of {', '.join(STEPS)} (or none)")
     if not 0.0 <= hp.ema_momentum < 1.0:
         raise ValueError("--ema-momentum must be at least 0 and below 1")
     if not 0.0 <= hp.distill_weight <= 1.0:

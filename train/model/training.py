@@ -156,6 +156,7 @@ def train(
     import numpy as np
 
     from contract import metrics
+    from contract.colour_constancy import apply
     from contract.lesion_gate import is_cutout
     from contract.records import label_indices
     from contract.run_folder import write_model_card
@@ -195,13 +196,18 @@ def train(
     if not train_records or not val_records:
         raise TrainingError("no readable images in train or val")
     y_train, y_val = label_indices(train_records), label_indices(val_records)
+    val_cutouts = is_cutout(x_val)  # by the pixels as decoded
     targets = one_hot(y_train)
-    if teacher is not None:
+    if teacher is not None:  # on the pixels the teacher expects (its own card's step)
         print(f"teacher {teacher}: predicting the train images ...", flush=True)
         teacher_probs = teacher_train_probs(teacher, x_train, run_dir, teacher_file)
         targets = distillation_targets(
             y_train, teacher_probs, hp.distill_weight, hp.distill_temperature
         )
+    # Before augmentation: its colour changes act on the corrected pixels, as residual casts
+    # the correction leaves (docs/levers.md, 3b).
+    step = hp.colour_constancy or None
+    x_train, x_val = apply(x_train, step), apply(x_val, step)
     if hp.balance == "logit_adjust":
         w_train = np.ones(len(y_train), np.float32)
         loss = logit_adjusted_crossentropy(class_log_prior(y_train), hp.label_smoothing)
@@ -224,7 +230,7 @@ def train(
         model.save(run_dir / "model.keras")
         val_probs = predict_keras(model, x_val)
     calibration = calibrate_on_val(
-        val_records, val_probs, hp.target_sensitivity, cutouts=is_cutout(x_val)
+        val_records, val_probs, hp.target_sensitivity, cutouts=val_cutouts
     )
     images_seen = len(y_train) * state["epoch"]
     card = build_model_card(
@@ -245,6 +251,7 @@ def train(
             "backend": where.backend,
             "devices": where.devices,
         },
+        colour_constancy=step,
     )
     write_model_card(run_dir, card)
     for domain, report in calibration.report.items():
