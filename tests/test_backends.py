@@ -146,8 +146,8 @@ def test_the_same_weights_give_the_same_outputs_on_tensorflow_and_jax(tmp_path: 
     """An EfficientNet-Lite0 classifier saved on TensorFlow (model.keras, and a checkpoint
     loaded into a model built afresh) predicts the same on JAX."""
     import keras
+    from train.model.predict import predict_keras
 
-    from train.evaluation.predict import predict_keras
     from train.model.backbones import get_spec
     from train.model.network import build_classifier
 
@@ -162,7 +162,7 @@ def test_the_same_weights_give_the_same_outputs_on_tensorflow_and_jax(tmp_path: 
         f"""
         from pathlib import Path
         import keras, numpy as np
-        from train.evaluation.predict import predict_keras
+        from train.model.predict import predict_keras
         from train.model.backbones import get_spec
         from train.model.network import build_classifier
         out = Path({str(tmp_path)!r})
@@ -185,7 +185,7 @@ def test_the_same_weights_give_the_same_outputs_on_tensorflow_and_jax(tmp_path: 
 TWO_STEPS = """
 import jax, keras, numpy as np
 from train.data.pipeline import TrainingBatches, one_hot
-from train.evaluation.predict import predict_keras
+from train.model.predict import predict_keras
 from train.model.backbones import get_spec
 from train.model.devices import placement
 from train.model.network import build_classifier, training_model
@@ -394,7 +394,7 @@ def test_tensorflow_data_parallel_trains_on_two_logical_devices():
         tf.config.set_logical_device_configuration(cpu, two)
         import keras, numpy as np
         from train.data.pipeline import TrainingBatches, one_hot
-        from train.evaluation.predict import predict_keras
+        from train.model.predict import predict_keras
         from train.model.backbones import get_spec
         from train.model.devices import placement
         from train.model.network import build_classifier, training_model
@@ -447,7 +447,7 @@ def test_jax_trains_and_resumes_without_tensorflow_and_tensorflow_exports_it(
         from pathlib import Path
         import keras, numpy as np
         from train.__main__ import main
-        from train.evaluation.predict import predict_keras
+        from train.model.predict import predict_keras
         run = Path({str(run)!r})
         argv = ["--data", {data!r}, "--out", str(run), "--backbone", "tiny_cnn", "--epochs", "1",
                 "--image-size", "48", "--batch-size", "16", "--max-images-per-class", "8",

@@ -1,11 +1,10 @@
-"""train.evaluation.predict.flipped_views: the test-time flips and rotations (--flips N)."""
+"""train.model.predict.flipped_views: the test-time flips and rotations (--flips N)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from train.evaluation.predict import FLIPS, flipped_views
+from train.model.predict import FLIPS, flipped_views
 
 
 def test_the_eight_views_are_the_eight_symmetries_of_the_square():

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from contract.run_folder import FINISHED_RUN, SPLIT_CSV, RunFolderError, check_run_folder
-from train.evaluation.predict import FLIPS
 from train.model.devices import (
     ENV_COORDINATOR,
     ENV_PROCESS_ID,
@@ -15,6 +14,7 @@ from train.model.devices import (
     DeviceError,
     cluster,
 )
+from train.model.predict import FLIPS
 
 
 def comma_list(text: str) -> list[str]:

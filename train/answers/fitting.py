@@ -124,7 +124,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
 
     from contract.lesion_gate import is_cutout
     from contract.records import decode_records
-    from train.evaluation.predict import predict_keras
+    from train.model.predict import predict_keras
 
     card = read_model_card(run_dir)
     split = read_split(run_dir / SPLIT_CSV)

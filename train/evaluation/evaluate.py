@@ -37,9 +37,9 @@ from contract.screening import apply_temperature, refer, standing_thresholds
 from contract.taxonomy import LABELS
 from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios
-from train.evaluation.predict import flipped_views, predict_keras
 from train.evaluation.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.evaluation.report_md import metrics_markdown
+from train.model.predict import flipped_views, predict_keras
 
 
 @dataclass(frozen=True)

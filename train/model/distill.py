@@ -101,7 +101,7 @@ def teacher_train_probs(
     else:
         import keras
 
-        from train.evaluation.predict import predict_keras
+        from train.model.predict import predict_keras
 
         probs = predict_keras(keras.models.load_model(teacher / MODEL_KERAS), pixels)
     np.save(cache, probs)

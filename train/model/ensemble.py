@@ -84,7 +84,7 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     from contract.lesion_gate import is_cutout
     from contract.records import decode_records
     from train.evaluation.calibrate import calibrate_on_val
-    from train.evaluation.predict import predict_keras
+    from train.model.predict import predict_keras
 
     cards = [read_model_card(run) for run in runs]
     size = cards[0]["input"]["height"]

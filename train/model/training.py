@@ -162,7 +162,6 @@ def train(
     from contract.run_folder import write_model_card
     from train.data.pipeline import TrainingBatches, balancing_weights, one_hot
     from train.evaluation.calibrate import calibrate_on_val
-    from train.evaluation.predict import predict_keras
     from train.model.backbones import get_spec
     from train.model.card import build_model_card
     from train.model.devices import DeviceError, placement
@@ -172,6 +171,7 @@ def train(
         logit_adjusted_crossentropy,
         with_malignant_term,
     )
+    from train.model.predict import predict_keras
 
     keras.utils.set_random_seed(hp.seed)
     spec = get_spec(hp.backbone)
@@ -265,8 +265,8 @@ def _fit(run_dir: Path, hp: HParams, spec, size: int, resume: bool, train_ds, x_
     import keras
 
     from contract import metrics
-    from train.evaluation.predict import predict_keras
     from train.model.network import build_classifier, set_trainable_stage, training_model
+    from train.model.predict import predict_keras
 
     model = build_classifier(spec, size, hp.dropout)
     trainer = training_model(model, hp.augment, hp.seed)
