@@ -146,10 +146,10 @@ def test_the_same_weights_give_the_same_outputs_on_tensorflow_and_jax(tmp_path: 
     """An EfficientNet-Lite0 classifier saved on TensorFlow (model.keras, and a checkpoint
     loaded into a model built afresh) predicts the same on JAX."""
     import keras
-    from train.model.predict import predict_keras
 
     from train.model.backbones import get_spec
     from train.model.network import build_classifier
+    from train.model.predict import predict_keras
 
     keras.utils.set_random_seed(0)
     model = build_classifier(get_spec("efficientnet_lite0"), 96, 0.2)

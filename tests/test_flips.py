@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from train.model.predict import FLIPS, flipped_views
 
 
