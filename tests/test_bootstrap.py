@@ -126,7 +126,7 @@ def _malignant_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_confident_threshold_is_below_the_point_estimate_and_its_bound_holds():
     from contract.bootstrap import confident_threshold
-    from train.evaluation.calibrate import threshold_for_sensitivity
+    from train.model.calibration import threshold_for_sensitivity
 
     y, probs = _malignant_scores(400, seed=1)
     groups = np.arange(len(y))

@@ -1,4 +1,4 @@
-"""train.evaluation.calibrate: each kind of photo gets its own confident threshold on val."""
+"""train.model.calibration: each kind of photo gets its own confident threshold on val."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contract import metrics
 from contract.records import Record
 from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
-from train.evaluation.calibrate import THRESHOLD_RULE, calibrate_on_val
+from train.model.calibration import THRESHOLD_RULE, calibrate_on_val
 
 
 def val_split(seed: int = 0) -> tuple[list[Record], np.ndarray]:

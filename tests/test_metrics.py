@@ -8,7 +8,7 @@ import pytest
 from contract import metrics
 from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
-from train.evaluation.calibrate import fit_temperature, threshold_for_sensitivity
+from train.model.calibration import fit_temperature, threshold_for_sensitivity
 
 AKIEC, BCC, BKL, DF, MEL, NV, VASC = range(len(LABELS))
 

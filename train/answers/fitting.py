@@ -32,7 +32,7 @@ from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
 from train.answers.regression import fit_answer_model
 from train.data.answers import dataset_answers
-from train.evaluation.calibrate import ValCalibration, calibrate_on_val
+from train.model.calibration import ValCalibration, calibrate_on_val
 from train.model.card import ANSWERS_LIMITATION
 
 DEFAULT_STRENGTHS = (0.25, 0.5, 0.75, 1.0)

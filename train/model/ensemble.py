@@ -1,7 +1,7 @@
 """Averaging several networks trained on the same split into one model, calibrated on val.
 
 Members must share split.csv and input size, so the ensemble's val and test are theirs. The
-averaged model is calibrated on val like a single run (`train.evaluation.calibrate`) and
+averaged model is calibrated on val like a single run (`train.model.calibration`) and
 written as a run folder (model.keras, model_card.json, split.csv) that `train.evaluate` and
 `python -m export` take unchanged; the .tflite is one file with every member inside.
 """
@@ -83,7 +83,7 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     from contract import metrics
     from contract.lesion_gate import is_cutout
     from contract.records import decode_records
-    from train.evaluation.calibrate import calibrate_on_val
+    from train.model.calibration import calibrate_on_val
     from train.model.predict import predict_keras
 
     cards = [read_model_card(run) for run in runs]

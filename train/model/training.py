@@ -161,8 +161,8 @@ def train(
     from contract.records import label_indices
     from contract.run_folder import write_model_card
     from train.data.pipeline import TrainingBatches, balancing_weights, one_hot
-    from train.evaluation.calibrate import calibrate_on_val
     from train.model.backbones import get_spec
+    from train.model.calibration import calibrate_on_val
     from train.model.card import build_model_card
     from train.model.devices import DeviceError, placement
     from train.model.distill import check_teacher, distillation_targets, teacher_train_probs
