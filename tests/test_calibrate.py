@@ -51,8 +51,8 @@ def test_each_domain_reports_at_its_own_threshold_and_the_card_keeps_the_lowest(
     at_lowest = metrics.sensitivity_specificity(y, calibrated, calibration.threshold)
     assert calibration.report["dermoscopic"]["malignant"]["specificity"] > at_lowest["specificity"]
     triage = calibration.triage(0.95)
-    assert triage["malignant_threshold"] == calibration.threshold
-    assert triage["threshold_rule"] == THRESHOLD_RULE and "own threshold" in THRESHOLD_RULE
+    assert triage.malignant_threshold == calibration.threshold
+    assert triage.threshold_rule == THRESHOLD_RULE and "own threshold" in THRESHOLD_RULE
 
 
 def test_cutouts_fit_no_threshold_and_are_reported_apart():
