@@ -39,7 +39,7 @@ def classifier(seed: int):
 
 
 def test_pairs_are_found_inside_nested_networks_and_ensembles():
-    from train.model.ensemble import build_ensemble
+    from train.model.averaging import build_ensemble
 
     single = classifier(0)
     assert [(c.name, b.name) for _, c, b in conv_batchnorm_pairs(single)] == [
@@ -66,7 +66,7 @@ def bn_moving_means(model) -> list[np.ndarray]:
 @pytest.mark.parametrize("members", [1, 2], ids=["network", "ensemble"])
 def test_correction_moves_the_rounding_shift_into_the_batchnorm_means(members: int):
     """In an ensemble each member's backbone has the same name; each keeps its own shifts."""
-    from train.model.ensemble import build_ensemble
+    from train.model.averaging import build_ensemble
 
     networks = [classifier(2 + i) for i in range(members)]
     model = networks[0] if members == 1 else build_ensemble(networks, SIZE)

@@ -2,7 +2,7 @@
 
     python -m train.ensemble runs/A runs/B --out runs/A+B
 
-How: `train.model.ensemble` (members share split.csv and input size; calibrated on val).
+How: `train.model.averaging` (members share split.csv and input size; calibrated on val).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from train.model.ensemble import EnsembleError, check_members, ensemble_runs
+from train.model.averaging import EnsembleError, check_members, ensemble_runs
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -17,9 +17,9 @@ from train.cli import add_cluster_arguments, parse_cluster
 from train.data.datasets import DatasetError
 from train.data.packed import PackedError
 from train.data.split import SplitError
+from train.model.averaging import EnsembleError
 from train.model.devices import DeviceError, join
 from train.model.distill import TeacherError
-from train.model.ensemble import EnsembleError
 from train.model.recipe import RecipeError, load_recipe, run_recipe
 from train.model.training import TrainingError
 

@@ -239,6 +239,6 @@ def combine(runs: Sequence[Path], out: Path) -> None:
         for name in ("model.keras", "model_card.json"):
             shutil.copyfile(runs[0] / name, out / name)
         return
-    from train.model.ensemble import ensemble_runs
+    from train.model.averaging import ensemble_runs
 
     ensemble_runs(runs, out)
