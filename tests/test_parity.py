@@ -136,7 +136,7 @@ def test_the_shipped_model_evaluates_as_committed(data_dir: Path, tmp_path: Path
     float64 as the server always did, so a probability may move by one unit in its sixth
     decimal (measured: 89 of 10,836 values photo only), and never the top class.
     """
-    from train.evaluation.evaluate import evaluate
+    from train.evaluation.split_evaluation import evaluate
 
     model = REPO / "models" / "skin_lesion_int8_mixed.tflite"
     for table, answers in (("evaluation", None), ("evaluation_answers", QUESTION_NAMES)):

@@ -26,7 +26,7 @@ from contract.triage import TriageThresholds
 from train.answers.fitting import models_from_card, ratios_of_answers
 from train.cli import check_run_and_model
 from train.data.answers import dataset_answers
-from train.evaluation.evaluate import card_of, split_predictions
+from train.evaluation.split_evaluation import card_of, split_predictions
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -4,7 +4,7 @@
         [--answers [QUESTION,...]] [--out DIR] [--update-card] [--by-folder] [--flips N]
 
 Writes metrics.json, report.md, predictions.csv (for `train.compare`) and PNG plots
-(`train.evaluation.evaluate`). Test is for the model you ship: tune on val.
+(`train.evaluation.split_evaluation`). Test is for the model you ship: tune on val.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
 from contract.run_folder import MODEL_CARD_JSON, MODEL_KERAS, SPLITS, read_model_card
 from train.cli import add_flips_option, check_run_and_model, comma_list
-from train.evaluation.evaluate import (
+from train.evaluation.split_evaluation import (
     card_of,
     evaluate,
     record_in_card,

@@ -14,7 +14,7 @@ from pathlib import Path
 from contract.model_file import identity_differences, model_card, read_model_file
 from contract.run_folder import read_model_card, write_model_card
 from train.answers.fitting import answer_ratios, answers_triage, models_from_card
-from train.evaluation.evaluate import split_predictions
+from train.evaluation.split_evaluation import split_predictions
 from train.model.calibration import ValCalibration, calibrate_on_val
 
 
