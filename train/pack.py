@@ -59,8 +59,8 @@ def load_splits(source: Path) -> dict[str, list]:
     """The split of a split.csv, or the one `python -m train.recipe` makes from a recipe."""
     if source.suffix != ".toml":
         return read_split(source)
-    from train.model.recipe import load_recipe
     from train.model.training import make_split
+    from train.orchestration.recipes import load_recipe
 
     recipe = load_recipe(source)
     if recipe.split_from is not None:

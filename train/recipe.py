@@ -2,7 +2,7 @@
 
     python -m train.recipe recipes/shipped.toml --out runs/shipped [--resume]
 
-The recipe format is in `train.model.recipe`. OUT becomes a run folder (model.keras,
+The recipe format is in `train.orchestration.recipes`. OUT becomes a run folder (model.keras,
 model_card.json, split.csv) that `train.evaluate` and `python -m export` take, with the members
 in OUT/members/ and the recipe copied to OUT/recipe.toml.
 """
@@ -20,8 +20,8 @@ from train.data.split import SplitError
 from train.model.averaging import EnsembleError
 from train.model.devices import DeviceError, join
 from train.model.distill import TeacherError
-from train.model.recipe import RecipeError, load_recipe, run_recipe
 from train.model.training import TrainingError
+from train.orchestration.recipes import RecipeError, load_recipe, run_recipe
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
