@@ -164,7 +164,6 @@ def test_a_recipe_trains_its_members_from_a_packed_file_and_finishes_at_the_fold
     """The borrowed-GPU workflow (docs/backends.md): pack the recipe's split, train the members
     from the file only, then --resume where the folders are: average, calibrate, answers."""
     from train.orchestration.recipes import load_recipe, run_recipe
-
     from train.pack import main as pack
 
     recipe = tmp_path / "tiny.toml"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from train.orchestration.recipes import RecipeError, load_recipe, parse_recipe
 
 REPO = Path(__file__).resolve().parent.parent
