@@ -1,2 +1,3 @@
 """The network: backbones (a registry), the classifier, losses, hyperparameters, the training
-loop, distillation and the model card."""
+loop, predicting, the temperature and thresholds fitted on val, averaging members,
+distillation and the model card."""
