@@ -8,11 +8,13 @@
 //           messages, resize: [{width, height, out_width, out_height, pixels}],
 //           quantize: [{spec, values}], segmenters: [path],
 //           framing: [{output, spec, image_size, width, height, rule}],
-//           crop: [{width, height, pixels, box, out_size}], round: [[x, digits]]}
+//           crop: [{width, height, pixels, box, out_size}], round: [[x, digits]],
+//           photo_check: {rule, messages, photos: [{width, height, pixels, area_fraction}]}}
 // (pixels: base64 of row-major RGB bytes; output: base64 of a segmenter's raw output tensor)
 import { readFile } from "node:fs/promises";
 import * as framing from "../demo_server/static/framing.mjs";
 import * as modelfile from "../demo_server/static/modelfile.mjs";
+import * as photocheck from "../demo_server/static/photocheck.mjs";
 import { resizeBilinear } from "../demo_server/static/pixels.mjs";
 import { pythonRound } from "../demo_server/static/rounding.mjs";
 import * as screening from "../demo_server/static/screening.mjs";
@@ -116,4 +118,11 @@ for (const item of request.crop || []) {
   answer.crop.push(Buffer.from(out).toString("base64"));
 }
 answer.round = (request.round || []).map(([x, digits]) => pythonRound(x, digits));
+// The photo check of each photo as the page makes it (photocheck.mjs).
+const photoCheck = request.photo_check || { photos: [] };
+answer.photo_check = photoCheck.photos.map((item) => {
+  const photo = { rgb: bytesOf64(item.pixels), width: item.width, height: item.height };
+  return photocheck.check(photocheck.measure(photo), item.area_fraction, photoCheck.rule,
+    photoCheck.messages);
+});
 process.stdout.write(JSON.stringify(answer));
