@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
-        help=f"comma-separated, from {', '.join(VARIANTS)}",
+        help=f"comma-separated, from {', '.join(VARIANTS)} (default: the shipped one)",
     )
     parser.add_argument(
         "--representative-images",

@@ -68,12 +68,27 @@ def _unknown(section: str, given: Mapping[str, Any], allowed: set[str]) -> None:
         raise RecipeError(f"[{section}]: unknown field(s) {extra}; allowed: {sorted(allowed)}")
 
 
-def _hparams(section: str, values: Mapping[str, Any], base: HParams) -> HParams:
+def hparams_section(section: str, values: Mapping[str, Any], base: HParams) -> HParams:
+    """`base` with a section's HParams fields; RecipeError naming an unknown or bad one."""
     _unknown(section, values, _HPARAM_NAMES)
     try:
         return replace(base, **values)
     except TypeError as error:
         raise RecipeError(f"[{section}]: {error}") from None
+
+
+def parse_member(spec: Mapping[str, Any], defaults: HParams, where: str) -> Member:
+    """One network: a plain name and the HParams fields that differ from `defaults`."""
+    spec = dict(spec)
+    name = str(spec.pop("name", ""))
+    if not name or "/" in name or name.startswith("."):
+        raise RecipeError(f"{where}: needs a plain name")
+    hparams = hparams_section(f"members.{name}", spec, defaults)
+    try:
+        validate(hparams)
+    except ValueError as error:
+        raise RecipeError(f"[[members]] {name}: {error}") from None
+    return Member(name, hparams)
 
 
 def parse_recipe(text: str) -> Recipe:
@@ -94,19 +109,11 @@ def parse_recipe(text: str) -> Recipe:
         raise RecipeError("[split]: give either data (folders) or split_from (a split.csv)")
     if keep is not None and not data:
         raise RecipeError("[split]: keep adds data around an earlier split; give data")
-    defaults = _hparams("defaults", raw.get("defaults", {}), HParams())
-    members = []
-    for index, spec in enumerate(raw.get("members", [])):
-        spec = dict(spec)
-        name = str(spec.pop("name", ""))
-        if not name or "/" in name or name.startswith("."):
-            raise RecipeError(f"[[members]] #{index + 1}: needs a plain name")
-        hparams = _hparams(f"members.{name}", spec, defaults)
-        try:
-            validate(hparams)
-        except ValueError as error:
-            raise RecipeError(f"[[members]] {name}: {error}") from None
-        members.append(Member(name, hparams))
+    defaults = hparams_section("defaults", raw.get("defaults", {}), HParams())
+    members = [
+        parse_member(spec, defaults, f"[[members]] #{index + 1}")
+        for index, spec in enumerate(raw.get("members", []))
+    ]
     if not members:
         raise RecipeError("no [[members]]")
     if len({m.name for m in members}) != len(members):
@@ -123,7 +130,7 @@ def parse_recipe(text: str) -> Recipe:
         data=data,
         split_from=split_from,
         keep=keep,
-        split=_hparams("split", split, defaults),
+        split=hparams_section("split", split, defaults),
         answer_strengths=strengths,
         text=text,
     )
@@ -151,7 +158,7 @@ def run_recipe(
     (None is returned): averaging and the answers need the folders, so `resume=True` where they
     are finishes the run. `devices`: `train.model.devices.placement`.
     """
-    from contract.run_folder import read_model_card
+    from contract.card import read_model_card
 
     out = Path(out)
     copy = out / RECIPE_COPY
@@ -176,7 +183,7 @@ def run_recipe(
     if not (out / "model.keras").is_file():
         combine(runs, out)
     card = read_model_card(out)
-    if recipe.answer_strengths is not None and "answers" not in card:
+    if recipe.answer_strengths is not None and card.answers is None:
         from train.answers.fitting import fit_answers
 
         card = fit_answers(out, recipe.answer_strengths)

@@ -1,0 +1,172 @@
+"""A recipe's sections for every step after training, typed: what `python -m pipeline` builds.
+
+The training sections (`[split]`, `[defaults]`, `[[members]]`, `[answers]`) are
+`train.orchestration.recipes`'s. The rest, each optional (absent: the step is not built):
+
+    [metrics]       # record the Keras model's metrics in its card, photo only and with answers
+    splits = ["test"]
+    [gate]          # the "not a skin-lesion photo" gate: train.gate.fit.GateConfig's fields
+    variant = "float16"
+    [export]        # the classifier's files and their accuracy gate: ExportSettings' fields
+    variants = ["int8_mixed"]
+    [segmenter]     # the spot's outline: SegmenterConfig's fields and its data
+    photos = "../shared/data/pad_ufes20"
+    cutouts = "../shared/data/pad_ufes20_cutouts"
+    pin_test_of = "models/evaluation/predictions.csv"  # their phone photos go to its val
+    evaluate = "test"
+    [student]       # the small-phone network: HParams over [defaults], distilled from a teacher
+    teacher = "recipes/no_isic2017.toml"  # trained into OUT/teacher; absent: OUT itself
+    [student.export]
+    variants = ["int8"]
+    [bench]         # export.bench.BenchConfig's fields
+    [evaluation]    # every shipped classifier file on a split (val unless named), with answers
+    split = "test"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from export.bench import BenchConfig
+from export.exporting import ExportSettings
+from export.lesion_gate import DEFAULT_VARIANT as GATE_VARIANT
+from train.gate.fit import GateConfig
+from train.model.hparams import HParams
+from train.orchestration.recipes import (
+    Member,
+    Recipe,
+    RecipeError,
+    hparams_section,
+    load_recipe,
+    parse_member,
+    parse_recipe,
+)
+from train.segmentation.training import SegmenterConfig
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SegmenterStep:
+    config: SegmenterConfig
+    photos: Path
+    cutouts: Path
+    pin_test_of: Path | None  # a predictions.csv whose phone photos the segmenter keeps in val
+    evaluate: str  # the split its file is scored on
+
+
+@dataclass(frozen=True)
+class StudentStep:
+    member: Member  # distill_from is set to the teacher's folder when it is built
+    teacher: Recipe | None  # None: the recipe's own model teaches
+    export: ExportSettings
+
+
+@dataclass(frozen=True)
+class BuildRecipe:
+    """Everything `python -m pipeline` builds, section by section (`sections`: as written)."""
+
+    recipe: Recipe
+    sections: dict[str, Any]
+    metrics_splits: tuple[str, ...] = ()
+    gate: GateConfig | None = None
+    gate_variant: str = GATE_VARIANT
+    export: ExportSettings | None = None
+    segmenter: SegmenterStep | None = None
+    student: StudentStep | None = None
+    bench: BenchConfig | None = None
+    evaluation_split: str | None = None
+
+
+def _fields(section: str, cls: type, values: dict[str, Any]) -> Any:
+    """`cls` from a section's values (lists become tuples); RecipeError naming a bad field."""
+    allowed = {f.name for f in fields(cls)}
+    extra = sorted(set(values) - allowed)
+    if extra:
+        raise RecipeError(f"[{section}]: unknown field(s) {extra}; allowed: {sorted(allowed)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise RecipeError(f"[{section}]: {error}") from None
+
+
+def _split(section: str, value: Any) -> str:
+    if value not in SPLITS:
+        raise RecipeError(f"[{section}]: split must be one of {', '.join(SPLITS)}, got {value!r}")
+    return value
+
+
+def _take(values: dict[str, Any], key: str, default: Any = None) -> Any:
+    return values.pop(key, default)
+
+
+def _student(raw: dict[str, Any], defaults: dict[str, Any]) -> StudentStep:
+    values = dict(raw)
+    export = _fields("student.export", ExportSettings, dict(_take(values, "export", {})))
+    teacher_path = _take(values, "teacher")
+    teacher = load_recipe(teacher_path) if teacher_path is not None else None
+    if "distill_from" in values or "distill_model" in values:
+        raise RecipeError("[student]: its teacher is `teacher` (a recipe) or the model built")
+    base = hparams_section("defaults", defaults, HParams())
+    member = parse_member({**values, "name": "student"}, base, "[student]")
+    return StudentStep(member, teacher, export)
+
+
+def parse_build_recipe(text: str) -> BuildRecipe:
+    """The whole recipe; RecipeError naming the section and field it cannot build."""
+    recipe = parse_recipe(text)
+    raw = tomllib.loads(text)
+    sections = {k: v for k, v in raw.items() if k != "description"}
+    build: dict[str, Any] = {}
+    if "metrics" in raw:
+        metrics = dict(raw["metrics"])
+        splits = tuple(_split("metrics", s) for s in _take(metrics, "splits", ["val"]))
+        _fields("metrics", _NoFields, metrics)
+        build["metrics_splits"] = splits
+    if "gate" in raw:
+        gate = dict(raw["gate"])
+        build["gate_variant"] = _take(gate, "variant", GATE_VARIANT)
+        build["gate"] = _fields("gate", GateConfig, gate)
+    if "export" in raw:
+        build["export"] = _fields("export", ExportSettings, dict(raw["export"]))
+    if "segmenter" in raw:
+        seg = dict(raw["segmenter"])
+        photos = Path(_take(seg, "photos", "../shared/data/pad_ufes20"))
+        cutouts = Path(_take(seg, "cutouts", "../shared/data/pad_ufes20_cutouts"))
+        pin = _take(seg, "pin_test_of")
+        split = _split("segmenter", _take(seg, "evaluate", "val"))
+        seg["keep_shipped_test_in_val"] = pin is not None
+        config = _fields("segmenter", SegmenterConfig, seg)
+        build["segmenter"] = SegmenterStep(
+            config, photos, cutouts, Path(pin) if pin else None, split
+        )
+    if "student" in raw:
+        build["student"] = _student(raw["student"], raw.get("defaults", {}))
+    if "bench" in raw:
+        build["bench"] = _fields("bench", BenchConfig, dict(raw["bench"]))
+    if "evaluation" in raw:
+        evaluation = dict(raw["evaluation"])
+        build["evaluation_split"] = _split("evaluation", _take(evaluation, "split", "val"))
+        _fields("evaluation", _NoFields, evaluation)
+    needs_export = ("student", "bench", "evaluation", "segmenter", "gate")
+    if "export" not in build and any(name in build for name in needs_export):
+        raise RecipeError("[export]: the gate, segmenter, student, bench and evaluation go "
+                          "into the classifier's export folder; give [export]")
+    return BuildRecipe(recipe, sections, **build)
+
+
+@dataclass(frozen=True)
+class _NoFields:
+    """A section whose every field was taken: anything left is unknown."""
+
+
+def load_build_recipe(path: str | Path) -> BuildRecipe:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecipeError(f"cannot read {path}: {error.strerror}") from None
+    return parse_build_recipe(text)
