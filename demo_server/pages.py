@@ -198,6 +198,7 @@ PAGE_MODULES = (
     "framing.mjs",
     "segmentation.mjs",
     "rounding.mjs",
+    "colour.mjs",
 )
 IMMUTABLE = "public, max-age=31536000, immutable"
 CACHE_NAME = "skin-spot-check-v1"  # also in static/sw.js

@@ -70,3 +70,32 @@ def arm_runtime():
         return find_runtime()
     except RuntimeMissing as error:
         skip_unless_required(str(error))
+
+
+# --------------------------------------------------------------------------------------------
+# Colour constancy (issue 32, lever 3b): a committed tiny model whose card asks for a step on
+# its input pixels, as a card training writes with --colour-constancy. No TensorFlow: only
+# the packed files are replaced, the network's bytes are kept.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def with_colour_step(tmp_path: Path):
+    """`with_colour_step(step, name="tiny_uint8.tflite")`: a copy of that fixture whose card's
+    input.colour_constancy is `step`."""
+    import json
+
+    from contract.model_file import MODEL_CARD_FILE, read_associated_files
+    from export.metadata import append_files, without_files
+
+    def make(step: str, name: str = "tiny_uint8.tflite") -> Path:
+        model = (FIXTURES / name).read_bytes()
+        files = read_associated_files(model)
+        card = json.loads(files[MODEL_CARD_FILE])
+        card["input"]["colour_constancy"] = step
+        files[MODEL_CARD_FILE] = json.dumps(card, indent=2).encode()
+        path = tmp_path / f"{step}_{name}"
+        path.write_bytes(append_files(without_files(model), files))
+        return path
+
+    return make

@@ -9,9 +9,11 @@
 //           quantize: [{spec, values}], segmenters: [path],
 //           framing: [{output, spec, image_size, width, height, rule}],
 //           crop: [{width, height, pixels, box, out_size}], round: [[x, digits]],
-//           photo_check: {rule, messages, photos: [{width, height, pixels, area_fraction}]}}
+//           photo_check: {rule, messages, photos: [{width, height, pixels, area_fraction}]},
+//           colour: [{step, pixels}]}
 // (pixels: base64 of row-major RGB bytes; output: base64 of a segmenter's raw output tensor)
 import { readFile } from "node:fs/promises";
+import * as colour from "../demo_server/static/colour.mjs";
 import * as framing from "../demo_server/static/framing.mjs";
 import * as modelfile from "../demo_server/static/modelfile.mjs";
 import * as photocheck from "../demo_server/static/photocheck.mjs";
@@ -53,6 +55,7 @@ for (const [path, { meta, spec }] of Object.entries(classifiers)) {
     input: strip(meta.input),
     output: strip(meta.output),
     questions: spec.answers ? Object.keys(spec.answers.questions) : null,
+    colour_constancy: meta.colourConstancy,
     pinned_input: strip(modelfile.tensorSpecs(modelfile.pinDynamicInputs(await bytesOf(path)))
       .inputs[0]).shape,
   };
@@ -118,6 +121,12 @@ for (const item of request.crop || []) {
   answer.crop.push(Buffer.from(out).toString("base64"));
 }
 answer.round = (request.round || []).map(([x, digits]) => pythonRound(x, digits));
+// A model's input pixels after its card's colour-constancy step (colour.mjs), and the gains.
+answer.colour = (request.colour || []).map(({ step, pixels }) => {
+  const rgb = bytesOf64(pixels);
+  const out = colour.applyStep(rgb, step);
+  return { gains: colour.gains(rgb), pixels: Buffer.from(out).toString("base64") };
+});
 // The photo check of each photo as the page makes it (photocheck.mjs).
 const photoCheck = request.photo_check || { photos: [] };
 answer.photo_check = photoCheck.photos.map((item) => {

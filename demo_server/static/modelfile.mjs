@@ -5,6 +5,7 @@
 // model_card.json; lesion_gate.json for the gate). The tensors' dtype, shape and (scale, zero
 // point) come from the flatbuffer itself, because the browser runtime does not report the
 // quantization. Pure functions over a Uint8Array: no DOM, so Node runs the same code in tests.
+import { stepOf } from "./colour.mjs";
 import { pythonRound } from "./rounding.mjs";
 
 export const LABELS_FILE = "labels.txt";
@@ -129,6 +130,12 @@ export async function readClassifier(bytes) {
       `${labels.length} labels and ${displayNames.length} display names for ` +
       `${output.shape[output.shape.length - 1]} model outputs`);
   }
+  let colourConstancy;
+  try {
+    colourConstancy = stepOf(card);
+  } catch (err) {
+    throw new ModelFileError(`model_card.json: ${err.message}`);
+  }
   return {
     name: String(card.name ?? "model"),
     version: String(card.version ?? "unknown"),
@@ -138,6 +145,7 @@ export async function readClassifier(bytes) {
     card,
     input,
     output,
+    colourConstancy, // colour.mjs: a step on the input pixels, or null
   };
 }
 

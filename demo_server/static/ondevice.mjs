@@ -7,6 +7,7 @@
 // input (the crop around the spot when the segmenter file says so), then the card's
 // calibration, answers and triage (screening.mjs). The photo never leaves the page: nothing
 // here sends a request but GETs of the runtime and the models.
+import { applyStep } from "./colour.mjs";
 import { crop, frame } from "./framing.mjs";
 import * as modelfile from "./modelfile.mjs";
 import { decodeToRgb, resizeBilinear } from "./pixels.mjs";
@@ -351,7 +352,8 @@ export class Device {
       located.framing.crop);
     const seen = cropped ? crop(photo, located.framing.crop) : photo;
     const [height, width] = [this.meta.input.shape[1], this.meta.input.shape[2]];
-    this.lastInput = resizeBilinear(seen.rgb, seen.width, seen.height, width, height);
+    this.lastInput = applyStep(resizeBilinear(seen.rgb, seen.width, seen.height, width, height),
+      this.meta.colourConstancy);
     const run = await this.runClassifier(this.lastInput);
     this.lastRaw = run.values;
     this.lastBase = located
@@ -405,7 +407,8 @@ export class Device {
     const { input, output } = this.meta;
     const [height, width] = [input.shape[1], input.shape[2]];
     const photo = this.lastPhoto;
-    const pixels = resizeBilinear(photo.rgb, photo.width, photo.height, width, height);
+    const pixels = applyStep(resizeBilinear(photo.rgb, photo.width, photo.height, width, height),
+      this.meta.colourConstancy);
     const base = (await this.invoke(this.classifier, input, output, pixels)).values;
     const target = base.indexOf(Math.max(...base));
     const edges = (size) => Array.from({ length: grid + 1 }, (_, i) =>

@@ -284,3 +284,59 @@ def test_quantization_tables_agree(tmp_path):
         assert js["table"] == quantize_input(pixels, spec).tolist(), spec
         out = dequantize_output(np.asarray(values[spec.dtype.name], dtype=spec.dtype), spec)
         assert js["dequantized"] == pytest.approx(out.tolist(), abs=0, rel=0), spec
+
+
+def _colour_inputs() -> list[np.ndarray]:
+    """Model inputs as every client makes them (contract.images.model_input at 224 px) from
+    each sample photo, and edge cases: noise, a strong cast, grey, black, one channel, tiny."""
+    from contract.images import model_input
+
+    inputs = [model_input(path, 224) for path in sorted((REPO / "sample_images").glob("*.jpg"))]
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    cast = np.clip(inputs[0] * np.array([1.3, 0.9, 0.6]), 0, 255).astype(np.uint8)
+    grey = rng.integers(0, 256, (64, 64, 1), dtype=np.uint8).repeat(3, axis=-1)
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0], red[0, 0, 1] = np.arange(256).reshape(16, 16), 1
+    return [*inputs, noise, cast, grey, np.zeros((8, 8, 3), np.uint8), red, noise[:1, :1]]
+
+
+def test_colour_constancy_is_pythons_to_the_byte(tmp_path):
+    """colour.mjs and contract.colour_constancy: the same gains and the same input bytes,
+    exactly (the per-pixel work is in integers on both sides; docs/levers.md, 3b)."""
+    from contract.colour_constancy import SHADES_OF_GREY_P6, apply, gains
+
+    inputs = _colour_inputs()
+    request = {
+        "colour": [
+            {"step": step, "pixels": base64.b64encode(image.tobytes()).decode()}
+            for image in inputs
+            for step in (SHADES_OF_GREY_P6, None)
+        ]
+    }
+    answer = run_harness(tmp_path, request)
+    changed = []
+    for i, image in enumerate(inputs):
+        corrected, unchanged = answer["colour"][2 * i], answer["colour"][2 * i + 1]
+        assert corrected["gains"] == gains(image).tolist(), i
+        expected = apply(image, SHADES_OF_GREY_P6)
+        assert base64.b64decode(corrected["pixels"]) == expected.tobytes(), i
+        assert base64.b64decode(unchanged["pixels"]) == image.tobytes(), i
+        changed.append(not np.array_equal(expected, image))
+    assert all(changed[:-6])  # every sample photo is corrected: the parity is not vacuous
+
+
+def test_the_cards_colour_step_reads_alike(tmp_path, with_colour_step):
+    """The switch in the card (input.colour_constancy) as the server and the page read it:
+    absent in the committed files (no step), the step's name where training wrote it."""
+    from contract.colour_constancy import SHADES_OF_GREY_P6
+
+    files = [FIXTURES / "tiny_uint8.tflite", with_colour_step(SHADES_OF_GREY_P6)]
+    answer = run_harness(tmp_path, {"models": [str(p) for p in files]})
+    for path in files:
+        meta = Classifier.from_file(path, interpreters=1).metadata
+        assert answer["models"][str(path)]["colour_constancy"] == meta.colour_constancy
+    assert [answer["models"][str(p)]["colour_constancy"] for p in files] == [
+        None,
+        SHADES_OF_GREY_P6,
+    ]
