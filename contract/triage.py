@@ -3,7 +3,7 @@
 A card's `triage.by_domain[kind].own_threshold` keeps the sensitivity target, with confidence, on
 that kind of photo (dermoscopic or phone); `triage.malignant_threshold`, the lowest of them, keeps
 it on every kind, so a photo whose kind nobody stated gets that one. A single threshold for both
-cost dermoscopic photos most of their specificity (docs/more_data.md). Cards written before
+cost dermoscopic photos most of their specificity (docs/history/more_data.md). Cards written before
 thresholds were per kind have only `malignant_threshold`. Training, evaluation and the server all
 pick the threshold here, and the page's JavaScript twin (static/screening.mjs) does the same.
 """

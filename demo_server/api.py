@@ -298,7 +298,7 @@ def model_info() -> ResponseReturnValue:
         lesion_gate=_gate_info(with_file=True),
         lesion_segmenter=segmenter_info_json(),
         file={"name": meta.file_name, "sha256": meta.file_sha256, "size_bytes": meta.file_size},
-        model_card=meta.card,
+        model_card=meta.card.to_json() if meta.card else {},
         disclaimer=disclaimer(meta),
     )
 

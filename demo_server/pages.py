@@ -25,6 +25,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.security import safe_join
 
+from contract.card import ModelCard
 from contract.answers import DEFAULT_DOMAIN, AnswerSpec, request_domains
 from demo_server import explain as occlusion
 from demo_server.compression import send_compressible
@@ -436,13 +437,13 @@ def _figure(scopes: Any, scope: str, path: tuple[str, ...], interval: str) -> di
     return {"value": float(value), "interval": ci if isinstance(ci, list) else None}
 
 
-def answer_metric_rows(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+def answer_metric_rows(card: ModelCard) -> list[dict[str, Any]]:
     """Test figures photo only beside photo plus answers; none when the answers have no test
     metrics (val figures chose the answers' strength and calibration, so they flatter it)."""
-    with_answers = _dig(card, "answers", "metrics", "test")
+    with_answers = _dig(card.answers and card.answers.metrics, "test")
     if not isinstance(with_answers, Mapping):
         return []
-    photo = _dig(card, "metrics", "test")
+    photo = _dig(card.metrics, "test")
     return [
         {
             "label": label,
@@ -459,36 +460,28 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def triage_expectations(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+def triage_expectations(card: ModelCard) -> list[dict[str, Any]]:
     """Per kind of photo, what the triage promises and costs, photo only and with answers: the
     kind's own threshold, its sensitivity's 95% lower bound and val sensitivity, and the "see a
     dermatologist" answers per malignant lesion found there."""
-    sections = (
-        ("photo only", _dig(card, "triage")),
-        ("photo plus answers", _dig(card, "answers", "triage")),
-    )
-    rows = []
-    for label, triage in sections:
-        by_domain = _dig(triage, "by_domain")
-        if not isinstance(by_domain, Mapping):
-            continue
-        for domain, figures in by_domain.items():
-            if isinstance(figures, Mapping):
-                rows.append(
-                    {
-                        "inputs": label,
-                        "domain": DOMAIN_NAMES.get(str(domain), str(domain)),
-                        "threshold": _finite(figures.get("own_threshold")),
-                        "lower_bound": _finite(figures.get("sensitivity_lower_bound_95")),
-                        "sensitivity": _finite(figures.get("sensitivity_at_own_threshold")),
-                        "referrals": _finite(figures.get("referrals_per_malignant_found")),
-                    }
-                )
-    return rows
+    sections = (("photo only", card), ("photo plus answers", card.answers))
+    return [
+        {
+            "inputs": label,
+            "domain": DOMAIN_NAMES.get(domain, domain),
+            "threshold": _finite(figures.own_threshold),
+            "lower_bound": _finite(figures.sensitivity_lower_bound_95),
+            "sensitivity": _finite(figures.sensitivity_at_own_threshold),
+            "referrals": _finite(figures.referrals_per_malignant_found),
+        }
+        for label, section in sections
+        if section is not None
+        for domain, figures in (section.triage.by_domain or {}).items()
+    ]
 
 
 def referrals_on_test(
-    card: Mapping[str, Any], malignant_labels: Sequence[str]
+    card: ModelCard, malignant_labels: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Per kind of photo, photo only and with answers: what the threshold in use did on the test
     split (people used neither to train nor to choose it), with "see a dermatologist" answers
@@ -496,8 +489,8 @@ def referrals_on_test(
     card that was evaluated on test has these, whatever rule chose its threshold. The malignant
     classes are the model file's own (`ModelMetadata.malignant_labels`), as in triage."""
     sections = (
-        ("photo only", _dig(card, "metrics", "test")),
-        ("photo plus answers", _dig(card, "answers", "metrics", "test")),
+        ("photo only", _dig(card.metrics, "test")),
+        ("photo plus answers", _dig(card.answers and card.answers.metrics, "test")),
     )
     rows = []
     for label, scopes in sections:
@@ -537,15 +530,16 @@ def referrals_on_test(
 @bp.get("/model")
 def model_card() -> ResponseReturnValue:
     meta = _classifier().metadata
-    summaries = metric_summaries(meta.card.get("metrics"))
+    card = meta.card
+    summaries = metric_summaries(card.metrics if card else None)
     return render_template(
         "model.html",
         meta=meta,
-        card=meta.card,
+        card=card,
         answers=meta.answers,
-        answer_rows=answer_metric_rows(meta.card),
-        triage_rows=triage_expectations(meta.card),
-        test_triage_rows=referrals_on_test(meta.card, meta.malignant_labels),
+        answer_rows=answer_metric_rows(card) if card else [],
+        triage_rows=triage_expectations(card) if card else [],
+        test_triage_rows=referrals_on_test(card, meta.malignant_labels) if card else [],
         metric_summaries=summaries,
         metric_intervals=any(
             "ci95" in report for scopes in summaries.values() for report in scopes.values()

@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="int8 variants: round the weights to the int8 grid first and move the mean shift "
         "this causes into the biases (export.bias_correction); measured to help full int8 "
-        "and to hurt int8_mixed (docs/more_data.md)",
+        "and to hurt int8_mixed (docs/history/more_data.md)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -5,7 +5,7 @@ alone changed the top-1 class of 7 % of val images (depthwise convolutions most)
 errors do not average out: they shift each channel's mean. Measuring that shift on representative
 images and moving it into the following BatchNormalization (Nagel et al. 2019, "Data-Free
 Quantization Through Weight Equalization and Bias Correction", empirical variant) took the
-agreement of rounded weights with the float network from 0.933 to 0.980 (docs/more_data.md).
+agreement of rounded weights with the float network from 0.933 to 0.980 (docs/history/more_data.md).
 
 The corrected copy holds weights already on the grid, so the converter's own per-channel
 quantization of the folded weights (scale per output channel, which the BatchNormalization

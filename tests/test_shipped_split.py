@@ -1,5 +1,5 @@
 """recipes/shipped_2025_split.csv is the shipped model's own split, recovered: the grouped rule
-over the images it had (docs/more_data.md, "The shipped model's split, recovered")."""
+over the images it had (docs/history/more_data.md, "The shipped model's split, recovered")."""
 
 from __future__ import annotations
 

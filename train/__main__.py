@@ -126,7 +126,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         default=defaults.distill_model,
         metavar="FILE",
         help="the teacher as a .tflite carrying the --distill-from run's card, for a run of only "
-        "split.csv and card (e.g. the shipped model's, docs/more_data.md)",
+        "split.csv and card (e.g. the shipped model's, docs/history/more_data.md)",
     )
     parser.add_argument(
         "--distill-weight",

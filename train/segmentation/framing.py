@@ -7,7 +7,7 @@ classified whole both times, as the server would). Both are calibrated with the 
 card (temperature, triage threshold) and compared image by image with the paired grouped
 bootstrap of `train.compare` (`contract.bootstrap.paired_difference_intervals`).
 
-Which photos can judge it: the shipped classifier's own split cannot be remade (docs/
+Which photos can judge it: the shipped classifier's own split cannot be remade (docs/history/
 experiments.md), so some photos of a new split were in its training data; on those the whole
 photo is what it memorised and the crop is new to it, which favours "no crop". The photos of the
 patients in the shipped model's test split (models/evaluation/predictions.csv) are known unseen;
