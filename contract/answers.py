@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,12 +30,12 @@ from contract.questionnaire import (
 from contract.taxonomy import DOMAINS
 from contract.triage import TriageThresholds
 
+if TYPE_CHECKING:
+    from contract.card import AnswersSection
+
 DOMAIN_FIELD = "domain"
 DEFAULT_DOMAIN = "phone"  # the server behaves like the phone client
 PHOTO_ONLY, PHOTO_AND_ANSWERS = "photo_only", "photo_and_answers"
-# The answers' triage section's switch: true, a photo-only referral stands whatever the answers
-# say (contract.screening.standing_thresholds); cards written before 2026-12-06 lack it (false).
-PHOTO_REFERRAL_STANDS = "photo_referral_stands"
 RULE = (
     "r_c = (z_c - logsumexp(z)) - (b_c - logsumexp(b)) with z = x W + b over the model's "
     "classes (r_c = 0 for other labels and when nothing is answered); probabilities = "
@@ -225,33 +225,28 @@ def refuse_answers(form: Mapping[str, Sequence[str]]) -> None:
         )
 
 
-def answer_spec(card: Mapping[str, Any], labels: Sequence[str]) -> AnswerSpec | None:
-    """The card's `answers` section, or None without one; ValueError if it is malformed."""
-    section = card.get("answers")
+def answer_spec(section: AnswersSection | None, labels: Sequence[str]) -> AnswerSpec | None:
+    """A card's `answers` section, parsed (None without one); ValueError if it is malformed."""
     if section is None:
         return None
     try:
-        questions = {q.name: q for q in map(Question.from_json, section["questions"])}
+        questions = {q.name: q for q in map(Question.from_json, section.questions)}
         models = {
             str(domain): DomainModel.from_json(str(domain), spec, questions, labels)
-            for domain, spec in section["models"].items()
+            for domain, spec in section.models.items()
         }
-        temperature = float(section["calibration"]["temperature"])
-        if "malignant_threshold" not in section["triage"]:
-            raise KeyError("triage.malignant_threshold")
-        triage = TriageThresholds.from_card(section["triage"])
-        stands = section["triage"].get(PHOTO_REFERRAL_STANDS, False)
-        if not isinstance(stands, bool):
-            raise ValueError(f"triage.{PHOTO_REFERRAL_STANDS} must be true or false")
     except KeyError as exc:
         raise ValueError(f"answers: missing {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"answers: {exc}") from None
     if not models:
         raise ValueError("answers: no models")
+    temperature = section.calibration.temperature
     if not temperature > 0:
         raise ValueError(f"answers: temperature must be positive, got {temperature}")
-    return AnswerSpec(questions, models, tuple(labels), temperature, triage, stands)
+    triage = section.triage
+    stands = bool(triage.photo_referral_stands)
+    return AnswerSpec(questions, models, tuple(labels), temperature, triage.thresholds, stands)
 
 
 def _single(form: Mapping[str, Sequence[str]], name: str) -> str:

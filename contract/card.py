@@ -40,14 +40,28 @@ MODEL_CARD_JSON = "model_card.json"  # in a run or export folder, and packed in 
 MODEL_IDENTITY = ("name", "version", "labels", "input")
 
 JsonObject = Mapping[str, Any]
+_T = TypeVar("_T")
 
 
 class CardError(ValueError):
     """The JSON is not a model card this code can read; the message says where and why."""
 
 
+class _Section:
+    """A part of the card, read from and written to its JSON object by its fields' types."""
+
+    @classmethod
+    def from_json(cls: type[_T], value: Any, where: str = "") -> _T:
+        """The section a JSON object holds; CardError naming the first key that is wrong."""
+        return _decode_section(cls, value, where or cls.__name__)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object: absent fields (None) left out, so an old card stays as read."""
+        return _encode(self)
+
+
 @dataclass(frozen=True, kw_only=True)
-class InputContract:
+class InputContract(_Section):
     """The image the network takes: raw RGB pixels, the whole photo stretched to this size."""
 
     height: int
@@ -62,7 +76,7 @@ class InputContract:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Calibration:
+class Calibration(_Section):
     """The temperature of `contract.screening.apply_temperature`, and what it was fitted on."""
 
     temperature: float
@@ -70,7 +84,7 @@ class Calibration:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DomainTriage:
+class DomainTriage(_Section):
     """One kind of photo's own threshold and what it was measured to keep on val."""
 
     own_threshold: float
@@ -81,7 +95,7 @@ class DomainTriage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Triage:
+class Triage(_Section):
     """A triage section (the card's, or its answers'): thresholds on calibrated P(malignant)."""
 
     malignant_threshold: float  # for a photo of any kind: the lowest of by_domain's
@@ -100,7 +114,7 @@ class Triage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AnswersSection:
+class AnswersSection(_Section):
     """What a person's answers add (`contract.answers.answer_spec` parses the regressions)."""
 
     questions: tuple[JsonObject, ...]  # contract.questionnaire.Question.as_json
@@ -114,14 +128,14 @@ class AnswersSection:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DataSource:
+class DataSource(_Section):
     name: str
     citation: str
     license: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExportSection:
+class ExportSection(_Section):
     """How an exported file was quantized; only the card packed in a .tflite has it."""
 
     variant: str
@@ -132,7 +146,7 @@ class ExportSection:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelCard:
+class ModelCard(_Section):
     """A classifier's model card; fields in the order its JSON lists them."""
 
     schema_version: int | None = None  # None: a card written before versions (test fixtures)
@@ -161,19 +175,15 @@ class ModelCard:
     export: ExportSection | None = None
 
     @classmethod
-    def from_json(cls, value: Any) -> ModelCard:
+    def from_json(cls, value: Any, where: str = "model card") -> ModelCard:
         """The card a JSON object holds; CardError naming the first key that is wrong."""
-        card = _decode(cls, value, "model card")
+        card = _decode_section(cls, value, where)
         if card.schema_version is not None and card.schema_version > SCHEMA_VERSION:
             raise CardError(
                 f"model card schema_version {card.schema_version} is newer than this code "
                 f"reads ({SCHEMA_VERSION}); update it"
             )
         return card
-
-    def to_json(self) -> dict[str, Any]:
-        """The card's JSON object: absent fields (None) left out, so an old card stays as read."""
-        return _encode(self)
 
     def to_text(self, allow_nan: bool = True) -> str:
         """The JSON text of the card file. A packed card refuses NaN (`allow_nan=False`): the
@@ -202,7 +212,12 @@ class ModelCard:
 
 def read_model_card(folder: Path) -> ModelCard:
     """`model_card.json` of a run or export folder; CardError if it is not a card."""
-    path = folder / MODEL_CARD_JSON
+    return read_card_file(folder / MODEL_CARD_JSON)
+
+
+def read_card_file(path: Path) -> ModelCard:
+    """A card file by its path; CardError if it is not JSON or not a card (OSError if it
+    cannot be read)."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
@@ -221,8 +236,6 @@ def write_model_card(folder: Path, card: ModelCard) -> Path:
 
 
 # --- JSON <-> dataclasses, by the fields' types ---------------------------------------------
-
-_T = TypeVar("_T")
 
 
 def _decode(kind: Any, value: Any, where: str) -> Any:

@@ -25,10 +25,12 @@ never more.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from contract.card import ModelCard
 
 SHADES_OF_GREY_P6 = "shades_of_grey_p6"
 STEPS = (SHADES_OF_GREY_P6,)  # the names a card may give; a client refuses any other
@@ -44,9 +46,9 @@ class ColourConstancyError(ValueError):
     """A card names a colour-constancy step this code does not know."""
 
 
-def step_of(card: Mapping[str, Any]) -> str | None:
+def step_of(card: ModelCard) -> str | None:
     """The step a model's card asks for (None: feed the pixels unchanged)."""
-    step = (card.get("input") or {}).get(CARD_KEY)
+    step = card.input.colour_constancy
     if step is None:
         return None
     if step not in STEPS:

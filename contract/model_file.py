@@ -12,19 +12,20 @@ import hashlib
 import io
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from contract.answers import AnswerSpec, answer_spec
+from contract.card import MODEL_CARD_JSON, CardError, ModelCard
 from contract.colour_constancy import step_of
 from contract.taxonomy import LABELS, MALIGNANT
 from contract.tensors import TensorSpec
-from contract.triage import TriageThresholds
+from contract.triage import DEFAULT_THRESHOLD, TriageThresholds
 
 LABELS_FILE = "labels.txt"
 DISPLAY_NAMES_FILE = "labels_en.txt"
-MODEL_CARD_FILE = "model_card.json"
+MODEL_CARD_FILE = MODEL_CARD_JSON
 GATE_FILE = "lesion_gate.json"
 
 _TFLITE_IDENTIFIER = b"TFL3"
@@ -74,19 +75,16 @@ def _json_file(files: dict[str, bytes], name: str) -> dict[str, Any]:
     return value
 
 
-def model_card(model: bytes) -> dict[str, Any]:
-    """The model card packed in a classifier file."""
-    return _json_file(read_associated_files(model), MODEL_CARD_FILE)
+def model_card(model: bytes) -> ModelCard:
+    """The model card packed in a classifier file; ModelFileError if it lacks one."""
+    return _packed_card(read_associated_files(model))
 
 
-# The card fields that name one trained model: a card can replace another in a file (a new
-# calibration, `train.calibrate` then `export.card`) only if these agree.
-MODEL_IDENTITY = ("name", "version", "labels", "input")
-
-
-def identity_differences(card: dict[str, Any], other: dict[str, Any]) -> list[str]:
-    """The `MODEL_IDENTITY` fields in which two cards differ (none: the same model)."""
-    return [key for key in MODEL_IDENTITY if card.get(key) != other.get(key)]
+def _packed_card(files: dict[str, bytes]) -> ModelCard:
+    try:
+        return ModelCard.from_json(_json_file(files, MODEL_CARD_FILE))
+    except CardError as error:
+        raise ModelFileError(f"{MODEL_CARD_FILE}: {error}") from None
 
 
 def _lines(data: bytes) -> tuple[str, ...]:
@@ -106,7 +104,7 @@ class ModelMetadata:
     triage: TriageThresholds
     input: TensorSpec
     output: TensorSpec
-    card: dict[str, Any] = field(default_factory=dict)
+    card: ModelCard | None = None  # None: a file without one (labels only)
     answers: AnswerSpec | None = None  # the card's optional questions about person and spot
     file_name: str = ""
     file_sha256: str = ""
@@ -133,11 +131,11 @@ def read_metadata(
     if LABELS_FILE not in files:
         raise ModelFileError("the model's associated files lack labels.txt")
     labels = _lines(files[LABELS_FILE])
-    card = _json_file(files, MODEL_CARD_FILE) if MODEL_CARD_FILE in files else {}
+    card = _packed_card(files) if MODEL_CARD_FILE in files else None
     if DISPLAY_NAMES_FILE in files:
         display_names = _lines(files[DISPLAY_NAMES_FILE])
     else:
-        display_names = tuple(card.get("display_names") or labels)
+        display_names = card.display_names if card else labels
     if len(input_spec.shape) != 4 or input_spec.shape[3] != 3:
         raise ModelFileError(f"expected an input of shape 1xHxWx3, got {list(input_spec.shape)}")
     if output_spec.shape[-1] != len(labels) or len(display_names) != len(labels):
@@ -146,19 +144,18 @@ def read_metadata(
             f"for {output_spec.shape[-1]} model outputs"
         )
     try:
-        answers = answer_spec(card, labels)
-        triage = TriageThresholds.from_card(card.get("triage"))
-        colour_constancy = step_of(card)
+        answers = answer_spec(card.answers, labels) if card else None
+        colour_constancy = step_of(card) if card else None
     except ValueError as error:
-        raise ModelFileError(f"model_card.json: {error}") from None
-    return ModelMetadata(
-        name=str(card.get("name", Path(file_name).stem)),
-        version=str(card.get("version", "unknown")),
+        raise ModelFileError(f"{MODEL_CARD_FILE}: {error}") from None
+    return ModelMetadata(  # a file without a card: its labels, at the defaults
+        name=card.name if card else Path(file_name).stem,
+        version=card.version if card else "unknown",
         labels=labels,
         display_names=display_names,
-        malignant_labels=tuple(card.get("malignant_labels", DEFAULT_MALIGNANT)),
-        temperature=float((card.get("calibration") or {}).get("temperature", 1.0)),
-        triage=triage,
+        malignant_labels=card.malignant_labels if card else DEFAULT_MALIGNANT,
+        temperature=card.calibration.temperature if card else 1.0,
+        triage=card.triage.thresholds if card else TriageThresholds(DEFAULT_THRESHOLD),
         input=input_spec,
         output=output_spec,
         card=card,

@@ -4,22 +4,22 @@ A finished run (`python -m train`, `train.ensemble`, `train.recipe`) holds `mode
 `model_card.json` (what the model is: labels, input, calibration, triage, metrics; the exporter
 packs it into every .tflite) and `split.csv` (which image is in train, val or test; every later
 step, export calibration and verification included, uses the run's own split). Their names and
-formats, and the check that a folder holds what a step needs, are written once, here.
+formats, and the check that a folder holds what a step needs, are written once, here; the card
+is read and written by `contract.card`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from contract.card import MODEL_CARD_JSON
 from contract.records import Record
 
 SPLITS = ("train", "val", "test")
 SPLIT_CSV = "split.csv"
 MODEL_KERAS = "model.keras"
-MODEL_CARD_JSON = "model_card.json"
 FINISHED_RUN = (MODEL_KERAS, MODEL_CARD_JSON, SPLIT_CSV)
 _COLUMNS = ("split", "path", "label", "group", "domain", "source")
 
@@ -58,14 +58,3 @@ def read_split(path: Path) -> dict[str, list[Record]]:
                 Record(Path(row["path"]), row["label"], row["group"], row["domain"], row["source"])
             )
     return assignment
-
-
-def write_model_card(folder: Path, card: dict) -> Path:
-    """`model_card.json` in a run folder (or an export folder, beside the .tflite files)."""
-    path = folder / MODEL_CARD_JSON
-    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
-
-
-def read_model_card(run: Path) -> dict:
-    return json.loads((run / MODEL_CARD_JSON).read_text(encoding="utf-8"))

@@ -16,29 +16,16 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.5  # a card without a triage section
+DEFAULT_THRESHOLD = 0.5  # a model file without a card
 
 
 @dataclass(frozen=True)
 class TriageThresholds:
-    """A card triage section's thresholds: one per kind of photo, and one for any photo."""
+    """A triage section's thresholds (`contract.card.Triage.thresholds`): one per kind of photo,
+    and one for any photo."""
 
     any_domain: float
     by_domain: Mapping[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_card(cls, triage: Mapping[str, Any] | None) -> TriageThresholds:
-        """From a card's `triage` (or `answers.triage`) section; ValueError if malformed."""
-        triage = triage or {}
-        try:
-            any_domain = float(triage.get("malignant_threshold", DEFAULT_THRESHOLD))
-            by_domain = {
-                str(domain): float(figures["own_threshold"])
-                for domain, figures in (triage.get("by_domain") or {}).items()
-            }
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise ValueError(f"triage thresholds: {error!r}") from None
-        return cls(any_domain, by_domain)
 
     def own_domain(self, domain: str | None) -> str | None:
         """`domain` when the card has a threshold of its own for it, else None."""

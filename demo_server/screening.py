@@ -116,4 +116,4 @@ def lesion_check_json(result: GateResult | None) -> dict[str, Any] | None:
 
 def disclaimer(meta: ModelMetadata) -> str:
     """The model card's disclaimer, or ours when the card has none."""
-    return str(meta.card.get("disclaimer") or DEFAULT_DISCLAIMER)
+    return meta.card.disclaimer if meta.card else DEFAULT_DISCLAIMER

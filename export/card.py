@@ -5,38 +5,33 @@
 After `python -m train.calibrate RUN --model FILE` has refitted a file's temperature and
 thresholds on val, this writes DIR/FILE's name with that card in its metadata (the file's own
 `export` entry kept) and DIR/model_card.json beside it. The card must name the same model as the
-file (`contract.model_file.MODEL_IDENTITY`); the network is copied as it is.
+file (`contract.card.MODEL_IDENTITY`); the network is copied as it is.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from contract.model_file import ModelFileError, identity_differences, model_card, read_model_file
-from contract.run_folder import write_model_card
+from contract.card import CardError, ModelCard, read_card_file, write_model_card
+from contract.model_file import ModelFileError, model_card, read_model_file
 from export.exporting import model_info
 from export.metadata import write_metadata
 from export.ship import export_folder
 
 
-class CardError(ValueError):
-    """The card cannot go into that file; the message says why."""
-
-
-def repack_with_card(model: Path, card: dict, out: Path) -> Path:
+def repack_with_card(model: Path, card: ModelCard, out: Path) -> Path:
     """Write `out`/`model`'s name: `model` with `card` as its metadata's model card."""
     tflite = read_model_file(model)
     packed = model_card(tflite)
-    differing = identity_differences(card, packed)
+    differing = card.identity_differences(packed)
     if differing:
         raise CardError(f"the card is not {model.name}'s model (it differs in {differing})")
     out.mkdir(parents=True, exist_ok=True)
     path = out / model.name
-    exported = {"export": packed["export"]} if "export" in packed else {}
-    path.write_bytes(write_metadata(tflite, model_info({**card, **exported})))
+    path.write_bytes(write_metadata(tflite, model_info(replace(card, export=packed.export))))
     write_model_card(out, card)
     return path
 
@@ -52,13 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.model.is_file():
         parser.error(f"{args.model}: no such file")
     try:
-        args.card_json = json.loads(args.card.read_text(encoding="utf-8"))
+        args.model_card = read_card_file(args.card)
     except OSError as error:
         parser.error(f"--card {args.card}: {error.strerror}")
-    except ValueError as error:
-        parser.error(f"--card {args.card}: not JSON ({error})")
-    if not isinstance(args.card_json, dict):
-        parser.error(f"--card {args.card}: not a model card (a JSON object)")
+    except CardError as error:
+        parser.error(f"--card {error}")
     try:
         args.out = export_folder(args.model.parent, args.out)
     except ValueError as error:
@@ -69,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        path = repack_with_card(args.model, args.card_json, args.out)
+        path = repack_with_card(args.model, args.model_card, args.out)
     except (CardError, ModelFileError) as error:
         print(f"python -m export.card: error: {error}", file=sys.stderr)
         return 2

@@ -11,21 +11,16 @@ Verification runs each file with the LiteRT interpreter exactly as the demo serv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from contract.card import ExportSection, ModelCard, read_model_card, write_model_card
 from contract.colour_constancy import apply, step_of
 from contract.interpreter import predict_tflite
 from contract.records import Skipped, decode_records, label_indices
-from contract.run_folder import (
-    MODEL_KERAS,
-    SPLIT_CSV,
-    read_model_card,
-    read_split,
-    write_model_card,
-)
+from contract.run_folder import MODEL_KERAS, SPLIT_CSV, read_split
 from export.bias_correction import bias_corrected
 from export.convert import DEFAULT_VARIANTS, QuantizationConfig, convert
 from export.metadata import ModelInfo, write_metadata
@@ -58,31 +53,32 @@ class ExportSettings:
     file_stem: str = MODEL_FILE_STEM
 
 
-def export_section(config: QuantizationConfig, bias_correction: bool) -> dict:
+def export_section(config: QuantizationConfig, bias_correction: bool) -> ExportSection:
     """The card's `export` entry: how the file was quantized."""
-    export = {"variant": config.variant}
-    if config.full_integer:
-        export["calibration_images"] = len(config.representative)
-        export["bias_correction"] = bias_correction
-    if config.variant == "int8_mixed":
-        export["float_ops"] = config.float_ops
-        export["float_ops_split"] = config.float_ops_split
-    return export
+    integer = config.full_integer
+    mixed = config.variant == "int8_mixed"
+    return ExportSection(
+        variant=config.variant,
+        calibration_images=len(config.representative) if integer else None,
+        bias_correction=bias_correction if integer else None,
+        float_ops=config.float_ops if mixed else None,
+        float_ops_split=config.float_ops_split if mixed else None,
+    )
 
 
-def model_info(card: dict) -> ModelInfo:
+def model_info(card: ModelCard) -> ModelInfo:
     """The file's metadata for a card that already holds its `export` entry."""
     return ModelInfo(
-        name=card["name"],
-        version=card["version"],
+        name=card.name,
+        version=card.version,
         description="Skin-lesion screening aid (not a diagnosis): seven-class classifier of "
-        "dermoscopic and smartphone photos. " + card["disclaimer"],
+        "dermoscopic and smartphone photos. " + card.disclaimer,
         author="skinlesion-ondevice contributors",
-        license=card["license"],
-        labels=tuple(card["labels"]),
-        display_names=tuple(card["display_names"]),
-        input_height=card["input"]["height"],
-        input_width=card["input"]["width"],
+        license=card.license,
+        labels=card.labels,
+        display_names=card.display_names,
+        input_height=card.input.height,
+        input_width=card.input.width,
         model_card=card,
     )
 
@@ -92,7 +88,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
     import keras
 
     card = read_model_card(run)
-    size = card["input"]["height"]
+    size = card.input.height
     splits = read_split(run / SPLIT_CSV)
     model = keras.models.load_model(run / MODEL_KERAS)
     skipped = Skipped()
@@ -134,7 +130,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
             corrected = bias_corrected(model, calibration[::step])
         flatbuffer = write_metadata(
             convert(corrected if corrects else model, config),
-            model_info({**card, "export": export_section(config, settings.bias_correction)}),
+            model_info(replace(card, export=export_section(config, settings.bias_correction))),
         )
         path = out / f"{settings.file_stem}_{variant}.tflite"
         path.write_bytes(flatbuffer)

@@ -22,16 +22,15 @@ mediapipe's copy, so that unpack/repack cannot drop fields newer converters writ
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from dataclasses import dataclass
-from typing import Any
 
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as _tfl
 from mediapipe.tasks.metadata import metadata_schema_py_generated as _md
 
+from contract.card import ModelCard
 from contract.model_file import DISPLAY_NAMES_FILE, LABELS_FILE, MODEL_CARD_FILE, check_tflite
 
 METADATA_FIELD_NAME = "TFLITE_METADATA"
@@ -73,7 +72,7 @@ class ModelInfo:
     display_names: tuple[str, ...]
     input_height: int
     input_width: int
-    model_card: dict[str, Any]
+    model_card: ModelCard
 
     def __post_init__(self) -> None:
         if not self.labels or len(self.labels) != len(self.display_names):
@@ -88,9 +87,10 @@ class ModelInfo:
                 raise ValueError(f"labels and display names must be non-empty lines: {text!r}")
         if self.input_height <= 0 or self.input_width <= 0:
             raise ValueError(f"bad input size {self.input_height}x{self.input_width}")
-        card_labels = self.model_card.get("labels")
-        if card_labels is not None and list(card_labels) != list(self.labels):
-            raise ValueError(f"model_card labels {card_labels} differ from labels {self.labels}")
+        if self.model_card.labels != tuple(self.labels):
+            raise ValueError(
+                f"model_card labels {self.model_card.labels} differ from labels {self.labels}"
+            )
 
 
 def write_metadata(tflite_model: bytes, info: ModelInfo) -> bytes:
@@ -145,13 +145,13 @@ def _check_signature(model: _tfl.ModelT, info: ModelInfo) -> int:
 
 def _associated_files(info: ModelInfo) -> dict[str, bytes]:
     try:
-        card = json.dumps(info.model_card, indent=2, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as error:
+        card = info.model_card.to_text(allow_nan=False)
+    except ValueError as error:
         raise ValueError(f"model_card is not JSON-serialisable: {error}") from error
     return {
         LABELS_FILE: ("\n".join(info.labels) + "\n").encode(),
         DISPLAY_NAMES_FILE: ("\n".join(info.display_names) + "\n").encode(),
-        MODEL_CARD_FILE: (card + "\n").encode(),
+        MODEL_CARD_FILE: card.encode(),
     }
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from contract import metrics
-from contract.answers import DomainModel
+from contract.answers import RULE, DomainModel
+from contract.card import AnswersSection
 from contract.questionnaire import (
     BY_NAME,
     QUESTIONS,
@@ -194,13 +195,12 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
 
     x, y = _planted(400, seed=5)
     model = fit_answer_model(PHONE, QUESTIONS_BY_DOMAIN[PHONE], x, y)
-    card = {
-        "answers": {
-            "questions": [q.as_json() for q in QUESTIONS],
-            "models": {PHONE: model.as_json()},
-            "calibration": {"temperature": 1.0},
-            "triage": {"malignant_threshold": 0.5},
-        }
+    section = {
+        "questions": [q.as_json() for q in QUESTIONS],
+        "models": {PHONE: model.as_json()},
+        "rule": RULE,
+        "calibration": {"temperature": 1.0},
+        "triage": {"malignant_threshold": 0.5},
     }
     # A photo that says nothing, so only the answers decide: bleeding -> bcc -> referred.
     raw = np.full((4, len(LABELS)), 1 / len(LABELS))
@@ -210,7 +210,9 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
     answers = [{"bleed": "yes"}, {"bleed": "yes"}, {"bleed": "no"}, {"itch": "UNK"}]
     rows = {
         r["question"]: r
-        for r in reversed_answer_effects(card, raw, y, np.array([PHONE] * 4), answers)
+        for r in reversed_answer_effects(
+            AnswersSection.from_json(section), raw, y, np.array([PHONE] * 4), answers
+        )
     }
     assert set(rows) == {"bleed"}  # itch was not answered by anyone
     bleed = rows["bleed"]
@@ -218,8 +220,9 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
     assert bleed["triage_changed"] == 3  # each reversal moves the only evidence across 0.5
     assert bleed["malignant_no_longer_referred"] == 2
     # The phone's own threshold, above any P(malignant) here: no answer refers, none changes.
-    card["answers"]["triage"]["by_domain"] = {PHONE: {"own_threshold": 0.999}}
-    rows = reversed_answer_effects(card, raw, y, np.array([PHONE] * 4), answers)
+    section["triage"]["by_domain"] = {PHONE: {"own_threshold": 0.999}}
+    section = AnswersSection.from_json(section)
+    rows = reversed_answer_effects(section, raw, y, np.array([PHONE] * 4), answers)
     assert [(r["question"], r["triage_changed"]) for r in rows] == [("bleed", 0)]
 
 

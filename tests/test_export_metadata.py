@@ -10,11 +10,28 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from contract.card import Calibration, InputContract, ModelCard, Triage
 from contract.model_file import read_associated_files
 from contract.taxonomy import DISPLAY_NAMES, LABELS, MALIGNANT
 from export import metadata
 
 SIZE = 32
+CARD = ModelCard(
+    name="tiny skin-lesion classifier",
+    version="0.0.1-test",
+    labels=LABELS,
+    display_names=tuple(DISPLAY_NAMES[code] for code in LABELS),
+    malignant_labels=tuple(sorted(MALIGNANT)),
+    input=InputContract(height=SIZE, width=SIZE),
+    calibration=Calibration(temperature=1.25),
+    triage=Triage(malignant_threshold=0.3),
+    metrics={"val": {"overall": {"balanced_accuracy": 0.5}}, "note": "naïve ✓"},
+    intended_use="Testing the metadata writer.",
+    limitations=(),
+    data_sources=(),
+    license="Apache-2.0",
+    disclaimer="Not a diagnosis.",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +62,7 @@ def info() -> metadata.ModelInfo:
         display_names=tuple(DISPLAY_NAMES[code] for code in LABELS),
         input_height=SIZE,
         input_width=SIZE,
-        model_card={
-            "labels": list(LABELS),
-            "display_names": [DISPLAY_NAMES[code] for code in LABELS],
-            "malignant": sorted(MALIGNANT),
-            "input_size": [SIZE, SIZE],
-            "temperature": 1.25,
-            "triage_threshold": 0.3,
-            "metrics": {"balanced_accuracy": 0.5, "note": "naïve ✓"},
-        },
+        model_card=CARD,
     )
 
 
@@ -134,7 +143,8 @@ def test_associated_files_round_trip(models, info, kind):
     assert set(files) == {"labels.txt", "labels_en.txt", "model_card.json"}
     assert files["labels.txt"].decode().splitlines() == list(LABELS)
     assert files["labels_en.txt"].decode().splitlines() == [DISPLAY_NAMES[c] for c in LABELS]
-    assert json.loads(files["model_card.json"]) == info.model_card
+    assert ModelCard.from_json(json.loads(files["model_card.json"])) == info.model_card
+    assert "naïve ✓" in files["model_card.json"].decode()  # UTF-8, not escaped
 
 
 def _read_metadata(model: bytes):
@@ -203,7 +213,9 @@ def test_truncated_model_is_rejected(models, info):
 
 
 def test_label_count_must_match_output_size(models, info):
-    fewer = replace(info, labels=LABELS[:6], display_names=info.display_names[:6], model_card={})
+    names = info.display_names[:6]
+    card = replace(CARD, labels=LABELS[:6], display_names=names)
+    fewer = replace(info, labels=LABELS[:6], display_names=names, model_card=card)
     with pytest.raises(ValueError, match="does not match 6 labels"):
         metadata.write_metadata(models["float32"][0], fewer)
 
@@ -218,7 +230,7 @@ def test_input_size_must_match_model(models, info):
     [
         ({"display_names": ("a",) * 6}, "one display name per label"),
         ({"labels": ("a",) * 7}, "unique"),
-        ({"model_card": {"labels": ["x"]}}, "model_card labels"),
+        ({"model_card": replace(CARD, labels=("x",))}, "model_card labels"),
         ({"input_width": 0}, "input size"),
     ],
 )
@@ -227,6 +239,7 @@ def test_model_info_is_validated(info, changes, message):
         replace(info, **changes)
 
 
-def test_model_card_must_be_json(models, info):
-    with pytest.raises(ValueError, match="JSON"):
-        metadata.write_metadata(models["float32"][0], replace(info, model_card={"x": {1, 2}}))
+def test_the_packed_card_must_be_json_the_page_can_parse(models, info):
+    card = replace(CARD, metrics={"val": {"phone": {"referrals": float("nan")}}})
+    with pytest.raises(ValueError, match="JSON"):  # NaN: JSON.parse cannot read it
+        metadata.write_metadata(models["float32"][0], replace(info, model_card=card))

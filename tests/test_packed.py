@@ -193,4 +193,4 @@ strengths = [0.5]
     assert not (out / "model.keras").exists()
     assert PackedImages(packed).splits() == read_split(out / SPLIT_CSV)
     card = run_recipe(load_recipe(recipe), out, resume=True)
-    assert card["backbone"] == "tiny_cnn-ensemble-of-2" and "answers" in card
+    assert card.backbone == "tiny_cnn-ensemble-of-2" and card.answers is not None

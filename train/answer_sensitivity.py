@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from contract import metrics
+from contract.answers import answer_spec
+from contract.card import AnswersSection
 from contract.questionnaire import BY_NAME, YES_NO, Question
 from contract.records import label_indices
 from contract.run_folder import SPLITS
 from contract.screening import apply_temperature, refer
-from contract.triage import TriageThresholds
-from train.answers.fitting import models_from_card, ratios_of_answers
+from contract.taxonomy import LABELS
+from train.answers.fitting import ratios_of_answers
 from train.cli import check_run_and_model
 from train.data.answers import dataset_answers
 from train.evaluation.split_evaluation import card_of, split_predictions
@@ -39,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_run_and_model(parser, args.run, args.model)
     args.card = card_of(args.run, args.model)
-    if "answers" not in args.card:
+    if args.card.answers is None:
         parser.error("the model card has no answers section; run python -m train.fit_answers")
     return args
 
@@ -50,14 +52,17 @@ def recorded_choice(question: Question, value: str) -> str | None:
 
 
 def reversed_answer_effects(
-    card: dict, raw: np.ndarray, y: np.ndarray, domains: np.ndarray, answers: list[dict]
+    section: AnswersSection,
+    raw: np.ndarray,
+    y: np.ndarray,
+    domains: np.ndarray,
+    answers: list[dict],
 ) -> list[dict]:
     """One row per (domain, yes/no question): images answered, triage changes, referrals lost."""
-    temperature = card["answers"]["calibration"]["temperature"]
-    thresholds = TriageThresholds.from_card(card["answers"]["triage"])
+    spec = answer_spec(section, LABELS)
+    temperature, thresholds, models = spec.temperature, spec.triage, spec.models
     malignant = metrics.is_malignant(y)
     rows = []
-    models = models_from_card(card)
     for domain, model in models.items():
 
         def referred(given: list[dict], at: np.ndarray, domain=domain) -> np.ndarray:
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     outputs = split_predictions(args.run, args.model, args.split, card)
     records = outputs.records
     rows = reversed_answer_effects(
-        card,
+        card.answers,
         outputs.raw,
         label_indices(records),
         np.array([r.domain for r in records]),

@@ -47,17 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     except (RecalibrationError, ModelFileError) as error:
         print(f"python -m train.calibrate: error: {error}", file=sys.stderr)
         return 2
-    sections = {"photo only": card}
-    if "answers" in card:
-        sections["with answers"] = card["answers"]
+    sections = {"photo only": card, "with answers": card.answers}
     for name, section in sections.items():
-        thresholds = {
-            d: round(v["own_threshold"], 4) for d, v in section["triage"]["by_domain"].items()
-        }
-        print(
-            f"{name}: temperature {section['calibration']['temperature']:.3f}, "
-            f"thresholds {thresholds}"
-        )
+        if section is not None:
+            thresholds = {d: round(v, 4) for d, v in section.triage.thresholds.by_domain.items()}
+            temperature = section.calibration.temperature
+            print(f"{name}: temperature {temperature:.3f}, thresholds {thresholds}")
     print(f"wrote {args.run / MODEL_CARD_JSON}")
     return 0
 

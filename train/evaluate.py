@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 from contract import metrics
+from contract.card import MODEL_CARD_JSON, CardError, read_model_card
 from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
-from contract.run_folder import MODEL_CARD_JSON, MODEL_KERAS, SPLITS, read_model_card
+from contract.run_folder import MODEL_KERAS, SPLITS
 from train.cli import add_flips_option, check_run_and_model, comma_list
 from train.evaluation.split_evaluation import (
     card_of,
@@ -27,19 +28,6 @@ from train.evaluation.split_evaluation import (
 
 ANSWERED = list(QUESTION_NAMES)
 ALL_ANSWERS = "all"
-
-
-def same_card(card: dict, other: dict) -> bool:
-    """Whether two cards agree but for metrics and the file's `export` entry: a file's
-    measured metrics then belong in the run's card."""
-
-    def measured_apart(c: dict) -> dict:
-        kept = {k: v for k, v in c.items() if k not in ("metrics", "export")}
-        if "answers" in c:
-            kept["answers"] = {k: v for k, v in c["answers"].items() if k != "metrics"}
-        return kept
-
-    return measured_apart(card) == measured_apart(other)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,18 +69,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         card = card_of(args.run, args.model)
     except ModelFileError as error:
         parser.error(f"--model {args.model}: {error}")
+    except CardError as error:
+        parser.error(str(error))
     if args.update_card and args.model is not None:
         if (args.run / MODEL_KERAS).is_file():
             parser.error("--update-card records the run's own Keras model; drop --model")
         if not (args.run / MODEL_CARD_JSON).is_file():
             parser.error(f"--update-card: {args.run} has no {MODEL_CARD_JSON} to record in")
-        if not same_card(card, read_model_card(args.run)):
+        if card.without_measurements() != read_model_card(args.run).without_measurements():
             parser.error(
                 f"--update-card: {args.model} does not carry the run's card (pack it with "
                 "python -m export.card after python -m train.calibrate)"
             )
     if args.answers is not None:
-        if "answers" not in card:
+        if card.answers is None:
             parser.error("the model card has no answers section; run python -m train.fit_answers")
         asked = comma_list(args.answers) if args.answers != ALL_ANSWERS else []
         unknown = sorted(set(asked) - set(ANSWERED))

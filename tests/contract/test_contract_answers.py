@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from contract.answers import DomainModel, answer_spec, log_softmax
+from contract.answers import AnswerSpec, DomainModel, answer_spec, log_softmax
+from contract.card import ModelCard
 from contract.questionnaire import AnswerError
 
 LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+
+
+def spec_of(card: dict) -> AnswerSpec | None:
+    """The answers of a card's JSON, read as every client reads them."""
+    return answer_spec(ModelCard.from_json(card).answers, LABELS)
 
 
 def log_ratios(features, weights, bias):
@@ -50,7 +56,7 @@ def test_a_question_the_card_does_not_ask_is_refused(answers_card):
     phone.update(questions=["age", "sex"], features=phone["features"][:7])
     phone["weights"] = phone["weights"][:7]
     del section["models"]["dermoscopic"]
-    spec = answer_spec(answers_card, LABELS)
+    spec = spec_of(answers_card)
     assert spec.read({"age": ["50"]}).indices == {"age": 2}
     with pytest.raises(AnswerError) as raised:
         spec.read({"itch": ["yes"]})
@@ -58,12 +64,12 @@ def test_a_question_the_card_does_not_ask_is_refused(answers_card):
 
 
 def test_the_well_formed_card_is_accepted(answers_card):
-    spec = answer_spec(answers_card, LABELS)
+    spec = spec_of(answers_card)
     assert set(spec.models) == {"phone", "dermoscopic"} and spec.temperature == 0.8
     assert spec.photo_referral_stands is True
-    assert answer_spec({"labels": list(LABELS)}, LABELS) is None
+    assert answer_spec(None, LABELS) is None
     del answers_card["answers"]["triage"]["photo_referral_stands"]  # a card written before it
-    assert answer_spec(answers_card, LABELS).photo_referral_stands is False
+    assert spec_of(answers_card).photo_referral_stands is False
 
 
 @pytest.mark.parametrize(
@@ -75,10 +81,10 @@ def test_the_well_formed_card_is_accepted(answers_card):
         (lambda a: a.pop("calibration"), "missing 'calibration'"),
         (lambda a: a["calibration"].update(temperature=0), "temperature must be positive"),
         (lambda a: a["questions"][0].update(bins=[45, 30, 60, 75]), "ascending"),
-        (lambda a: a["triage"].update(photo_referral_stands="yes"), "true or false"),
+        (lambda a: a["triage"].update(photo_referral_stands="yes"), "stands: expected bool"),
     ],
 )
 def test_a_malformed_answers_section_is_refused(answers_card, change, reason):
     change(answers_card["answers"])
     with pytest.raises(ValueError, match=reason):
-        answer_spec(answers_card, LABELS)
+        spec_of(answers_card)

@@ -14,9 +14,7 @@ from contract.run_folder import (
     SPLIT_CSV,
     RunFolderError,
     check_run_folder,
-    read_model_card,
     read_split,
-    write_model_card,
     write_split,
 )
 from contract.taxonomy import LABELS
@@ -34,12 +32,6 @@ def test_the_split_reads_back_as_written(tmp_path: Path):
     }
     write_split(tmp_path / SPLIT_CSV, split)
     assert read_split(tmp_path / SPLIT_CSV) == split
-
-
-def test_the_card_reads_back_as_written(tmp_path: Path):
-    card = {"name": "m", "labels": ["nv", "mel"], "input": {"height": 64}}
-    write_model_card(tmp_path, card)
-    assert read_model_card(tmp_path) == card
 
 
 def test_the_check_names_the_first_missing_file_and_what_writes_it(tmp_path: Path):

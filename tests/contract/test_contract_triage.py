@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from contract.triage import DEFAULT_THRESHOLD, TriageThresholds
+from contract.card import CardError, Triage
 
 SECTION = {
     "malignant_threshold": 0.05,
@@ -17,7 +17,7 @@ SECTION = {
 
 
 def test_a_stated_kind_gets_its_own_threshold_and_an_unstated_one_the_lowest():
-    thresholds = TriageThresholds.from_card(SECTION)
+    thresholds = Triage.from_json(SECTION).thresholds
     assert thresholds.for_domain("dermoscopic") == 0.15
     assert thresholds.for_domain("phone") == 0.05
     assert thresholds.for_domain(None) == thresholds.for_domain("") == 0.05
@@ -25,17 +25,16 @@ def test_a_stated_kind_gets_its_own_threshold_and_an_unstated_one_the_lowest():
 
 
 def test_each_image_of_a_split_gets_its_kinds_threshold():
-    thresholds = TriageThresholds.from_card(SECTION)
+    thresholds = Triage.from_json(SECTION).thresholds
     per_image = thresholds.for_images(["phone", "dermoscopic", "dermoscopic"])
     assert per_image.dtype == np.float64
     assert per_image.tolist() == [0.05, 0.15, 0.15]
 
 
 def test_a_card_without_per_kind_thresholds_has_one_for_every_photo():
-    thresholds = TriageThresholds.from_card({"malignant_threshold": 0.3})
+    thresholds = Triage.from_json({"malignant_threshold": 0.3}).thresholds
     assert thresholds.by_domain == {}
     assert thresholds.for_images(["phone", "dermoscopic"]).tolist() == [0.3, 0.3]
-    assert TriageThresholds.from_card(None).any_domain == DEFAULT_THRESHOLD
     assert thresholds.as_json() == {"malignant_threshold": 0.3, "by_domain": {}}
 
 
@@ -48,6 +47,6 @@ def test_a_card_without_per_kind_thresholds_has_one_for_every_photo():
         {"malignant_threshold": 0.3, "by_domain": ["phone"]},
     ],
 )
-def test_a_malformed_section_is_a_value_error(section):
-    with pytest.raises(ValueError, match="triage thresholds"):
-        TriageThresholds.from_card(section)
+def test_a_malformed_section_is_a_card_error(section):
+    with pytest.raises(CardError, match="^Triage"):
+        Triage.from_json(section)

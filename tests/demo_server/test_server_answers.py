@@ -363,6 +363,7 @@ def test_model_page_compares_test_figures_with_answers(answers_client, client):
 
 
 def test_model_page_says_what_to_expect_of_the_triage(answers_client, answers_card):
+    from contract.card import ModelCard
     from demo_server.pages import triage_expectations
 
     html = answers_client.get("/model").get_data(as_text=True)
@@ -377,12 +378,12 @@ def test_model_page_says_what_to_expect_of_the_triage(answers_client, answers_ca
     ]
     assert "95% confidence" in html
     answers_card["triage"]["by_domain"]["phone"]["referrals_per_malignant_found"] = float("nan")
-    rows = triage_expectations(answers_card)
+    rows = triage_expectations(ModelCard.from_json(answers_card))
     phone = next(r for r in rows if r["inputs"] == "photo only" and r["domain"] == "Phone camera")
     assert phone["referrals"] is None and phone["lower_bound"] == 0.962  # none found: a dash
     answers_card["triage"].pop("by_domain")
     answers_card["answers"]["triage"].pop("by_domain")
-    assert triage_expectations(answers_card) == []
+    assert triage_expectations(ModelCard.from_json(answers_card)) == []
 
 
 def test_model_page_without_per_domain_triage_has_no_expectations(client):

@@ -206,9 +206,9 @@ def test_model_page_summarises_the_shipped_models_metrics():
     app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
     card = default_classifier(app).metadata.card
     page = app.test_client().get("/model").get_data(as_text=True)
-    for split in card["metrics"]:
+    for split in card.metrics:
         assert f"<h3>{split} split</h3>" in page
-        bacc = card["metrics"][split]["phone"]["balanced_accuracy"]
+        bacc = card.metrics[split]["phone"]["balanced_accuracy"]
         assert f"<td>{bacc:.3f}</td>" in page or f"<td>{bacc:.3f} <span" in page
 
 
@@ -220,7 +220,7 @@ def test_model_page_says_what_the_shipped_threshold_did_on_test():
     from demo_server import create_app
 
     app = create_app({"MODEL_PATH": SHIPPED_MODEL, "INTERPRETERS": 1, "LESION_GATE_PATH": None})
-    phone = default_classifier(app).metadata.card["metrics"]["test"]["phone"]
+    phone = default_classifier(app).metadata.card.metrics["test"]["phone"]
     page = app.test_client().get("/model").get_data(as_text=True)
     table = page[page.index('class="metrics triage-on-test"') :]
     table = table[: table.index("</table>")]

@@ -17,17 +17,19 @@ from pathlib import Path
 import numpy as np
 
 from contract import metrics
-from contract.answers import PHOTO_REFERRAL_STANDS, RULE, DomainModel, answer_spec
+from contract.answers import RULE, DomainModel, answer_spec
+from contract.card import (
+    AnswersSection,
+    Calibration,
+    ModelCard,
+    Triage,
+    read_model_card,
+    write_model_card,
+)
 from contract.colour_constancy import apply, step_of
 from contract.questionnaire import BY_NAME, QUESTIONS, QUESTIONS_BY_DOMAIN, encode_recorded
 from contract.records import Record, Skipped, label_indices
-from contract.run_folder import (
-    MODEL_KERAS,
-    SPLIT_CSV,
-    read_model_card,
-    read_split,
-    write_model_card,
-)
+from contract.run_folder import MODEL_KERAS, SPLIT_CSV, read_split
 from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
 from train.answers.regression import fit_answer_model
@@ -74,17 +76,17 @@ def ratios_of_answers(
     ).reshape(-1, len(LABELS))
 
 
-def models_from_card(card: dict) -> dict[str, DomainModel]:
+def models_from_card(card: ModelCard) -> dict[str, DomainModel]:
     """The card's answers models, parsed as every client parses them (`contract.answers`)."""
-    spec = answer_spec(card, LABELS)
+    spec = answer_spec(card.answers, LABELS)
     return spec.models if spec is not None else {}
 
 
-def answers_triage(calibration: ValCalibration, target: float) -> dict:
+def answers_triage(calibration: ValCalibration, target: float) -> Triage:
     """The answers' triage section: their own thresholds, and the photo's referral standing
     (`contract.screening.standing_thresholds`): the answers may add a referral, never cancel
     one, since they cost sensitivity on patients the model had not seen."""
-    return calibration.triage(target) | {PHOTO_REFERRAL_STANDS: True}
+    return replace(calibration.triage(target), photo_referral_stands=True)
 
 
 def fit_domain_models(train: list[Record]) -> dict[str, DomainModel]:
@@ -117,7 +119,7 @@ def best_strength(
     return max(scores, key=lambda s: (scores[s], -s)), scores
 
 
-def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -> dict:
+def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -> ModelCard:
     """Fit the answers' model of a finished run into its model card; returns the card."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -129,7 +131,7 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
     card = read_model_card(run_dir)
     split = read_split(run_dir / SPLIT_CSV)
     skipped = Skipped()
-    pixels, val = decode_records(split["val"], card["input"]["height"], skipped)
+    pixels, val = decode_records(split["val"], card.input.height, skipped)
     skipped.warn()
     cutouts = is_cutout(pixels)
     raw = predict_keras(
@@ -148,20 +150,20 @@ def fit_answers(run_dir: Path, strengths: Sequence[float] = DEFAULT_STRENGTHS) -
         models[domain] = replace(model, strength=strength)
         chosen[domain] = {"strength": strength, "val_balanced_accuracy_by_strength": scores}
         print(f"{domain}: val balanced accuracy by strength {scores}; chose {strength}")
-    target = card["triage"]["target_sensitivity"]
+    target = card.triage.target_sensitivity
     calibration = calibrate_on_val(val, raw, target, answer_ratios(models, val), cutouts)
-    card["answers"] = {
-        "questions": [q.as_json() for q in QUESTIONS],
-        "models": {d: m.as_json() for d, m in models.items()},
-        "rule": RULE,
-        "fitted_on": "train (regressions), val (strengths, temperature, threshold)",
-        "strength_search": chosen,
-        "calibration": {"temperature": calibration.temperature, "fitted_on": "val"},
-        "triage": answers_triage(calibration, target),
-        "metrics": {"val": calibration.report},
-    }
-    if ANSWERS_LIMITATION not in card["limitations"]:
-        card["limitations"].append(ANSWERS_LIMITATION)
+    answers = AnswersSection(
+        questions=tuple(q.as_json() for q in QUESTIONS),
+        models={d: m.as_json() for d, m in models.items()},
+        rule=RULE,
+        fitted_on="train (regressions), val (strengths, temperature, threshold)",
+        strength_search=chosen,
+        calibration=Calibration(temperature=calibration.temperature, fitted_on="val"),
+        triage=answers_triage(calibration, target),
+        metrics={"val": calibration.report},
+    )
+    limitations = tuple(dict.fromkeys((*card.limitations, ANSWERS_LIMITATION)))
+    card = replace(card, answers=answers, limitations=limitations)
     write_model_card(run_dir, card)
     for domain, report in calibration.report.items():
         print(f"val with answers, {domain}: {metrics.summary_line(report)}")

@@ -9,47 +9,64 @@ regressions and strengths stay as they were.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
-from contract.model_file import identity_differences, model_card, read_model_file
-from contract.run_folder import read_model_card, write_model_card
+from contract.card import (
+    AnswersSection,
+    Calibration,
+    ModelCard,
+    Triage,
+    read_model_card,
+    write_model_card,
+)
+from contract.model_file import model_card, read_model_file
 from train.answers.fitting import answer_ratios, answers_triage, models_from_card
-from train.evaluation.split_evaluation import split_predictions
+from train.evaluation.evaluate import split_predictions
 from train.model.calibration import ValCalibration, calibrate_on_val
+
+_Section = TypeVar("_Section", ModelCard, AnswersSection)
 
 
 class RecalibrationError(ValueError):
     """The model file is not the run's model; the message says what differs."""
 
 
-def recalibrate(run: Path, model: Path, flips: int = 1) -> dict:
+def recalibrate(run: Path, model: Path, flips: int = 1) -> ModelCard:
     """Fit the run card's photo-only (and answers') temperature and thresholds on val from
     `model`'s outputs (averaged over `flips` flips and rotations of each image); drops test
     metrics, which were measured at the old thresholds."""
     card = read_model_card(run)
-    differing = identity_differences(card, model_card(read_model_file(model)))
+    differing = card.identity_differences(model_card(read_model_file(model)))
     if differing:
         raise RecalibrationError(
             f"{model} carries another model's card than {run} (differs in {differing})"
         )
     outputs = split_predictions(run, model, "val", card, flips)
     raw, val, cutouts = outputs.raw, outputs.records, outputs.cutouts
-    target = card["triage"]["target_sensitivity"]
+    target = card.triage.target_sensitivity
     averaged = f", averaged over {flips} flips and rotations" if flips > 1 else ""
     fitted_on = f"val, outputs of {model.name}{averaged}"
     photo = calibrate_on_val(val, raw, target, cutouts=cutouts)
-    _record(card, photo, photo.triage(target), fitted_on)
-    if "answers" in card:
+    card = _refitted(card, photo, photo.triage(target), fitted_on)
+    if card.answers is not None:
         ratios = answer_ratios(models_from_card(card), val)
         answers = calibrate_on_val(val, raw, target, ratios, cutouts)
-        _record(card["answers"], answers, answers_triage(answers, target), fitted_on)
+        triage = answers_triage(answers, target)
+        card = replace(card, answers=_refitted(card.answers, answers, triage, fitted_on))
     write_model_card(run, card)
     return card
 
 
-def _record(section: dict, calibration: ValCalibration, triage: dict, fitted_on: str) -> None:
-    """A card's (or its answers section's) calibration, triage and val metrics, replaced."""
-    section["calibration"] = {"temperature": calibration.temperature, "fitted_on": fitted_on}
-    rule = section["triage"].get("rule")
-    section["triage"] = triage | ({"rule": rule} if rule else {})
-    section["metrics"] = {"val": calibration.report}
+def _refitted(
+    section: _Section, calibration: ValCalibration, triage: Triage, fitted_on: str
+) -> _Section:
+    """A card (or its answers section) with its calibration, triage and val metrics replaced;
+    the triage keeps its rule in words."""
+    return replace(
+        section,
+        calibration=Calibration(temperature=calibration.temperature, fitted_on=fitted_on),
+        triage=replace(triage, rule=section.triage.rule),
+        metrics={"val": calibration.report},
+    )

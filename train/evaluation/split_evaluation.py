@@ -21,18 +21,13 @@ import numpy as np
 from contract import metrics
 from contract.answers import answer_spec
 from contract.bootstrap import grouped_bootstrap_intervals
+from contract.card import ModelCard, read_model_card, write_model_card
 from contract.colour_constancy import apply, step_of
 from contract.interpreter import predict_tflite
 from contract.lesion_gate import is_cutout
 from contract.model_file import model_card, read_model_file
 from contract.records import Record, Skipped, decode_records, label_indices
-from contract.run_folder import (
-    MODEL_KERAS,
-    SPLIT_CSV,
-    read_model_card,
-    read_split,
-    write_model_card,
-)
+from contract.run_folder import MODEL_KERAS, SPLIT_CSV, read_split
 from contract.screening import apply_temperature, refer, standing_thresholds
 from contract.taxonomy import LABELS
 from contract.triage import TriageThresholds
@@ -58,7 +53,7 @@ class Evaluated:
     per_image: np.ndarray  # the threshold each image was triaged at (0: the photo's referral)
 
 
-def card_of(run: Path, model: Path | None) -> dict:
+def card_of(run: Path, model: Path | None) -> ModelCard:
     """The model card the evaluated model carries (a .tflite's own, else the run's)."""
     if model is not None:
         return model_card(read_model_file(model))
@@ -86,13 +81,13 @@ class SplitPredictions:
 
 
 def split_predictions(
-    run: Path, model: Path | None, split: str, card: dict, flips: int = 1
+    run: Path, model: Path | None, split: str, card: ModelCard, flips: int = 1
 ) -> SplitPredictions:
     """Raw probabilities of `model` (a .tflite) or the run's Keras model on one split; with
     `flips` > 1, averaged over that many flips and rotations of each image (`flipped_views`)."""
     skipped = Skipped()
     pixels, records = decode_records(
-        read_split(run / SPLIT_CSV)[split], card["input"]["height"], skipped
+        read_split(run / SPLIT_CSV)[split], card.input.height, skipped
     )
     skipped.warn()
     cutouts = is_cutout(pixels)  # by the pixels as decoded, before the card's step
@@ -126,21 +121,21 @@ def evaluate(
     y = label_indices(records)
     domains = np.array([r.domain for r in records])
     groups = np.array([r.group for r in records])
-    calibration, triage = card["calibration"], card["triage"]
-    per_image = TriageThresholds.from_card(triage).for_images(domains)
+    temperature, thresholds = card.calibration.temperature, card.triage.thresholds
+    per_image = thresholds.for_images(domains)
     ratios = None
     if answers is not None:
-        spec = answer_spec(card, LABELS)  # the card's answers, read as every client reads them
-        photo_p = metrics.malignant_probability(apply_temperature(raw, calibration["temperature"]))
+        spec = answer_spec(card.answers, LABELS)  # the card's answers, as every client reads them
+        if spec is None:
+            raise ValueError("the model card has no answers section")
+        photo_p = metrics.malignant_probability(apply_temperature(raw, temperature))
         photo_refers = refer(photo_p, per_image)
         ratios = answer_ratios(spec.models, records, answers)
-        calibration, triage = card["answers"]["calibration"], card["answers"]["triage"]
-        per_image = spec.triage.for_images(domains)
+        temperature, thresholds = spec.temperature, spec.triage
+        per_image = thresholds.for_images(domains)
         if spec.photo_referral_stands:
             per_image = standing_thresholds(per_image, photo_refers)
         name += "-answers"
-    temperature = calibration["temperature"]
-    thresholds = TriageThresholds.from_card(triage)
     probs = apply_temperature(raw, temperature, ratios)
     uncalibrated = raw if ratios is None else apply_temperature(raw, 1.0, ratios)
     scopes = metrics.domain_scopes(domains, outputs.cutouts)
@@ -199,6 +194,4 @@ def write_evaluation(
 
 def record_in_card(run: Path, split: str, report: dict, with_answers: bool) -> None:
     """Store a split's metrics of the run's own model in its card, so exports carry them."""
-    card = read_model_card(run)
-    (card["answers"] if with_answers else card)["metrics"][split] = report
-    write_model_card(run, card)
+    write_model_card(run, read_model_card(run).with_metrics(split, report, with_answers))

@@ -13,17 +13,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from contract.card import ModelCard, read_model_card, write_model_card
 from contract.colour_constancy import apply, step_of
 from contract.records import Skipped
-from contract.run_folder import (
-    MODEL_KERAS,
-    SPLIT_CSV,
-    RunFolderError,
-    check_run_folder,
-    read_model_card,
-    read_split,
-    write_model_card,
-)
+from contract.run_folder import MODEL_KERAS, SPLIT_CSV, RunFolderError, check_run_folder, read_split
 from train.data.split import differing_split
 from train.model.card import build_model_card
 
@@ -47,7 +40,7 @@ def check_members(runs: Sequence[Path]) -> None:
                 f"{run} was trained on another split than {runs[0]}; train it with "
                 f"--split-from {runs[0] / SPLIT_CSV}"
             )
-    sizes = {read_model_card(run)["input"]["height"] for run in runs}
+    sizes = {read_model_card(run).input.height for run in runs}
     if len(sizes) > 1:
         raise EnsembleError(f"the runs take different input sizes ({sorted(sizes)})")
     steps = {str(step_of(read_model_card(run))) for run in runs}
@@ -68,13 +61,13 @@ def build_ensemble(members: list, image_size: int):
     return keras.Model(inputs, averaged, name=f"skin_lesion_ensemble_of_{len(members)}")
 
 
-def members_normalisation(cards: list[dict]) -> str:
+def members_normalisation(cards: list[ModelCard]) -> str:
     """What the members do to the pixels (each inside itself; the ensemble adds nothing)."""
-    steps = {c["preprocessing"].removeprefix("inside the model: ").split(";")[0] for c in cards}
+    steps = {str(c.preprocessing).removeprefix("inside the model: ").split(";")[0] for c in cards}
     return " and ".join(sorted(steps))
 
 
-def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
+def ensemble_runs(runs: Sequence[Path], out: Path) -> ModelCard:
     """Write the averaged model of `runs` as the run folder `out`; returns its model card."""
     check_members(runs)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,12 +80,12 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     from train.model.predict import predict_keras
 
     cards = [read_model_card(run) for run in runs]
-    size = cards[0]["input"]["height"]
+    size = cards[0].input.height
     model = build_ensemble([keras.models.load_model(run / MODEL_KERAS) for run in runs], size)
     skipped = Skipped()
     x_val, val_records = decode_records(read_split(runs[0] / SPLIT_CSV)["val"], size, skipped)
     skipped.warn()
-    target = cards[0]["triage"]["target_sensitivity"]
+    target = cards[0].triage.target_sensitivity
     cutouts = is_cutout(x_val)
     step = step_of(cards[0])
     raw_val = predict_keras(model, apply(x_val, step))
@@ -101,24 +94,24 @@ def ensemble_runs(runs: Sequence[Path], out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_KERAS)
     shutil.copyfile(runs[0] / SPLIT_CSV, out / SPLIT_CSV)
-    backbones = sorted({card["backbone"] for card in cards})
+    backbones = sorted({str(card.backbone) for card in cards})
     card = build_model_card(
         backbone=f"{'+'.join(backbones)}-ensemble-of-{len(cards)}",
         image_size=size,
         normalisation=members_normalisation(cards),
         hparams={
             "members": [
-                {"run": run.name, **c["hparams"]} for run, c in zip(runs, cards, strict=True)
+                {"run": run.name, **c.hparams} for run, c in zip(runs, cards, strict=True)
             ]
         },
-        counts=cards[0]["counts"],
+        counts=cards[0].counts,
         skipped=len(skipped.items),
         temperature=calibration.temperature,
         triage=calibration.triage(target),
         val_metrics=calibration.report,
         training={
-            "members": [c["training"] for c in cards],
-            "train_seconds": round(sum(c["training"]["train_seconds"] for c in cards), 1),
+            "members": [c.training for c in cards],
+            "train_seconds": round(sum(c.training["train_seconds"] for c in cards), 1),
         },
         colour_constancy=step,
     )

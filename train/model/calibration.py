@@ -12,6 +12,7 @@ import numpy as np
 
 from contract import metrics
 from contract.bootstrap import confident_threshold
+from contract.card import DomainTriage, Triage
 from contract.records import Record, label_indices
 from contract.screening import apply_temperature, refer
 from contract.triage import TriageThresholds
@@ -34,15 +35,16 @@ class ValCalibration:
     report: dict  # calibrated val metrics, each domain at its own threshold
     by_domain: dict  # each domain's own confident threshold, its bound, and what to expect
 
-    def triage(self, target: float) -> dict:
+    def triage(self, target: float) -> Triage:
         """The model card's triage section for this calibration."""
-        return {
-            "malignant_threshold": self.threshold,
-            "target_sensitivity": target,
-            "chosen_on": "val",
-            "threshold_rule": THRESHOLD_RULE,
-            "by_domain": self.by_domain,
-        }
+        by_domain = {d: DomainTriage.from_json(f) for d, f in self.by_domain.items()}
+        return Triage(
+            malignant_threshold=self.threshold,
+            target_sensitivity=target,
+            chosen_on="val",
+            threshold_rule=THRESHOLD_RULE,
+            by_domain=by_domain,
+        )
 
 
 def threshold_for_sensitivity(y_true: np.ndarray, probs: np.ndarray, target: float) -> float:

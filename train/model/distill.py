@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.card import read_model_card
 from contract.colour_constancy import apply, step_of
 from contract.interpreter import predict_tflite
-from contract.model_file import ModelFileError, identity_differences, model_card, read_model_file
+from contract.model_file import ModelFileError, model_card, read_model_file
 from contract.run_folder import (
     FINISHED_RUN,
     MODEL_CARD_JSON,
@@ -24,7 +25,6 @@ from contract.run_folder import (
     SPLIT_CSV,
     RunFolderError,
     check_run_folder,
-    read_model_card,
 )
 from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
@@ -50,7 +50,7 @@ def check_teacher(
     card = read_model_card(teacher)
     if model is not None:
         try:
-            differing = identity_differences(card, model_card(read_model_file(model)))
+            differing = card.identity_differences(model_card(read_model_file(model)))
         except ModelFileError as error:
             raise TeacherError(f"--distill-model {model}: {error}") from None
         if differing:
@@ -64,7 +64,7 @@ def check_teacher(
             "the student's split.csv, or it would pass on what it learnt from the student's "
             "val and test images"
         )
-    teacher_size = card["input"]["height"]
+    teacher_size = card.input.height
     if teacher_size != image_size:
         raise TeacherError(
             f"{teacher} takes {teacher_size} px images; the student trains at "

@@ -156,10 +156,10 @@ def train(
     import numpy as np
 
     from contract import metrics
+    from contract.card import write_model_card
     from contract.colour_constancy import apply
     from contract.lesion_gate import is_cutout
     from contract.records import label_indices
-    from contract.run_folder import write_model_card
     from train.data.pipeline import TrainingBatches, balancing_weights, one_hot
     from train.model.backbones import get_spec
     from train.model.calibration import calibrate_on_val

@@ -4,8 +4,9 @@ For every phone photo of one split of the segmenter's run (default val), the cla
 is run twice, on the whole photo and on the crop around the lesion the segmenter .tflite finds
 (`contract.framing.frame`: only when it finds one lesion; a photo with none or several is
 classified whole both times, as the server would). Both are calibrated with the classifier's
-card (temperature, triage threshold) and compared image by image with the paired grouped
-bootstrap of `train.compare` (`contract.bootstrap.paired_difference_intervals`).
+card (temperature; the phone photos' own triage threshold, as a request stating the kind gets)
+and compared image by image with the paired grouped bootstrap of `train.compare`
+(`contract.bootstrap.paired_difference_intervals`).
 
 Which photos can judge it: the shipped classifier's own split cannot be remade (docs/history/
 experiments.md), so some photos of a new split were in its training data; on those the whole
@@ -52,11 +53,11 @@ def measure_framing(
     seg_bytes = read_model_file(segmenter, "segmenter")
     seg_info = read_segmenter_info(seg_bytes)
     card = model_card(read_model_file(classifier))
-    if list(card["labels"]) != list(LABELS):
-        raise ValueError(f"classifier labels {card['labels']} are not {LABELS}")
-    size = int(card["input"]["height"])
-    temperature = float(card["calibration"]["temperature"])
-    threshold = float(card["triage"]["malignant_threshold"])
+    if card.labels != LABELS:
+        raise ValueError(f"classifier labels {card.labels} are not {LABELS}")
+    size = card.input.height
+    temperature = card.calibration.temperature
+    threshold = card.triage.thresholds.for_domain(PHONE)
 
     images = [open_upright_rgb(r.path)[0] for r in records]
     seg_pixels = np.stack(
