@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("contract", "train", "export", "demo_server")
+PACKAGES = ("contract", "train", "export", "demo_server", "pipeline")
 THE_CARD_MODULE = Path("contract/card.py")
 _CARD_NAME = re.compile(r"(^|_)cards?$")
 # read_model_card, model_card, card_of, build_model_card; not models_from_card (its models)
