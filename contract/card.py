@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import copy
 import json
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from contract.jsonclass import JsonClass, JsonFormatError
 from contract.triage import TriageThresholds
 
 SCHEMA_VERSION = 1
@@ -40,24 +39,16 @@ MODEL_CARD_JSON = "model_card.json"  # in a run or export folder, and packed in 
 MODEL_IDENTITY = ("name", "version", "labels", "input")
 
 JsonObject = Mapping[str, Any]
-_T = TypeVar("_T")
 
 
-class CardError(ValueError):
+class CardError(JsonFormatError):
     """The JSON is not a model card this code can read; the message says where and why."""
 
 
-class _Section:
-    """A part of the card, read from and written to its JSON object by its fields' types."""
+class _Section(JsonClass):
+    """A part of the card (absent fields left out of its JSON)."""
 
-    @classmethod
-    def from_json(cls: type[_T], value: Any, where: str = "") -> _T:
-        """The section a JSON object holds; CardError naming the first key that is wrong."""
-        return _decode_section(cls, value, where or cls.__name__)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object: absent fields (None) left out, so an old card stays as read."""
-        return _encode(self)
+    format_error = CardError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +168,7 @@ class ModelCard(_Section):
     @classmethod
     def from_json(cls, value: Any, where: str = "model card") -> ModelCard:
         """The card a JSON object holds; CardError naming the first key that is wrong."""
-        card = _decode_section(cls, value, where)
+        card = super().from_json(value, where)
         if card.schema_version is not None and card.schema_version > SCHEMA_VERSION:
             raise CardError(
                 f"model card schema_version {card.schema_version} is newer than this code "
@@ -233,65 +224,3 @@ def write_model_card(folder: Path, card: ModelCard) -> Path:
     path = folder / MODEL_CARD_JSON
     path.write_text(card.to_text(), encoding="utf-8")
     return path
-
-
-# --- JSON <-> dataclasses, by the fields' types ---------------------------------------------
-
-
-def _decode(kind: Any, value: Any, where: str) -> Any:
-    """`value` read as `kind` (a section dataclass, a tuple, a mapping or a JSON scalar)."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):  # `X | None`: None is an absent key
-        (inner,) = [a for a in args if a is not type(None)]
-        return _decode(inner, value, where)
-    if is_dataclass(kind):
-        return _decode_section(kind, value, where)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise CardError(f"{where}: expected a list, got {type(value).__name__}")
-        return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is Mapping:
-        _expect_object(value, where)
-        return {str(k): _decode(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if kind is Any:
-        return copy.deepcopy(value)
-    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise CardError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
-
-
-def _decode_section(kind: type[_T], value: Any, where: str) -> _T:
-    _expect_object(value, where)
-    hints = typing.get_type_hints(kind)
-    known = {f.name for f in fields(kind)}
-    unknown = [key for key in value if key not in known]
-    if unknown:
-        raise CardError(f"{where}: unknown key(s) {unknown} (see contract/card.py)")
-    values = {}
-    for f in fields(kind):
-        if f.name in value and value[f.name] is not None:
-            values[f.name] = _decode(hints[f.name], value[f.name], f"{where}.{f.name}")
-        elif f.default is MISSING:
-            raise CardError(f"{where}: missing '{f.name}'")
-    return kind(**values)
-
-
-def _expect_object(value: Any, where: str) -> None:
-    if not isinstance(value, Mapping):
-        raise CardError(f"{where}: expected a JSON object, got {type(value).__name__}")
-
-
-def _encode(value: Any) -> Any:
-    if is_dataclass(value):
-        return {
-            f.name: _encode(getattr(value, f.name))
-            for f in fields(value)
-            if getattr(value, f.name) is not None
-        }
-    if isinstance(value, tuple | list):
-        return [_encode(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _encode(v) for k, v in value.items()}
-    return value

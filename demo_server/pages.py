@@ -25,8 +25,9 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.security import safe_join
 
-from contract.card import ModelCard
 from contract.answers import DEFAULT_DOMAIN, AnswerSpec, request_domains
+from contract.bench_report import BenchReportError, read_bench_report
+from contract.card import ModelCard
 from demo_server import explain as occlusion
 from demo_server.compression import send_compressible
 from demo_server.config import REPO_ROOT
@@ -264,19 +265,18 @@ def page_csp(importmap: str) -> str:
 def native_bench(model_path: Path) -> dict[str, Any] | None:
     """export.bench's XNNPACK figures for this model file (models/bench/bench.json), if any."""
     try:
-        data = json.loads((model_path.parent / "bench" / "bench.json").read_text())
-        rows = [
-            {"threads": int(r["threads"]), "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"]}
-            for r in data["rows"]
-            if r.get("model") == model_path.name and r.get("backend") == "xnnpack"
-        ]
-        machine = str(data.get("machine", {}).get("platform", ""))
-        runs = int(data.get("config", {}).get("runs", 0))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        report = read_bench_report(model_path.parent / "bench")
+    except (OSError, BenchReportError):
         return None
-    return (
-        {"model": model_path.name, "rows": rows, "machine": machine, "runs": runs} if rows else None
-    )
+    rows = [
+        {"threads": r.threads, "p50_ms": r.p50_ms, "p90_ms": r.p90_ms}
+        for r in report.rows
+        if r.model == model_path.name and r.backend == "xnnpack"
+    ]
+    if not rows:
+        return None
+    machine, runs = report.machine.platform, report.config.runs
+    return {"model": model_path.name, "rows": rows, "machine": machine, "runs": runs}
 
 
 def native_benches() -> dict[str, dict[str, Any]]:

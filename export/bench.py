@@ -13,7 +13,6 @@ logs into the same table via `parse_benchmark_model_output`.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import platform
 import re
@@ -28,7 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-LOCAL_BACKENDS = ("xnnpack", "builtin")  # builtin = LiteRT kernels without default delegates
+from contract.bench_report import (
+    LOCAL_BACKENDS,
+    BenchConfig,
+    BenchReport,
+    BenchRow,
+    Machine,
+    write_bench_report,
+)
+from contract.commands import comma_list, comma_separated
+
 ANDROID_BACKENDS = {
     "xnnpack": "--use_xnnpack=true",
     "cpu": "--use_xnnpack=false",
@@ -36,41 +44,6 @@ ANDROID_BACKENDS = {
     "nnapi": "--use_nnapi=true",
 }
 ANDROID_DEVICE_DIR = "/data/local/tmp/skinlesion_bench"
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """How to benchmark: thread counts, backends and how many runs (as benchmark_model)."""
-
-    threads: tuple[int, ...] = (1,)
-    backends: tuple[str, ...] = LOCAL_BACKENDS
-    runs: int = 50
-    warmup: int = 5
-    block: int = 10  # runs per model per round-robin turn
-
-
-@dataclass(frozen=True)
-class BenchRow:
-    """One table row; times in milliseconds, None where the source does not report it.
-
-    `peak_mem_mb` is the peak RSS growth of the process running the model over its baseline
-    after imports, like benchmark_model's "memory footprint delta".
-    """
-
-    model: str
-    size_mb: float | None
-    backend: str
-    threads: int
-    runs: int
-    init_ms: float
-    first_ms: float
-    warmup_avg_ms: float | None
-    avg_ms: float
-    p50_ms: float | None
-    p90_ms: float | None
-    p99_ms: float | None
-    images_per_s: float
-    peak_mem_mb: float | None
 
 
 # ----------------------------------------------------------------------------- local runs
@@ -354,20 +327,15 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
 def write_report(rows: Sequence[BenchRow], config: BenchConfig, out_dir: Path) -> Path:
     """Write bench.md and bench.json (rows + config + machine) into `out_dir`; return the md."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    machine = {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-    }
-    (out_dir / "bench.json").write_text(
-        json.dumps(
-            {"machine": machine, "config": asdict(config), "rows": [asdict(r) for r in rows]},
-            indent=2,
-        )
+    machine = Machine(
+        platform=platform.platform(),
+        processor=platform.processor(),
+        python=platform.python_version(),
     )
+    write_bench_report(out_dir, BenchReport(machine=machine, config=config, rows=tuple(rows)))
     markdown = out_dir / "bench.md"
     markdown.write_text(
-        f"# Benchmark\n\n{machine['platform']}; warm-up {config.warmup}, runs {config.runs}.\n\n"
+        f"# Benchmark\n\n{machine.platform}; warm-up {config.warmup}, runs {config.runs}.\n\n"
         + markdown_table(rows)
     )
     return markdown
@@ -402,19 +370,14 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 def _thread_list(text: str) -> tuple[int, ...]:
-    try:
-        threads = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad thread list {text!r}: expected comma-separated integers such as 1,2,4"
-        ) from None
+    threads = tuple(comma_separated(int, "1,2,4")(text))
     if any(t < 1 for t in threads) or len(set(threads)) != len(threads):
         raise argparse.ArgumentTypeError(f"thread counts must be unique and >= 1: {text!r}")
     return threads
 
 
 def _backend_list(text: str) -> tuple[str, ...]:
-    backends = tuple(text.split(","))
+    backends = tuple(comma_list(text))
     unknown = set(backends) - set(LOCAL_BACKENDS)
     if unknown or len(set(backends)) != len(backends):
         raise argparse.ArgumentTypeError(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.bench_report import BenchConfig, BenchReport, BenchRow, Machine, write_bench_report
 from demo_server import create_app
 from demo_server.segmenter import MESSAGES as LESION_MESSAGES
 
@@ -170,13 +171,19 @@ def test_native_bench_figures_come_from_bench_json(demo_samples_dir, web, tmp_pa
     source = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_uint8.tflite"
     model.write_bytes(source.read_bytes())
     (model.parent / "bench").mkdir()
-    rows = [
-        {"model": "tiny.tflite", "backend": "xnnpack", "threads": 1, "p50_ms": 1.5, "p90_ms": 2.0},
-        {"model": "tiny.tflite", "backend": "builtin", "threads": 1, "p50_ms": 9.0, "p90_ms": 9.5},
-        {"model": "other.tflite", "backend": "xnnpack", "threads": 2, "p50_ms": 0.1, "p90_ms": 1},
-    ]
-    bench = {"machine": {"platform": "Linux-x86_64"}, "config": {"runs": 100}, "rows": rows}
-    (model.parent / "bench" / "bench.json").write_text(json.dumps(bench))
+
+    def row(name: str, backend: str, threads: int, p50: float, p90: float) -> BenchRow:
+        times = (5.0, 2.0, None, p50, p50, p90, p90, 1.0)  # init, first, warm-up, avg, p50...
+        return BenchRow(name, 1.0, backend, threads, 100, *times, None)
+
+    rows = (
+        row("tiny.tflite", "xnnpack", 1, 1.5, 2.0),
+        row("tiny.tflite", "builtin", 1, 9.0, 9.5),
+        row("other.tflite", "xnnpack", 2, 0.1, 1.0),
+    )
+    machine = Machine(platform="Linux-x86_64", processor="", python="3.11")
+    report = BenchReport(machine=machine, config=BenchConfig(runs=100), rows=rows)
+    write_bench_report(model.parent / "bench", report)
     other = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_float32.tflite"
     client = app_for(model, demo_samples_dir, web, MORE_MODEL_PATHS=(other,)).test_client()
     config = page_config(client.get("/").get_data(as_text=True))
