@@ -1,8 +1,11 @@
 """Train a skin-lesion classifier on real images, top to bottom.
 
     python -m train --data ../shared/data/ham10000,../shared/data/pad_ufes20 \
-        --out runs/NAME [--backbone efficientnet_lite0] [--epochs 12] [--resume]
+        --out runs/NAME [--epochs 12] [--resume]
     python -m train --out runs/NAME --resume --more-epochs 2   # a third stage on a finished run
+
+The defaults are one shipped member's settings (recipes/shipped.toml): EfficientNet-Lite0 at
+224 px, 8 epochs, resampled; `--backbone tiny_cnn` trains in seconds, for tests.
 
 Writes into the run folder: split.csv (the grouped split every later step reads),
 checkpoints/ (every epoch), model.keras and model_card.json.
