@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from contract.commands import comma_list
 from demo_server import create_app
 from demo_server.config import (
     DEFAULT_SAMPLES_DIR,
@@ -61,7 +62,7 @@ def _probability(text: str) -> float:
 
 
 def _paths(text: str) -> tuple[Path, ...]:
-    return tuple(Path(part) for part in text.split(",") if part.strip())
+    return tuple(Path(part) for part in comma_list(text))
 
 
 def build_parser(

@@ -17,6 +17,7 @@ import re
 import sys
 from pathlib import Path
 
+from contract.commands import comma_list
 from contract.run_folder import check_run_folder
 from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
 from export.exporting import MODEL_FILE_STEM, ExportSettings, export_model
@@ -76,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not re.fullmatch(r"skin_lesion(_[a-z0-9]+)*", args.file_stem):
         parser.error("--file-stem must be skin_lesion, or it followed by _word parts (a-z, 0-9)")
-    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.variants = comma_list(args.variants)
     if not args.variants or set(args.variants) - set(VARIANTS):
         parser.error(f"--variants must be a comma-separated subset of {', '.join(VARIANTS)}")
     try:

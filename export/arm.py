@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.commands import comma_list
 from contract.model_file import (
     GATE_FILE,
     MODEL_CARD_FILE,
@@ -221,7 +222,7 @@ def compare_file(
 
 
 def _cpu_list(text: str) -> tuple[str, ...]:
-    cpus = tuple(c.strip() for c in text.split(",") if c.strip())
+    cpus = tuple(comma_list(text))
     if not cpus or any(not c.replace("-", "").isalnum() for c in cpus):
         raise argparse.ArgumentTypeError(f"expected QEMU -cpu names such as {DEFAULT_CPUS}")
     return cpus

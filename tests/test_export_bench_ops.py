@@ -126,7 +126,7 @@ def test_cli_writes_markdown_and_json(models, tmp_path, capsys):
     [
         (["missing.tflite"], "no such model file"),
         ([__file__], "not a TFLite model"),
-        (["{model}", "--threads", "1,x"], "bad thread list"),
+        (["{model}", "--threads", "1,x"], "expected a list such as 1,2,4"),
         (["{model}", "--threads", "0,2"], ">= 1"),
         (["{model}", "--threads", "2,2"], "unique"),
         (["{model}", "--runs", "0"], ">= 1"),

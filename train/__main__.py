@@ -20,8 +20,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from contract.colour_constancy import STEPS
+from contract.commands import comma_separated
 from contract.run_folder import SPLIT_CSV
-from train.cli import add_cluster_arguments, comma_paths, parse_cluster
+from train.cli import add_cluster_arguments, parse_cluster
 from train.data.datasets import DatasetError
 from train.data.packed import PackedError
 from train.data.split import SplitError
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--data",
-        type=comma_paths,
+        type=comma_separated(Path, "../shared/data/ham10000,../shared/data/pad_ufes20"),
         default=[],
         metavar="DIR,...",
         help="data-set folders (HAM10000, PAD-UFES-20 or class folders), comma-separated",

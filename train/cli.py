@@ -17,23 +17,6 @@ from train.model.devices import (
 from train.model.predict import FLIPS
 
 
-def comma_list(text: str) -> list[str]:
-    """One command-line list: comma-separated items, blanks dropped (`--data A,B`)."""
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def comma_paths(text: str) -> list[Path]:
-    return [Path(item) for item in comma_list(text)]
-
-
-def comma_floats(text: str) -> list[float]:
-    try:
-        return [float(item) for item in comma_list(text)]
-    except ValueError:
-        message = f"expected comma-separated numbers, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
-
-
 def add_flips_option(parser: argparse.ArgumentParser) -> None:
     """`--flips N`: average a model's outputs over N flips and rotations of each image."""
     parser.add_argument(

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from contract import metrics
 from contract.card import MODEL_CARD_JSON, CardError, read_model_card
+from contract.commands import comma_list
 from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
 from contract.run_folder import MODEL_KERAS, SPLITS
-from train.cli import add_flips_option, check_run_and_model, comma_list
+from train.cli import add_flips_option, check_run_and_model
 from train.evaluation.split_evaluation import (
     card_of,
     evaluate,

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.commands import comma_separated
 from contract.run_folder import RunFolderError, check_run_folder
 from train.answers.fitting import DEFAULT_STRENGTHS, AnswersError, fit_answers
-from train.cli import comma_floats
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("run", type=Path, help="a finished run folder (model.keras, card, split)")
     parser.add_argument(
         "--strengths",
-        type=comma_floats,
+        type=comma_separated(float, "0.25,0.5,1"),
         default=list(DEFAULT_STRENGTHS),
         metavar="S,...",
         help="strengths to try on val, per domain (default: 0.25,0.5,0.75,1)",

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.commands import comma_list
 from contract.records import Skipped
 from contract.run_folder import SPLIT_CSV, SPLITS, read_split
 from train.data.datasets import DatasetError
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="which splits to pack, comma-separated (training reads train and val)",
     )
     args = parser.parse_args(argv)
-    args.splits = tuple(s for s in args.splits.split(",") if s)
+    args.splits = tuple(comma_list(args.splits))
     if not args.splits or set(args.splits) - set(SPLITS):
         parser.error(f"--splits must name some of {', '.join(SPLITS)}")
     if not 32 <= args.image_size <= 1024:
