@@ -582,9 +582,8 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
     )
     assert "resamples of whole lesions / patients" in report and "| mel |" in report
     # The per-image table (train.compare's input) holds the very predictions scored above.
-    from train.evaluation.prediction_table import read_predictions
-
     from contract import metrics
+    from train.evaluation.prediction_table import read_predictions
 
     table = read_predictions(out / "predictions.csv")
     assert len(table.paths) == overall["n"]
@@ -673,10 +672,9 @@ def test_evaluate_with_answers_uses_and_records_the_answers_section(
 def test_with_answers_every_photo_referral_stands(answers_run: Path, tmp_path: Path):
     """The answers may add a referral, never cancel one: each image the photo alone refers is
     referred with answers too (its threshold 0), so sensitivity with answers is never lower."""
-    from train.evaluation.prediction_table import read_predictions
-
     from contract import metrics
     from train.evaluate import main
+    from train.evaluation.prediction_table import read_predictions
 
     card = json.loads((answers_run / "model_card.json").read_text())
     assert card["answers"]["triage"]["photo_referral_stands"] is True
