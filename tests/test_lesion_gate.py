@@ -90,7 +90,7 @@ def test_non_skin_images_are_rejected(gate, name: str):
 @pytest.mark.data
 @pytest.mark.slow
 def test_json_round_trip(gate_file: Path, gate):
-    from train.gate.fit import DISTANCE, HEAD, MIDDLE_LAYERS
+    from train.gate.fit import DISTANCE, LAYERS
 
     data = gate_file.read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -104,7 +104,7 @@ def test_json_round_trip(gate_file: Path, gate):
     assert len(report["measured"]["non_skin"]) == len(non_skin_images())
     assert len(report["measured"]["development"]) == len(development_images())
     fitted = json.loads((gate_file.parents[1] / "lesion_gate.json").read_text())
-    assert list(fitted["layer_thresholds"]) == [*MIDDLE_LAYERS, HEAD]
+    assert list(fitted["layer_thresholds"]) == list(LAYERS)
 
 
 @pytest.mark.data
@@ -180,6 +180,37 @@ def test_gate_model_is_the_largest_scaled_layer_distance():
     got = build_gate(features, detectors).predict(x, verbose=0)[:, 0]
     np.testing.assert_allclose(got, np.maximum(*distances), rtol=1e-4)
     assert len(set(np.argmax(distances, axis=0))) == 2  # each layer decides for some images
+
+
+def test_the_gate_holds_the_backbone_only_up_to_its_deepest_layer():
+    """What lies beyond the deepest layer used (block 6, the head: two thirds of the weights)
+    is left out of the graph, and so of the file a phone downloads."""
+    from train.gate.fit import HEAD, LAYERS, feature_model
+
+    shallow = feature_model(128, LAYERS)
+    assert [tuple(o.shape) for o in shallow.outputs] == [(None, 40), (None, 80), (None, 112)]
+    names = {layer.name for layer in shallow.layers}
+    assert "block5c_add" in names
+    assert not {n for n in names if n.startswith(("block6", "block7", "head"))}
+    full = feature_model(128, (*LAYERS, HEAD))
+    assert full.count_params() > 3 * shallow.count_params()
+    assert tuple(full.outputs[-1].shape) == (None, 1280)
+
+
+@pytest.mark.parametrize(
+    "layers", [(), ("block3b_add", "block3b_add"), ("block3a_add",), ("block9z_add", "head")]
+)
+def test_unknown_or_repeated_layers_are_refused(layers: tuple[str, ...], tmp_path: Path, capsys):
+    from train.gate.fit import GateConfig
+    from train.lesion_gate import main
+
+    with pytest.raises(ValueError, match="layers must be distinct names"):
+        GateConfig(layers=layers)
+    (tmp_path / "split.csv").write_text("split,path,label,group,domain,source\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), "--layers", ",".join(layers)])
+    assert exit_info.value.code == 2
+    assert "layers must be distinct names" in capsys.readouterr().err
 
 
 def test_development_and_evaluation_sets_do_not_overlap():

@@ -1,6 +1,7 @@
 """Fit the "not a skin lesion" gate of a run and save it in the run folder.
 
-    python -m train.lesion_gate runs/NAME [--image-size 128] [--components 768]
+    python -m train.lesion_gate runs/NAME [--image-size 128]
+        [--layers block3b_add,block4c_add,block5c_add] [--components 768]
 
 How the gate works and why: `train.gate.fit`. Writes runs/NAME/lesion_gate.keras and
 runs/NAME/lesion_gate.json; `python -m export.lesion_gate` converts them.
@@ -13,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
+from contract.commands import comma_list
 from contract.lesion_gate import GATE_JSON, GATE_KERAS
 from contract.run_folder import SPLIT_CSV, RunFolderError, check_run_folder
-from train.gate.fit import GateConfig, fit_lesion_gate
+from train.gate.fit import GateConfig, feature_layers, fit_lesion_gate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -25,7 +27,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("run", type=Path, help="a run folder with split.csv")
     parser.add_argument("--image-size", type=int, default=defaults.image_size)
-    parser.add_argument("--components", type=int, default=defaults.components)
+    parser.add_argument(
+        "--layers",
+        default=",".join(defaults.layers),
+        help="comma-separated feature layers, shallow to deep, among "
+        + ", ".join(feature_layers()),
+    )
+    parser.add_argument(
+        "--components", type=int, default=defaults.components, help="of the head, if used"
+    )
     parser.add_argument("--max-images", type=int, default=defaults.max_images)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
@@ -37,7 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--max-images must be positive")
     try:
         args.config = GateConfig(
-            args.image_size, args.components, max_images=args.max_images, seed=args.seed
+            args.image_size,
+            tuple(comma_list(args.layers)),
+            args.components,
+            max_images=args.max_images,
+            seed=args.seed,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -2,21 +2,24 @@
 
 No negative training data exists, so the gate models lesion photos only, on pretrained
 EfficientNet-Lite0 features taken at several depths (Lee et al. 2018, "A simple unified framework
-for detecting out-of-distribution samples"): the pooled outputs of blocks 3, 4, 5 and 6 (40 to
-192 channels) and the head (1280 channels, L2-normalised). For each, PCA whitening with
-shrinkage towards the mean eigenvalue is fitted on the run's train split, giving a squared
-distance from the lesion mean; each distance is divided by its own val threshold and the gate
-outputs the largest of these ratios, compared with one threshold chosen on the val split
-(`contract.lesion_gate.choose_threshold`). The whole computation is one Keras model, so the
-phone runs a single .tflite and compares one number.
+for detecting out-of-distribution samples"): by default the pooled outputs of blocks 3, 4 and 5
+(40, 80 and 112 channels). For each, PCA whitening with shrinkage towards the mean eigenvalue is
+fitted on the run's train split, giving a squared distance from the lesion mean; each distance is
+divided by its own val threshold and the gate outputs the largest of these ratios, compared with
+one threshold chosen on the val split (`contract.lesion_gate.choose_threshold`). The whole
+computation is one Keras model, so the phone runs a single .tflite and compares one number; it
+holds the backbone only up to the deepest layer used.
 
 Measured on our data: the head alone misses textures, microscopy and terrain-like pictures (it
 let 3 of the 21 development images of the time through, see
 `export.non_skin_images.development_images`, which now holds 19); the middle layers see colour
-and texture statistics and catch them (21/21) at the same val false rejections. For the head,
-few principal components (32-128) do not work, because non-skin images differ from lesions
-mostly in the minor directions, and L2 normalisation is needed because blank frames give weak
-features that sit near the lesion mean.
+and texture statistics and catch them. Blocks 3-5 alone leave the val lesion photos and the
+development set as far apart as blocks 3-6 with the head did (the nearest development picture
+is block 4's in both), at a third of the backbone's weights: block 6, block 7 and the head are
+two thirds of EfficientNet-Lite0's bytes, which a phone's first visit has to download. The head
+(`HEAD` in `GateConfig.layers`) is still supported: for it, few principal components (32-128)
+do not work, because non-skin images differ from lesions mostly in the minor directions, and
+L2 normalisation is needed because blank frames give weak features that sit near the lesion mean.
 
 `python -m train.lesion_gate` writes lesion_gate.keras and lesion_gate.json into a run folder;
 which photos the gate judges and how its threshold is chosen are `contract.lesion_gate`'s.
@@ -40,11 +43,18 @@ from contract.lesion_gate import (
 )
 from contract.run_folder import read_split
 from train.data.subset import take_per_class
-from train.model.efficientnet_lite import build_efficientnet_lite
+from train.model.efficientnet_lite import VARIANTS, build_efficientnet_lite
 
 DISTANCE = "largest ratio of a layer's squared Mahalanobis distance to that layer's val threshold"
-HEAD = "head"
-MIDDLE_LAYERS = ("block3b_add", "block4c_add", "block5c_add", "block6d_add")
+BACKBONE = "lite0"
+HEAD = "head"  # the pooled 1280-d head, L2-normalised
+LAYERS = ("block3b_add", "block4c_add", "block5c_add")
+
+
+def feature_layers() -> tuple[str, ...]:
+    """The layers a gate can use: each residual block's output (pooled), and the head."""
+    blocks = VARIANTS[BACKBONE].block_names
+    return (*(f"{b}_add" for b in blocks if not b.endswith("a")), HEAD)
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,10 @@ class GateConfig:
     """How the gate is fitted; the defaults are what the shipped gate uses."""
 
     image_size: int = 128
-    components: int = 768  # of the head's 1280; the middle layers keep all their channels
+    layers: tuple[str, ...] = LAYERS  # `feature_layers()`, shallow to deep
+    components: int = 768  # of the head's 1280, if used; the other layers keep all channels
     shrinkage: float = 0.3  # weight of the mean eigenvalue blended into the head's covariance
-    middle_layers: tuple[str, ...] = MIDDLE_LAYERS
-    middle_shrinkage: float = 0.01
+    middle_shrinkage: float = 0.01  # the same for the other layers
     max_images: int = 10_000  # more than the train split: fit on all of it
     seed: int = 0
     # Each layer's distances are divided by their largest per-domain (1 - this) val quantile.
@@ -65,6 +75,12 @@ class GateConfig:
     def __post_init__(self) -> None:
         if self.image_size < 32 or not 1 <= self.components <= 1280:
             raise ValueError(f"bad image size {self.image_size} or components {self.components}")
+        unknown = set(self.layers) - set(feature_layers())
+        if not self.layers or unknown or len(set(self.layers)) < len(self.layers):
+            raise ValueError(
+                f"layers must be distinct names among {', '.join(feature_layers())}; "
+                f"got {', '.join(self.layers) or 'none'}"
+            )
         for shrinkage in (self.shrinkage, self.middle_shrinkage):
             if not 0 <= shrinkage < 1:
                 raise ValueError(f"shrinkage must be in [0, 1), got {shrinkage}")
@@ -97,15 +113,21 @@ def fit_detector(layer: str, features: np.ndarray, components: int, shrinkage: f
     return Detector(layer, eigenvectors[:, top] / np.sqrt(eigenvalues[top]), mean)
 
 
-def feature_model(image_size: int, middle_layers: tuple[str, ...]) -> keras.Model:
-    """Pretrained EfficientNet-Lite0 -> [pooled middle layers..., L2-normalised head]."""
-    backbone = build_efficientnet_lite("lite0", image_size)
-    pooled = [
-        keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(backbone.get_layer(name).output)
-        for name in middle_layers
+def feature_model(image_size: int, layers: tuple[str, ...]) -> keras.Model:
+    """Pretrained EfficientNet-Lite0 -> the pooled `layers` (the head L2-normalised).
+
+    The model ends at the deepest of them: what lies beyond is not in the graph, nor its file.
+    """
+    backbone = build_efficientnet_lite(BACKBONE, image_size)
+    outputs = [
+        keras.layers.UnitNormalization(name="unit_norm")(backbone.output)
+        if name == HEAD
+        else keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(
+            backbone.get_layer(name).output
+        )
+        for name in layers
     ]
-    head = keras.layers.UnitNormalization(name="unit_norm")(backbone.output)
-    return keras.Model(backbone.input, [*pooled, head], name="gate_features")
+    return keras.Model(backbone.input, outputs, name="gate_features")
 
 
 def build_gate(features: keras.Model, detectors: list[Detector]) -> keras.Model:
@@ -120,12 +142,13 @@ def build_gate(features: keras.Model, detectors: list[Detector]) -> keras.Model:
         whitening = detector.whitening.astype(np.float32)
         whiten.set_weights([whitening, (-detector.mean @ detector.whitening).astype(np.float32)])
         total.set_weights([np.full((whitening.shape[1], 1), 1 / detector.scale, np.float32)])
-    distance = keras.layers.Maximum(name="distance")(ratios)
+    distance = keras.layers.Maximum(name="distance")(ratios) if len(ratios) > 1 else ratios[0]
     return keras.Model(features.input, distance, name="lesion_gate")
 
 
 def _predict_all(model: keras.Model, pixels: np.ndarray) -> list[np.ndarray]:
     outputs = model.predict(pixels, batch_size=64, verbose=0)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]  # one layer: an array
     return [np.asarray(x, np.float64) for x in outputs]
 
 
@@ -139,13 +162,12 @@ def fit_lesion_gate(split_csv: Path, config: GateConfig | None = None) -> tuple[
         per_stratum = max(1, config.max_images // len(strata))
         train = take_per_class(train, per_stratum, config.seed)[: config.max_images]
     pixels, train = lesion_photos(train, config.image_size)
-    features = feature_model(config.image_size, config.middle_layers)
-    layers = [*config.middle_layers, HEAD]
+    features = feature_model(config.image_size, config.layers)
     unscaled = [
         fit_detector(layer, x, config.components, config.shrinkage)
         if layer == HEAD
         else fit_detector(layer, x, x.shape[1], config.middle_shrinkage)
-        for layer, x in zip(layers, _predict_all(features, pixels), strict=True)
+        for layer, x in zip(config.layers, _predict_all(features, pixels), strict=True)
     ]
 
     val_pixels, val = lesion_photos(split["val"], config.image_size)
@@ -168,12 +190,14 @@ def fit_lesion_gate(split_csv: Path, config: GateConfig | None = None) -> tuple[
     info = {
         "threshold": threshold,
         "image_size": config.image_size,
-        "components": config.components,
+        "components": sum(d.whitening.shape[1] for d in detectors),  # over all layers
         "output": DISTANCE,
         "config": asdict(config),
-        "features": "EfficientNet-Lite0 ImageNet features: pooled outputs of "
-        + ", ".join(config.middle_layers)
-        + " and the pooled head (1280-d, L2-normalised)",
+        "features": "EfficientNet-Lite0 ImageNet features, pooled: "
+        + ", ".join(
+            "the head (1280-d, L2-normalised)" if layer == HEAD else layer
+            for layer in config.layers
+        ),
         "layer_thresholds": {d.layer: d.scale for d in detectors},
         "fitted_on": {
             "split_csv": str(split_csv),
