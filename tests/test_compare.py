@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.predictions import PREDICTIONS_CSV, prediction_rows, read_table, write_predictions
 from contract.records import Record
 from contract.taxonomy import LABELS
 from contract.triage import TriageThresholds
 from train.compare import main
-from train.evaluation.prediction_table import PREDICTIONS_CSV, read_predictions, write_predictions
 
 
 def records(n: int) -> list[Record]:
@@ -52,7 +52,8 @@ def evaluation(
     probs[np.arange(len(y)), guess] = 0.7
     folder.mkdir(parents=True)
     per_image = thresholds.for_images([r.domain for r in recs])
-    write_predictions(folder / PREDICTIONS_CSV, recs, probs, cutouts(len(recs)), per_image)
+    rows = prediction_rows(recs, probs, cutouts(len(recs)), per_image)
+    write_predictions(folder / PREDICTIONS_CSV, rows)
     summary = {
         "malignant_threshold": thresholds.any_domain,
         "malignant_threshold_by_domain": dict(thresholds.by_domain),
@@ -64,7 +65,7 @@ def evaluation(
 def test_predictions_table_round_trips(tmp_path: Path):
     recs = records(30)
     evaluation(tmp_path / "a", recs, 0.5, seed=1)
-    table = read_predictions(tmp_path / "a" / PREDICTIONS_CSV)
+    table = read_table(tmp_path / "a" / PREDICTIONS_CSV)
     assert table.paths == [str(r.path) for r in recs]
     assert list(table.labels) == [LABELS.index(r.label) for r in recs]
     assert list(table.domains) == [r.domain for r in recs]
@@ -85,7 +86,7 @@ def test_a_table_from_before_cutouts_and_thresholds_were_written_still_reads(tmp
     evaluation(tmp_path / "a", records(30), 0.5, seed=1)
     path = tmp_path / "a" / PREDICTIONS_CSV
     drop_columns(path, ("cutout", "threshold"))
-    table = read_predictions(path)
+    table = read_table(path)
     assert not table.cutouts.any() and len(table.cutouts) == 30
     assert table.thresholds is None
 

@@ -583,9 +583,9 @@ def test_evaluate_on_the_exported_int8_model(exported: Path, tiny_run: Path):
     assert "resamples of whole lesions / patients" in report and "| mel |" in report
     # The per-image table (train.compare's input) holds the very predictions scored above.
     from contract import metrics
-    from train.evaluation.prediction_table import read_predictions
+    from contract.predictions import read_table
 
-    table = read_predictions(out / "predictions.csv")
+    table = read_table(out / "predictions.csv")
     assert len(table.paths) == overall["n"]
     assert metrics.balanced_accuracy(table.labels, table.probs.argmax(1)) == pytest.approx(
         overall["balanced_accuracy"]
@@ -673,8 +673,8 @@ def test_with_answers_every_photo_referral_stands(answers_run: Path, tmp_path: P
     """The answers may add a referral, never cancel one: each image the photo alone refers is
     referred with answers too (its threshold 0), so sensitivity with answers is never lower."""
     from contract import metrics
+    from contract.predictions import read_table
     from train.evaluate import main
-    from train.evaluation.prediction_table import read_predictions
 
     card = json.loads((answers_run / "model_card.json").read_text())
     assert card["answers"]["triage"]["photo_referral_stands"] is True
@@ -682,7 +682,7 @@ def test_with_answers_every_photo_referral_stands(answers_run: Path, tmp_path: P
     for name, extra in (("photo", []), ("answers", ["--answers"])):
         out = tmp_path / name
         assert main([str(answers_run), "--split", "val", *extra, "--out", str(out)]) == 0
-        tables[name] = read_predictions(out / "predictions.csv")
+        tables[name] = read_table(out / "predictions.csv")
         summary = json.loads((out / "metrics.json").read_text())["metrics"]
         sensitivity[name] = summary["overall"]["malignant"]["sensitivity"]
     photo, answers = tables["photo"], tables["answers"]

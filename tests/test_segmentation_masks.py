@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from contract.metrics import dice_jaccard
+from contract.predictions import PredictionRow, write_predictions
 from contract.records import Record
+from contract.taxonomy import LABELS
 from train.segmentation import masks as masks_module
 from train.segmentation.dataset import augment, make_split, shipped_test_photos, split_counts
 from train.segmentation.evaluation import evaluate_arrays, summarise, weighted_statistics
@@ -88,12 +90,14 @@ def test_split_keeps_patients_whole_and_pins_the_shipped_test_photos_to_val(tmp_
     predictions = tmp_path / "models" / "evaluation" / "predictions.csv"
     predictions.parent.mkdir(parents=True)
     pinned = [root / "images" / "PAT_3_3_0.jpg", root / "images" / "PAT_8_8_1.jpg"]
-    with predictions.open("w") as f:
-        f.write("path,group,domain,label\n")
-        for p in pinned:
-            f.write(f"{p},x,phone,nv\n")
-        f.write(f"{tmp_path}/pad_ufes20_cutouts/images/PAT_9_9_0.jpg,x,phone,nv\n")  # a cut-out
-        f.write(f"{tmp_path}/ham10000/images/ISIC_1.jpg,x,dermoscopic,nv\n")
+    listed = [
+        *((str(p), "phone") for p in pinned),
+        (f"{tmp_path}/pad_ufes20_cutouts/images/PAT_9_9_0.jpg", "phone"),  # a cut-out
+        (f"{tmp_path}/ham10000/images/ISIC_1.jpg", "dermoscopic"),
+    ]
+    uniform = (1 / len(LABELS),) * len(LABELS)
+    rows = [PredictionRow(path, "x", kind, "nv", False, 0.5, uniform) for path, kind in listed]
+    write_predictions(predictions, rows)
     assert shipped_test_photos(predictions, tmp_path) == [p.resolve() for p in pinned]
     from train.data.split import SplitFractions
 

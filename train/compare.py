@@ -22,8 +22,8 @@ import numpy as np
 
 from contract.bootstrap import RESAMPLES, paired_difference_intervals
 from contract.metrics import domain_scopes
+from contract.predictions import PREDICTIONS_CSV, PredictionTable, read_table
 from contract.triage import TriageThresholds
-from train.evaluation.prediction_table import PREDICTIONS_CSV, PredictionTable, read_predictions
 
 METRICS = (
     "malignant_specificity",
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         a, b = (
-            read_predictions(args.a / PREDICTIONS_CSV),
-            read_predictions(args.b / PREDICTIONS_CSV),
+            read_table(args.a / PREDICTIONS_CSV),
+            read_table(args.b / PREDICTIONS_CSV),
         )
     except ValueError as error:
         print(f"python -m train.compare: error: {error}", file=sys.stderr)

@@ -15,7 +15,6 @@ Writes photo_check.json and photo_check.md under --out (default RUN/photo_check)
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Callable
@@ -30,8 +29,10 @@ from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
 from contract.model_file import ModelFileError, read_model_file
 from contract.photo_check import REASONS, RULE, PhotoMeasures, check, measure
+from contract.predictions import read_predictions
 from contract.records import Record
 from contract.run_folder import SPLIT_CSV, RunFolderError, check_run_folder, read_split
+from contract.screening import malignant_probability
 from contract.segmentation import probability_map, read_segmenter_info
 from contract.taxonomy import DOMAINS, LABELS, MALIGNANT
 
@@ -69,18 +70,18 @@ def area_fractions(images: list[Image.Image], segmenter: bytes) -> list[float | 
     return fractions
 
 
-def read_predictions(path: Path) -> dict[str, tuple[bool, bool, bool]]:
+def read_outcomes(path: Path) -> dict[str, tuple[bool, bool, bool]]:
     """path -> (top-1 correct, malignant, referred) from a train.evaluate predictions.csv."""
     rows = {}
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            probs = np.array([float(row[f"p_{code}"]) for code in LABELS])
-            p_malignant = sum(float(row[f"p_{code}"]) for code in MALIGNANT)
-            rows[row["path"]] = (
-                LABELS[int(np.argmax(probs))] == row["label"],
-                row["label"] in MALIGNANT,
-                p_malignant >= float(row["threshold"]) - ROUNDING,
-            )
+    for row in read_predictions(path):
+        if row.threshold is None:
+            raise ValueError(f"{path}: a table without thresholds (written before 2026-12-06)")
+        p_malignant = float(malignant_probability(np.array(row.probabilities), LABELS, MALIGNANT))
+        rows[row.path] = (
+            LABELS[int(np.argmax(row.probabilities))] == row.label,
+            row.label in MALIGNANT,
+            p_malignant >= row.threshold - ROUNDING,
+        )
     return rows
 
 
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    predictions = read_predictions(args.predictions)
+    predictions = read_outcomes(args.predictions)
     records = read_split(args.run / SPLIT_CSV)[args.split]
     result = {
         "run": str(args.run),

@@ -26,13 +26,13 @@ from contract.colour_constancy import apply, step_of
 from contract.interpreter import predict_tflite
 from contract.lesion_gate import is_cutout
 from contract.model_file import model_card, read_model_file
+from contract.predictions import PREDICTIONS_CSV, prediction_rows, write_predictions
 from contract.records import Record, Skipped, decode_records, label_indices
 from contract.run_folder import MODEL_KERAS, SPLIT_CSV, read_split
 from contract.screening import apply_temperature, refer, standing_thresholds
 from contract.taxonomy import LABELS
 from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios
-from train.evaluation.prediction_table import PREDICTIONS_CSV, write_predictions
 from train.evaluation.report_md import metrics_markdown
 from train.model.predict import flipped_views, predict_keras
 
@@ -177,9 +177,8 @@ def write_evaluation(
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(metrics_markdown(summary), encoding="utf-8")
-    write_predictions(
-        out / PREDICTIONS_CSV, result.records, result.probs, result.cutouts, result.per_image
-    )
+    rows = prediction_rows(result.records, result.probs, result.cutouts, result.per_image)
+    write_predictions(out / PREDICTIONS_CSV, rows)
 
     from train.evaluation.plots import plot_confusion, plot_reliability, plot_roc
 

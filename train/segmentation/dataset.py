@@ -14,7 +14,6 @@ and mild colour changes; val and test see the plain stretched photo.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +24,11 @@ import numpy as np
 from PIL import Image
 
 from contract.images import open_upright_rgb, resize_to_input
+from contract.predictions import read_predictions
 from contract.records import Record, Skipped
 from contract.run_folder import SPLITS, read_split, write_split
 from contract.segmenter_run import cache_name, read_cache, write_cache
+from contract.taxonomy import PHONE
 from train.data.datasets import load_dataset, merge_identical_images
 from train.data.split import SplitFractions, grouped_split
 from train.segmentation.masks import load_mask, resize_mask
@@ -35,9 +36,8 @@ from train.segmentation.masks import load_mask, resize_mask
 
 def shipped_test_photos(predictions_csv: Path, base: Path) -> list[Path]:
     """Phone photos (not cut-outs) of the shipped classifier's test split, resolved."""
-    with predictions_csv.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    paths = [(base / r["path"]).resolve() for r in rows if r["domain"] == "phone"]
+    rows = read_predictions(predictions_csv)
+    paths = [(base / r.path).resolve() for r in rows if r.domain == PHONE]
     return [p for p in paths if p.parent.parent.name == "pad_ufes20"]
 
 

@@ -30,11 +30,11 @@ from contract.framing import ONE, crop, frame
 from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
 from contract.model_file import model_card, read_model_file
+from contract.predictions import PREDICTIONS_CSV, prediction_rows, write_predictions
 from contract.run_folder import read_split
 from contract.screening import apply_temperature
 from contract.segmentation import read_segmenter_info
 from contract.taxonomy import LABELS, PHONE
-from train.evaluation.prediction_table import write_predictions
 from train.segmentation.dataset import shipped_test_photos
 from train.segmentation.evaluation import segment_tflite
 
@@ -146,7 +146,7 @@ def measure_framing(
         folder = out / name
         folder.mkdir(exist_ok=True)
         uncut, shared = np.zeros(len(records), bool), np.full(len(records), threshold)
-        write_predictions(folder / "predictions.csv", records, probs, uncut, shared)
+        write_predictions(folder / PREDICTIONS_CSV, prediction_rows(records, probs, uncut, shared))
         (folder / "metrics.json").write_text(json.dumps({"malignant_threshold": threshold}) + "\n")
     with (out / "framing_per_image.csv").open("w", encoding="utf-8") as f:
         f.write("path,group,label,unseen,verdict,crop,top_whole,top_cropped\n")
