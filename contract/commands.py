@@ -4,7 +4,8 @@ to report a failure the person running it can fix.
 A library raises a `CommandError` (or a subclass: `RunFolderError`, `ModelFileError`, a recipe's
 or a data set's error...) with a message that names what to fix; a command's `main`, wrapped in
 `reported`, prints it as `python -m PROG: error: MESSAGE` and exits with status 2, as argparse
-does for bad arguments. Any other exception is a bug and keeps its traceback.
+does for bad arguments (1 for a check the input failed). Any other exception is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ USAGE_ERROR = 2  # argparse's exit status for bad arguments; every command's for
 
 class CommandError(Exception):
     """A failure of the input, not of the code: a missing file, a model that is not its run's, a
-    recipe field that cannot be run. The message says what to fix."""
+    recipe field that cannot be run. The message says what to fix; `status` is the command's
+    exit status (a subclass for a check the input failed, such as export.ship's, sets 1)."""
+
+    status: int = USAGE_ERROR
 
 
 def comma_list(text: str) -> list[str]:
@@ -47,7 +51,7 @@ def comma_separated(item: Callable[[str], T], example: str) -> Callable[[str], l
 
 def reported(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Wrap a command's `main(argv) -> int` so that a CommandError becomes one line on stderr,
-    `python -m PROG: error: ...`, and exit status 2."""
+    `python -m PROG: error: ...`, and its exit status."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -56,7 +60,7 @@ def reported(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 return main(*args, **kwargs)
             except CommandError as error:
                 print(f"python -m {prog}: error: {error}", file=sys.stderr)
-                return USAGE_ERROR
+                return error.status
 
         return run
 

@@ -17,10 +17,12 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, ClassVar, TypeVar
 
+from contract.commands import CommandError
+
 _T = TypeVar("_T", bound="JsonClass")
 
 
-class JsonFormatError(ValueError):
+class JsonFormatError(CommandError, ValueError):
     """The JSON does not have the shape its dataclass says; the message says where and why."""
 
 

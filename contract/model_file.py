@@ -19,6 +19,7 @@ from typing import Any
 from contract.answers import AnswerSpec, answer_spec
 from contract.card import MODEL_CARD_JSON, CardError, ModelCard
 from contract.colour_constancy import step_of
+from contract.commands import CommandError
 from contract.taxonomy import LABELS, MALIGNANT
 from contract.tensors import TensorSpec
 from contract.triage import DEFAULT_THRESHOLD, TriageThresholds
@@ -32,7 +33,7 @@ _TFLITE_IDENTIFIER = b"TFL3"
 DEFAULT_MALIGNANT = tuple(code for code in LABELS if code in MALIGNANT)
 
 
-class ModelFileError(ValueError):
+class ModelFileError(CommandError, ValueError):
     """The bytes are not a usable model file; the message says why."""
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contract.card import MODEL_CARD_JSON
+from contract.commands import CommandError
 from contract.records import Record
 
 SPLITS = ("train", "val", "test")
@@ -24,7 +25,7 @@ FINISHED_RUN = (MODEL_KERAS, MODEL_CARD_JSON, SPLIT_CSV)
 _COLUMNS = ("split", "path", "label", "group", "domain", "source")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(CommandError, ValueError):
     """A folder lacks a file the step needs; the message names the file and what writes it."""
 
 

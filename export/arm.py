@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.commands import comma_list
+from contract.commands import CommandError, comma_list, reported
 from contract.model_file import (
     GATE_FILE,
     MODEL_CARD_FILE,
@@ -54,7 +54,7 @@ from export.arm_compare import (
 )
 from export.arm_outputs import CACHE, HOST, file_digests, load, outputs_key, store
 from export.arm_report import ArmReport, FileResult, write_report
-from export.arm_runtime import REPO, RuntimeMissing, find_runtime, setup_runtime
+from export.arm_runtime import REPO, find_runtime, setup_runtime
 from export.arm_worker import Job, digest_key, output_key
 from export.ops_report import analyse
 from export.ship import SHIPPED_MODELS
@@ -65,8 +65,10 @@ SAMPLES = REPO / "sample_images"
 DEFAULT_VAL_IMAGES = 80  # with the samples: the 4 shipped files on 3 cores, 14 min of CPU each
 
 
-class ArmError(Exception):
+class ArmError(CommandError):
     """The comparison cannot run; the message says why."""
+
+    status = 1  # a check the input failed, not a usage error
 
 
 def sample_domain(path: Path) -> str | None:
@@ -272,44 +274,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reported("export.arm")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    try:
-        if args.setup:
-            print(f"emulated aarch64 runtime ready in {setup_runtime().root}")
-            return 0
-        if not args.files:
-            parser.error("give the .tflite files to run (or --setup)")
-        for path in args.files:
-            if not path.is_file():
-                parser.error(f"{path}: no such file")
-            try:
-                check_tflite(read_model_file(path))
-            except ModelFileError as error:
-                parser.error(f"{path}: {error}")
-        out = args.out or Path(os.path.commonpath([p.resolve().parent for p in args.files]))
-        if out.resolve() == SHIPPED_MODELS.resolve():
-            parser.error(
-                "only python -m export.ship writes models/: copy it to a new folder, "
-                "run there (--out that folder), then ship that folder"
-            )
-        paths, images, description = choose_images(
-            args.samples, args.split, args.val_images, args.seed
+    if args.setup:
+        print(f"emulated aarch64 runtime ready in {setup_runtime().root}")
+        return 0
+    if not args.files:
+        parser.error("give the .tflite files to run (or --setup)")
+    for path in args.files:
+        if not path.is_file():
+            parser.error(f"{path}: no such file")
+        try:
+            check_tflite(read_model_file(path))
+        except ModelFileError as error:
+            parser.error(f"{path}: {error}")
+    out = args.out or Path(os.path.commonpath([p.resolve().parent for p in args.files]))
+    if out.resolve() == SHIPPED_MODELS.resolve():
+        parser.error(
+            "only python -m export.ship writes models/: copy it to a new folder, "
+            "run there (--out that folder), then ship that folder"
         )
-        with tempfile.TemporaryDirectory(prefix="export_arm_") as scratch:
-            results = run_everywhere(
-                args.files, paths, args.cpus, max(1, args.jobs), args.cache, Path(scratch)
-            )
-        report = ArmReport(
-            command=shlex.join(["python", "-m", "export.arm", *(argv or sys.argv[1:])]),
-            images={"total": len(paths), "description": description, "names": images.names},
-            runtimes={w: json.loads(str(r[0]["runtime"])) for w, r in results.items()},
-            files=[compare_file(p, i, images, results, out) for i, p in enumerate(args.files)],
+    paths, images, description = choose_images(
+        args.samples, args.split, args.val_images, args.seed
+    )
+    with tempfile.TemporaryDirectory(prefix="export_arm_") as scratch:
+        results = run_everywhere(
+            args.files, paths, args.cpus, max(1, args.jobs), args.cache, Path(scratch)
         )
-    except (ArmError, RuntimeMissing) as error:
-        print(f"python -m export.arm: error: {error}", file=sys.stderr)
-        return 1
+    report = ArmReport(
+        command=shlex.join(["python", "-m", "export.arm", *(argv or sys.argv[1:])]),
+        images={"total": len(paths), "description": description, "names": images.names},
+        runtimes={w: json.loads(str(r[0]["runtime"])) for w, r in results.items()},
+        files=[compare_file(p, i, images, results, out) for i, p in enumerate(args.files)],
+    )
     out.mkdir(parents=True, exist_ok=True)
     for path in write_report(report, out):
         print(f"wrote {path}")

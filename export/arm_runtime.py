@@ -30,6 +30,8 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from contract.commands import CommandError
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE_ENV = "SKINLESION_ARM_CACHE"
 DEFAULT_CACHE = Path.home() / ".cache" / "skinlesion" / "aarch64-py311"
@@ -46,8 +48,10 @@ PYTHON_VERSION = "3.11"
 SETUP_HINT = "python -m export.arm --setup"
 
 
-class RuntimeMissing(RuntimeError):
+class RuntimeMissing(CommandError, RuntimeError):
     """The emulated runtime is not set up (or cannot be); the message says how to set it up."""
+
+    status = 1  # a check the input failed, not a usage error
 
 
 @dataclass(frozen=True)

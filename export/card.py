@@ -16,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from contract.card import CardError, ModelCard, read_card_file, write_model_card
-from contract.model_file import ModelFileError, model_card, read_model_file
+from contract.commands import reported
+from contract.model_file import model_card, read_model_file
 from export.exporting import model_info
 from export.metadata import write_metadata
 from export.ship import export_folder
@@ -59,13 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported("export.card")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        path = repack_with_card(args.model, args.model_card, args.out)
-    except (CardError, ModelFileError) as error:
-        print(f"python -m export.card: error: {error}", file=sys.stderr)
-        return 2
+    path = repack_with_card(args.model, args.model_card, args.out)
     print(f"wrote {path} and {args.out / 'model_card.json'}")
     return 0
 

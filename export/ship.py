@@ -24,6 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from contract.commands import CommandError, reported
 from contract.model_file import ModelFileError, model_card, read_gate_info, read_model_file
 from contract.segmentation import read_segmenter_info
 from export.arm_report import stale_entries
@@ -35,8 +36,10 @@ GATE_FILE = "lesion_gate.tflite"
 SEGMENTER_FILE = "lesion_segmenter.tflite"  # python -m export.segmentation RUN --out EXPORT
 
 
-class ShipError(Exception):
+class ShipError(CommandError):
     """The export folder must not replace models/; the message says why."""
+
+    status = 1  # a check the input failed, not a usage error
 
 
 def export_folder(run: Path, out: Path | None) -> Path:
@@ -100,6 +103,7 @@ def ship(export_dir: Path, models_dir: Path) -> list[Path]:
     return sorted(p for p in models_dir.rglob("*") if p.is_file())
 
 
+@reported("export.ship")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.ship", description=__doc__.split("\n")[0]
@@ -113,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.export_dir}: no such folder")
     if args.export_dir.resolve() == args.models.resolve():
         parser.error("the export folder is the models folder itself")
-    try:
-        shipped = ship(args.export_dir, args.models)
-    except ShipError as error:
-        print(f"python -m export.ship: error: {error}", file=sys.stderr)
-        return 1
+    shipped = ship(args.export_dir, args.models)
     size = sum(p.stat().st_size for p in shipped)
     print(f"shipped {len(shipped)} files ({size / 1e6:.1f} MB) into {args.models}")
     return 0

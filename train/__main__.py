@@ -20,16 +20,12 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from contract.colour_constancy import STEPS
-from contract.commands import comma_separated
+from contract.commands import comma_separated, reported
 from contract.run_folder import SPLIT_CSV
 from train.cli import add_cluster_arguments, parse_cluster
-from train.data.datasets import DatasetError
-from train.data.packed import PackedError
-from train.data.split import SplitError
-from train.model.devices import DeviceError, join
-from train.model.distill import TeacherError
+from train.model.devices import join
 from train.model.hparams import BALANCING, HParams, validate
-from train.model.training import HPARAMS_JSON, TrainingError, create, start_run, train
+from train.model.training import HPARAMS_JSON, create, start_run, train
 
 # What --resume may change: a third stage extends a run without redoing it. Any other option
 # would silently train another recipe than the one its checkpoints came from.
@@ -238,28 +234,23 @@ def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:
     return hparams
 
 
+@reported("train")
 def main(argv: list[str] | None = None) -> int:
     args, hp = parse_args(argv)
-    try:
-        if not args.split_only:
-            join(args.cluster)
-        if args.resume:
-            create(args.out, hp, resume=True, packed=args.packed, devices=args.devices)
-            return 0
-        if args.packed is not None:
-            create(args.out, hp, packed=args.packed, devices=args.devices)
-            return done(args.out)
-        splits = start_run(args.out, hp, args.data, args.split_from, args.keep_split)
-        if args.split_only:
-            sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-            print(f"wrote {args.out / SPLIT_CSV}: {sizes}")
-            return 0
-        train(args.out, hp, devices=args.devices)
-    except (
-        DatasetError, SplitError, TrainingError, TeacherError, PackedError, DeviceError
-    ) as error:
-        print(f"python -m train: error: {error}", file=sys.stderr)
-        return 2
+    if not args.split_only:
+        join(args.cluster)
+    if args.resume:
+        create(args.out, hp, resume=True, packed=args.packed, devices=args.devices)
+        return 0
+    if args.packed is not None:
+        create(args.out, hp, packed=args.packed, devices=args.devices)
+        return done(args.out)
+    splits = start_run(args.out, hp, args.data, args.split_from, args.keep_split)
+    if args.split_only:
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        print(f"wrote {args.out / SPLIT_CSV}: {sizes}")
+        return 0
+    train(args.out, hp, devices=args.devices)
     return done(args.out)
 
 

@@ -17,10 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from contract.model_file import ModelFileError
+from contract.commands import reported
 from contract.run_folder import MODEL_CARD_JSON, SPLIT_CSV, RunFolderError, check_run_folder
 from train.cli import add_flips_option
-from train.evaluation.recalibrate import RecalibrationError, recalibrate
+from train.evaluation.recalibrate import recalibrate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,13 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported("train.calibrate")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        card = recalibrate(args.run, args.model, args.flips)
-    except (RecalibrationError, ModelFileError) as error:
-        print(f"python -m train.calibrate: error: {error}", file=sys.stderr)
-        return 2
+    card = recalibrate(args.run, args.model, args.flips)
     sections = {"photo only": card, "with answers": card.answers}
     for name, section in sections.items():
         if section is not None:

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from contract.commands import comma_separated
+from contract.commands import comma_separated, reported
 from contract.run_folder import RunFolderError, check_run_folder
-from train.answers.fitting import DEFAULT_STRENGTHS, AnswersError, fit_answers
+from train.answers.fitting import DEFAULT_STRENGTHS, fit_answers
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,13 +39,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported("train.fit_answers")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        fit_answers(args.run, args.strengths)
-    except AnswersError as error:
-        print(f"python -m train.fit_answers: error: {error}", file=sys.stderr)
-        return 2
+    fit_answers(args.run, args.strengths)
     print(f"wrote the answers' model into {args.run / 'model_card.json'}")
     return 0
 

@@ -14,10 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from contract.commands import comma_list
+from contract.commands import comma_list, reported
 from contract.records import Skipped
 from contract.run_folder import SPLIT_CSV, SPLITS, read_split
-from train.data.datasets import DatasetError
 from train.data.packed import pack
 
 
@@ -72,13 +71,10 @@ def load_splits(source: Path) -> dict[str, list]:
     return splits
 
 
+@reported("train.pack")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        splits = load_splits(args.source)
-    except (DatasetError, ValueError) as error:
-        print(f"python -m train.pack: error: {error}", file=sys.stderr)
-        return 2
+    splits = load_splits(args.source)
     codec = "png" if args.lossless else "jpeg"
     summary = pack(splits, args.image_size, args.out, codec, args.quality, only=args.splits)
     counts = ", ".join(f"{s} {len(splits[s])}" for s in args.splits)

@@ -13,14 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.commands import reported
 from train.cli import add_cluster_arguments, parse_cluster
-from train.data.datasets import DatasetError
-from train.data.packed import PackedError
-from train.data.split import SplitError
-from train.model.averaging import EnsembleError
-from train.model.devices import DeviceError, join
-from train.model.distill import TeacherError
-from train.model.training import TrainingError
+from train.model.devices import join
 from train.orchestration.recipes import RecipeError, load_recipe, run_recipe
 
 
@@ -60,17 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported("train.recipe")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        join(args.cluster)
-        card = run_recipe(args.parsed, args.out, args.resume, args.packed, args.devices)
-    except (
-        RecipeError, DatasetError, SplitError, TrainingError, TeacherError, EnsembleError,
-        PackedError, DeviceError,
-    ) as error:
-        print(f"python -m train.recipe: error: {error}", file=sys.stderr)
-        return 2
+    join(args.cluster)
+    card = run_recipe(args.parsed, args.out, args.resume, args.packed, args.devices)
     if card is not None:  # None: members only (--packed)
         print(f"wrote {args.out / 'model.keras'} and {args.out / 'model_card.json'}")
     return 0

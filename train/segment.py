@@ -24,6 +24,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from contract.commands import reported
+
 DATA = Path("../shared/data")
 PHOTOS = DATA / "pad_ufes20"
 CUTOUTS = DATA / "pad_ufes20_cutouts"
@@ -42,18 +44,14 @@ def _masks(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from train.segmentation.dataset import split_counts
-    from train.segmentation.training import SegmentationError, SegmenterConfig, train_segmenter
+    from train.segmentation.training import SegmenterConfig, train_segmenter
 
     values = {f.name: getattr(args, f.name, None) for f in fields(SegmenterConfig)}
     config = SegmenterConfig(**{k: v for k, v in values.items() if v is not None})
     predictions = None if args.no_pin else args.predictions
-    try:
-        path = train_segmenter(
-            args.out, config, args.photos, args.masks, predictions, args.resume, args.cutouts
-        )
-    except SegmentationError as error:
-        print(f"python -m train.segment train: error: {error}", file=sys.stderr)
-        return 2
+    path = train_segmenter(
+        args.out, config, args.photos, args.masks, predictions, args.resume, args.cutouts
+    )
     from contract.run_folder import read_split
 
     counts = split_counts(read_split(args.out / "split.csv"), args.masks)
@@ -145,6 +143,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported("train.segment")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if getattr(args, "out", None) is not None:

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from contract.commands import CommandError, comma_list, comma_separated, reported
+from contract.jsonclass import JsonFormatError
+from contract.model_file import ModelFileError
+from contract.run_folder import RunFolderError
 
 
 def test_a_comma_list_drops_blanks_and_spaces():
@@ -45,3 +48,8 @@ def test_a_command_error_is_one_line_and_status_2_anything_else_a_traceback(caps
     with pytest.raises(KeyError):
         main(KeyError("a bug"))
 
+
+
+def test_the_contract_s_own_input_errors_are_command_errors():
+    for error in (RunFolderError, ModelFileError, JsonFormatError):
+        assert issubclass(error, CommandError) and issubclass(error, ValueError)

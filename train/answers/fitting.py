@@ -27,6 +27,7 @@ from contract.card import (
     write_model_card,
 )
 from contract.colour_constancy import apply, step_of
+from contract.commands import CommandError
 from contract.questionnaire import BY_NAME, QUESTIONS, QUESTIONS_BY_DOMAIN, encode_recorded
 from contract.records import Record, Skipped, label_indices
 from contract.run_folder import MODEL_KERAS, SPLIT_CSV, read_split
@@ -40,7 +41,7 @@ from train.model.card import ANSWERS_LIMITATION
 DEFAULT_STRENGTHS = (0.25, 0.5, 0.75, 1.0)
 
 
-class AnswersError(Exception):
+class AnswersError(CommandError):
     """The run has nothing to fit the answers' model on."""
 
 

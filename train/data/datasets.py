@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from contract.commands import CommandError
 from contract.records import Record, Skipped
 from contract.taxonomy import DERMOSCOPIC, LABELS, PAD_UFES20_TO_HAM, PHONE
 
@@ -22,7 +23,7 @@ ISIC2017_CSV = "labels.csv"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
-class DatasetError(ValueError):
+class DatasetError(CommandError, ValueError):
     """The folder is not a data set we can read."""
 
 

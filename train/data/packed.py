@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from contract.commands import CommandError
 from contract.images import model_input
 from contract.records import Record, Skipped
 from contract.run_folder import SPLITS
@@ -33,7 +34,7 @@ CODECS = ("jpeg", "png")
 _FIELDS = ("split", "path", "label", "group", "domain", "source")
 
 
-class PackedError(ValueError):
+class PackedError(CommandError, ValueError):
     """Not a packed data file this version reads."""
 
 

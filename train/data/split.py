@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.commands import CommandError
 from contract.records import Record
 from contract.run_folder import SPLITS, read_split
 
 
-class SplitError(ValueError):
+class SplitError(CommandError, ValueError):
     """An earlier split cannot be kept as asked; the message says which file or group."""
 
 

@@ -21,6 +21,7 @@ from contract.card import (
     read_model_card,
     write_model_card,
 )
+from contract.commands import CommandError
 from contract.model_file import model_card, read_model_file
 from train.answers.fitting import answer_ratios, answers_triage, models_from_card
 from train.evaluation.evaluate import split_predictions
@@ -29,7 +30,7 @@ from train.model.calibration import ValCalibration, calibrate_on_val
 _Section = TypeVar("_Section", ModelCard, AnswersSection)
 
 
-class RecalibrationError(ValueError):
+class RecalibrationError(CommandError, ValueError):
     """The model file is not the run's model; the message says what differs."""
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from contract.card import ModelCard, read_model_card, write_model_card
 from contract.colour_constancy import apply, step_of
+from contract.commands import CommandError
 from contract.records import Skipped
 from contract.run_folder import MODEL_KERAS, SPLIT_CSV, RunFolderError, check_run_folder, read_split
 from train.data.split import differing_split
 from train.model.card import build_model_card
 
 
-class EnsembleError(Exception):
+class EnsembleError(CommandError):
     """The runs cannot be averaged (unfinished, another split, other input sizes)."""
 
 

@@ -28,13 +28,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from contract.commands import CommandError
+
 # Keras's own variables for keras.distribution.initialize, read when a flag is not given.
 ENV_COORDINATOR = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 ENV_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 ENV_PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
 
 
-class DeviceError(ValueError):
+class DeviceError(CommandError, ValueError):
     """The devices asked for are not there, or the backend cannot share a batch between them."""
 
 

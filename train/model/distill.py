@@ -16,6 +16,7 @@ import numpy as np
 
 from contract.card import read_model_card
 from contract.colour_constancy import apply, step_of
+from contract.commands import CommandError
 from contract.interpreter import predict_tflite
 from contract.model_file import ModelFileError, model_card, read_model_file
 from contract.run_folder import (
@@ -34,7 +35,7 @@ from train.data.split import differing_split
 TEACHER_TARGETS = "teacher_train_probs.npy"
 
 
-class TeacherError(ValueError):
+class TeacherError(CommandError, ValueError):
     """The teacher cannot teach this run; the message says why."""
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from contract.commands import CommandError
 from contract.records import Skipped
 from contract.run_folder import SPLIT_CSV, read_split, write_split
 from train.data.datasets import counts, load_dataset, merge_identical_images
@@ -28,7 +29,7 @@ from train.model.hparams import HParams
 HPARAMS_JSON = "hparams.json"
 
 
-class TrainingError(Exception):
+class TrainingError(CommandError):
     """A run cannot be trained as asked (no data, unreadable images, a wrong teacher)."""
 
 

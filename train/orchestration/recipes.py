@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from contract.commands import CommandError
 from contract.run_folder import SPLIT_CSV, read_split, write_split
 from train.model.hparams import HParams, validate
 
@@ -39,7 +40,7 @@ _SPLIT_KEYS = {"data", "split_from", "keep", "seed", "val_fraction", "test_fract
 BUILD_SECTIONS = ("metrics", "gate", "export", "segmenter", "student", "bench", "evaluation")
 
 
-class RecipeError(ValueError):
+class RecipeError(CommandError, ValueError):
     """A recipe file that cannot be run as written; the message names the field."""
 
 

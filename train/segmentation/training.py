@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.commands import CommandError
 from contract.run_folder import MODEL_KERAS
 from contract.segmenter_run import CONFIG_JSON, TRAIN_CACHE_SIZE, CachedPhotos, read_config
 from train.data.split import SplitFractions
@@ -47,7 +48,7 @@ class SegmenterConfig:
     copy_paste: float = 0.0
 
 
-class SegmentationError(ValueError):
+class SegmentationError(CommandError, ValueError):
     """A run folder or its inputs cannot be used as asked."""
 
 
