@@ -12,12 +12,14 @@ import re
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from contract.card import ModelCard
 from contract.screening import REFER, WATCH
 from demo_server.config import DEFAULT_LESION_GATE_PATH
 from demo_server.explain import occluded_batch, occlusion_map
@@ -237,7 +239,7 @@ def test_model_page_says_what_the_shipped_threshold_did_on_test():
     assert referrals.startswith("about ") and 1.0 < float(referrals.split()[1]) < 3.0
 
 
-def test_referrals_on_test_count_the_benign_spots_referred_per_malignant_one_found():
+def test_referrals_on_test_count_the_benign_spots_referred_per_malignant_one_found(demo_card):
     from demo_server.pages import referrals_on_test
 
     matrix = {"labels": ["mel", "nv"], "rows_true_cols_pred": [[8, 2], [10, 30]]}
@@ -246,7 +248,8 @@ def test_referrals_on_test_count_the_benign_spots_referred_per_malignant_one_fou
         "malignant": {"threshold": 0.2, "sensitivity": 0.9, "specificity": 0.75},
         "ci95": {"malignant_sensitivity": [0.7, 1.0]},
     }
-    card = {"metrics": {"test": {"phone": report, "overall": report}}}
+    test = {"test": {"phone": report, "overall": report}}
+    card = replace(ModelCard.from_json(demo_card), metrics=test)  # the reports as they are
     (row,) = referrals_on_test(card, ("mel",))  # overall is not a kind of photo; no answers section
     # 10 malignant, 9 found; 40 benign, 10 referred: 19 referrals for 9 found
     assert row["malignant"] == 10 and row["referrals"] == pytest.approx(19 / 9)
