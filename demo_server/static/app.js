@@ -29,7 +29,9 @@ let current = null; // the photo last checked (server mode: the downsized JPEG s
 let original = null; // the photo as chosen, for on-device checks and a switch of mode
 let mode = "server";
 let device = null; // the on-device model (ondevice.mjs), once chosen
-let deviceStarting = null; // resolves once `device` is set (or on-device mode failed)
+// Settles once the model has loaded or on-device mode failed; never waits for the service
+// worker, whose `ready` need not ever settle (issue 36: a tap then never drew an answer).
+let deviceStarting = null;
 let config = { available: false, reason: "" };
 // What the page last showed, for tests and the curious: window.skinSpotCheck.lastResult.
 const state = (window.skinSpotCheck = { lastResult: null, mode: () => mode, device: () => device });
@@ -292,7 +294,10 @@ function showError(err) {
 
 async function classify() {
   if (mode === "device") {
-    if (!device) await deviceStarting;
+    if (!device) {
+      setStatus("Loading the model into this browser…");
+      await deviceStarting;
+    }
     if (mode !== "device" || !device) {
       const error = new Error("On-device mode could not start in this browser.");
       error.cannotDecode = true; // offer the server, but only if the person says so
@@ -414,13 +419,12 @@ async function startDevice() {
   const params = new URLSearchParams(location.search);
   const accelerator = params.get("engine") || "wasm";
   const maxThreads = Number(params.get("threads")) || 4;
-  let keepForOffline;
+  let ondevice;
   // The worker registers while the model loads; the page keeps what it loads in the worker's
   // cache itself (keepForOffline), so nothing waits for the worker to take control.
   const registering = registerServiceWorker();
   try {
-    const ondevice = await import("./ondevice.mjs");
-    keepForOffline = ondevice.keepForOffline;
+    ondevice = await import("./ondevice.mjs");
     device = new ondevice.Device(config, { accelerator, maxThreads });
     await device.load();
   } catch (err) {
@@ -430,11 +434,18 @@ async function startDevice() {
       "photos are checked on the server.");
     return;
   }
-  const offline = (await registering) && (await keepForOffline(config).catch(() => false));
-  $("device-status").textContent = `Model ready in this browser (${device.engineName}), ` +
-    `loaded in ${milliseconds(device.timing.load_ms)}` +
-    (offline ? "; it also works offline now." : ".");
+  const ready = `Model ready in this browser (${device.engineName}), ` +
+    `loaded in ${milliseconds(device.timing.load_ms)}`;
+  $("device-status").textContent = ready + ".";
   $("bench-run").disabled = $("bench-file").disabled = false;
+  keepOffline(registering, ondevice.keepForOffline, ready); // not awaited: see deviceStarting
+}
+
+// Once the worker is active, keep the page and the models for offline visits, and say so.
+async function keepOffline(registering, keep, ready) {
+  if ((await registering) && (await keep(config).catch(() => false))) {
+    $("device-status").textContent = ready + "; it also works offline now.";
+  }
 }
 
 function setMode(wanted, note) {
