@@ -11,6 +11,8 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from contract.answers import AnswerEffect, refuse_answers, request_domains, stated_domain
+from contract.framing import ONE
+from contract.photo_check import PhotoMeasures, check, measure
 from contract.questionnaire import AnswerError
 from demo_server import explain as occlusion
 from demo_server.errors import ApiError, busy
@@ -135,16 +137,36 @@ class _Upload:
     check: GateResult | None
     decode_ms: float
     gate_ms: float | None
+    measures: PhotoMeasures | None = None  # the photo check's, classify only
+    measure_ms: float | None = None
 
     @property
     def rejected(self) -> bool:
         return self.check is not None and not self.check.is_lesion
 
 
-def _screened_upload() -> _Upload:
+def _screened_upload(photo_check: bool = False) -> _Upload:
+    """Decode, measure for the photo check (when asked: before the gate, whose verdict is not
+    to be shown first for a blurred or dark photo), then the gate."""
     decoded, decode_ms = _decoded_upload()
+    measures, measure_ms = None, None
+    if photo_check:
+        measure_start = time.perf_counter()
+        measures = measure(decoded.image)
+        measure_ms = _ms_since(measure_start)
     check, gate_ms = _gate_check(decoded)
-    return _Upload(decoded, check, decode_ms, gate_ms)
+    return _Upload(decoded, check, decode_ms, gate_ms, measures, measure_ms)
+
+
+def _photo_check(upload: _Upload, area_fraction: float | None = None) -> dict[str, Any]:
+    """The `photo_check` field and its timing (nothing for explain, which measures nothing)."""
+    if upload.measures is None:
+        return {}
+    return {"photo_check": check(upload.measures, area_fraction).as_json()}
+
+
+def _check_timing(upload: _Upload) -> dict[str, float]:
+    return {} if upload.measure_ms is None else {"photo_check": upload.measure_ms}
 
 
 def _not_a_lesion(upload: _Upload, start: float) -> Response:
@@ -153,10 +175,12 @@ def _not_a_lesion(upload: _Upload, start: float) -> Response:
         lesion_check=lesion_check_json(upload.check),
         verdict=NOT_A_LESION,
         message=NOT_A_LESION_MESSAGE,
+        **_photo_check(upload),
         model=_model_summary(),
         image=_image_summary(upload.decoded),
         timing_ms={
             "decode": round(upload.decode_ms, 2),
+            **_check_timing(upload),
             "gate": upload.gate_ms,
             "total": _ms_since(start),
         },
@@ -195,11 +219,13 @@ def classify() -> ResponseReturnValue:
     field ``domain`` says what kind of photo it is: triage then uses that kind's own threshold
     (contract.triage), else the one that holds for every kind. With a lesion
     gate loaded, a photo that does not look like a skin lesion gets the
-    ``not_a_lesion`` verdict instead (still 200, with no scores, top class or triage).
+    ``not_a_lesion`` verdict instead (still 200, with no scores, top class or triage). Both
+    answers carry ``photo_check`` (contract.photo_check): when it asks to retake the photo, a
+    client shows that first, and the result only if the person checks anyway.
     """
     start = time.perf_counter()
     effect, domain = _answers_and_domain()  # before decoding: a bad answer is cheap to refuse
-    upload = _screened_upload()
+    upload = _screened_upload(photo_check=True)
     if upload.rejected:
         return _not_a_lesion(upload, start)
     decoded, check = upload.decoded, upload.check
@@ -217,8 +243,11 @@ def classify() -> ResponseReturnValue:
     ratios = effect.log_ratios if effect is not None else None
     result = screen(raw, model.metadata, settings().unsure_below, ratios, domain)
     body: dict[str, Any] = {"lesion_check": lesion_check_json(check), "verdict": CLASSIFIED}
-    if segmented.framing is not None:
-        body["lesion"] = lesion_json(segmented.framing, segmented.cropped)
+    framing = segmented.framing
+    area = framing.area_fraction if framing is not None and framing.verdict == ONE else None
+    body.update(_photo_check(upload, area))
+    if framing is not None:
+        body["lesion"] = lesion_json(framing, segmented.cropped)
     body.update(screening_json(result, model.metadata, settings().unsure_below))
     if effect is not None:
         body["answers"] = effect.as_json()
@@ -227,6 +256,7 @@ def classify() -> ResponseReturnValue:
         image=_image_summary(decoded),
         timing_ms={
             "decode": round(upload.decode_ms, 2),
+            **_check_timing(upload),
             "gate": upload.gate_ms,
             "inference": round(inference_ms, 2),
             **_segment_timing(segmented),

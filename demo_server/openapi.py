@@ -12,6 +12,7 @@ from contract.answers import (
     request_domains,
 )
 from contract.images import HEADROOM
+from contract.photo_check import HIGHLIGHT, MESSAGES, REASONS, RULE, SHADOW, SIZE
 from contract.questionnaire import NUMBER
 from demo_server.config import ServerConfig
 from demo_server.images import ACCEPTED_MIME_TYPES
@@ -118,21 +119,73 @@ SCHEMAS: dict[str, Any] = {
             "threshold": _NUM,
         }
     ),
+    "PhotoCheck": {
+        **_obj(
+            {
+                "retake": {
+                    "type": "boolean",
+                    "description": "True when a reason to retake the photo was found: show the "
+                    "messages first, and the result only if the person checks anyway.",
+                },
+                "reasons": {"type": "array", "items": {"enum": list(REASONS)}},
+                "messages": {
+                    "type": "array",
+                    "items": _STR,
+                    "description": f"One per reason, for a person, e.g. {MESSAGES[REASONS[0]]!r}",
+                },
+                "sharpness": {
+                    **_NUM,
+                    "description": f"Variance of the Laplacian of the grey photo stretched to "
+                    f"{SIZE} x {SIZE}; `blurry` below {RULE.min_sharpness:g}.",
+                },
+                "brightness": {
+                    **_NUM,
+                    "description": f"Mean grey level (0-255); `dark` below "
+                    f"{RULE.min_brightness:g}.",
+                },
+                "shadows": {
+                    **_NUM,
+                    "description": f"Share of pixels at grey level {SHADOW} or below; `dark` "
+                    f"above {RULE.max_shadows:g}.",
+                },
+                "highlights": {
+                    **_NUM,
+                    "description": f"Share of pixels at grey level {HIGHLIGHT} or above; "
+                    f"`bright` above {RULE.max_highlights:g}.",
+                },
+                "area_fraction": {
+                    **_NULLABLE_NUM,
+                    "description": "The spot's share of the frame (the segmenter's, when it "
+                    f"found one spot; else null); `small` below {RULE.min_area_fraction:g}.",
+                },
+            }
+        ),
+        "description": "The photo check (contract.photo_check), classify only.",
+    },
     "NotALesion": _obj(
         {
             "lesion_check": {"allOf": [_ref("LesionCheck"), _obj({"is_lesion": {"const": False}})]},
             "verdict": {"const": NOT_A_LESION},
             "message": {**_STR, "description": f"For a person, e.g. {NOT_A_LESION_MESSAGE!r}"},
+            "photo_check": {
+                **_ref("PhotoCheck"),
+                "description": "classify only: when it asks to retake, show that first.",
+            },
             "model": _ref("ModelSummary"),
             "image": _ref("ImageSummary"),
-            "timing_ms": _obj({"decode": _NUM, "gate": _NUM, "total": _NUM}),
+            "timing_ms": _obj(
+                {"decode": _NUM, "photo_check": _NUM, "gate": _NUM, "total": _NUM},
+                optional=("photo_check",),
+            ),
             "disclaimer": _STR,
-        }
+        },
+        optional=("photo_check",),
     ),
     "Classification": _obj(
         {
             "lesion_check": _LESION_CHECK,
             "verdict": _CLASSIFIED,
+            "photo_check": _ref("PhotoCheck"),
             "scores": {
                 "type": "array",
                 "items": _ref("Score"),
@@ -191,6 +244,7 @@ SCHEMAS: dict[str, Any] = {
             "timing_ms": _obj(
                 {
                     "decode": _NUM,
+                    "photo_check": {**_NUM, "description": "Measuring the photo check."},
                     "gate": _GATE_MS,
                     "inference": _NUM,
                     "segment": {**_NUM, "description": "Only with a lesion segmenter."},
@@ -455,7 +509,12 @@ def openapi_document(
         config,
         _classify_fields(answers),
     )
-    classify["description"] += _answers_description(answers)
+    classify["description"] += _answers_description(answers) + (
+        " Every answer carries `photo_check`: whether the photo is sharp, well exposed and "
+        "shows the spot large enough (measured before the lesion gate). When its `retake` is "
+        "true, a client shows its messages first and the result only if the person checks "
+        "anyway: a blurred real spot is otherwise often turned away as not a skin lesion."
+    )
     return {
         "openapi": "3.1.0",
         "info": {

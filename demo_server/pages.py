@@ -28,6 +28,8 @@ from werkzeug.security import safe_join
 from contract.answers import DEFAULT_DOMAIN, AnswerSpec, request_domains
 from contract.bench_report import BenchReportError, read_bench_report
 from contract.card import ModelCard
+from contract.photo_check import MESSAGES as PHOTO_MESSAGES
+from contract.photo_check import RULE as PHOTO_RULE
 from demo_server import explain as occlusion
 from demo_server.compression import send_compressible
 from demo_server.config import REPO_ROOT
@@ -201,6 +203,8 @@ PAGE_MODULES = (
     "segmentation.mjs",
     "rounding.mjs",
     "colour.mjs",
+    "photocheck.mjs",
+    "history.mjs",
 )
 IMMUTABLE = "public, max-age=31536000, immutable"
 CACHE_NAME = "skin-spot-check-v1"  # also in static/sw.js
@@ -335,6 +339,7 @@ def ondevice_config(
         if segmenter
         else None,
         "unsure_below": _settings().unsure_below,
+        "photo_check": PHOTO_RULE.as_json(),  # contract.photo_check's, read by photocheck.mjs
         # "Where did it look?" on the device: the server's grid, patch and heatmap.
         "explain": {
             "grid": _settings().explain_grid,
@@ -348,6 +353,7 @@ def ondevice_config(
             "unsure": UNSURE_MESSAGE,
             "not_a_lesion": NOT_A_LESION_MESSAGE,
             "lesion": LESION_MESSAGES,
+            "photo_check": PHOTO_MESSAGES,
             "disclaimer": disclaimer(meta),
         },
         "native_benches": native_benches(),

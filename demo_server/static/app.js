@@ -5,6 +5,8 @@
 // Both draw the same answer: bars, calibrated probabilities, answers, triage, unsure and
 // not-a-lesion states.
 
+import * as history from "./history.mjs";
+
 const MAX_SIDE = 1024;
 const JPEG_QUALITY = 0.9;
 const VISIBLE_DROP = 0.02; // smaller occlusion drops than this are noise
@@ -21,6 +23,9 @@ const WHERE = {
   device: "The photo is checked on this device: it never leaves it.",
   server: "The photo is checked on the server and is not stored.",
 };
+const RETAKE_WORDS = {
+  blurry: "too blurry", dark: "too dark", bright: "too bright", small: "move closer",
+};
 const MODE_USED = {
   device: "Checked on this device: the photo did not leave it.",
   server: "Checked on the server.",
@@ -33,6 +38,7 @@ let device = null; // the on-device model (ondevice.mjs), once chosen
 // worker, whose `ready` need not ever settle (issue 36: a tap then never drew an answer).
 let deviceStarting = null;
 let config = { available: false, reason: "" };
+let checkAnyway = false; // the person chose to see this photo's result despite a retake
 // What the page last showed, for tests and the curious: window.skinSpotCheck.lastResult.
 const state = (window.skinSpotCheck = { lastResult: null, mode: () => mode, device: () => device });
 
@@ -46,21 +52,22 @@ function setStatus(text, isError) {
 
 // Longest side at most MAX_SIDE, re-encoded as JPEG; the browser applies EXIF orientation.
 // Formats the browser cannot decode (HEIC on most) go up unchanged: the server decodes them.
-async function downsize(blob) {
+// (A smaller side and quality make the spot history's thumbnails.)
+async function downsize(blob, maxSide = MAX_SIDE, quality = JPEG_QUALITY) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
   } catch (err) {
     return blob;
   }
-  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+  const scale = Math.min(1, maxSide / Math.max(bitmap.width, bitmap.height));
   const canvas = document.createElement("canvas");
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
   canvas.height = Math.max(1, Math.round(bitmap.height * scale));
   canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   bitmap.close();
   return new Promise((resolve) => {
-    canvas.toBlob((out) => resolve(out || blob), "image/jpeg", JPEG_QUALITY);
+    canvas.toBlob((out) => resolve(out || blob), "image/jpeg", quality);
   });
 }
 
@@ -232,6 +239,25 @@ function renderLesion(result) {
   $("lesion-message").textContent = (lesion && lesion.message) || "";
 }
 
+// The photo check asks for a retake (before any verdict, the gate's included): say why, and
+// let the person check anyway.
+function renderRetake(result) {
+  renderLesion(result); // what the segmenter found, if it ran (a far spot's small outline)
+  $("retake-messages").replaceChildren(...result.photo_check.messages.map((message) => {
+    const item = document.createElement("li");
+    item.textContent = message;
+    return item;
+  }));
+  $("retake").hidden = false;
+  $("not-lesion").hidden = true;
+  $("diagnosis").hidden = true;
+  $("save-check").hidden = true;
+  renderTiming(result);
+  showResult();
+  setStatus("Retake suggested: " + result.photo_check.reasons.map((r) => RETAKE_WORDS[r] || r)
+    .join(", ") + ".");
+}
+
 // The lesion gate turned the photo away: say so, and show no classes, percentages or triage.
 function renderNotALesion(result) {
   renderLesion({});
@@ -247,6 +273,13 @@ function render(result) {
   state.lastResult = result;
   // How many answers the page has drawn (tests wait for the next one).
   $("result").dataset.count = String(Number($("result").dataset.count || 0) + 1);
+  if (result.photo_check && result.photo_check.retake && !checkAnyway) {
+    renderRetake(result);
+    return;
+  }
+  $("retake").hidden = true;
+  $("save-check").hidden = false;
+  $("save-status").textContent = "";
   if (result.verdict === "not_a_lesion") {
     renderNotALesion(result);
     return;
@@ -276,6 +309,7 @@ async function check(blob) {
   $("explain").disabled = false;
   original = blob;
   current = null;
+  checkAnyway = false;
   const photo = $("photo");
   if (photo.src.startsWith("blob:")) URL.revokeObjectURL(photo.src);
   photo.src = URL.createObjectURL(blob);
@@ -480,6 +514,91 @@ function initialMode() {
   }
 }
 
+// --- the spot history, kept on this phone (history.mjs: IndexedDB, never sent) -------------
+
+function historyEntry(check) {
+  const item = document.createElement("li");
+  if (check.thumbnail) {
+    const image = document.createElement("img");
+    image.src = check.thumbnail;
+    image.alt = `Photo of ${check.spot}, ${new Date(check.date).toLocaleDateString()}`;
+    item.append(image);
+  }
+  const date = document.createElement("div");
+  date.textContent = new Date(check.date).toLocaleString();
+  const verdict = document.createElement("div");
+  if (check.verdict === "classified") {
+    verdict.className = check.triage === "see_dermatologist" ? "refer" : "watch";
+    verdict.textContent = `${check.advice} (chance of a malignant type ` +
+      `${percent(check.p_malignant)}; most like ${check.top})`;
+  } else {
+    verdict.textContent = check.advice || check.verdict;
+  }
+  const share = document.createElement("div");
+  share.textContent = check.area_fraction === null ? "Spot's share of the photo: not measured"
+    : `Spot's share of the photo: ${(100 * check.area_fraction).toFixed(1)}%`;
+  item.append(date, verdict, share);
+  if (check.retake.length) {
+    const retake = document.createElement("div");
+    retake.textContent = "Checked anyway: " + check.retake.map((r) => RETAKE_WORDS[r] || r)
+      .join(", ");
+    item.append(retake);
+  }
+  return item;
+}
+
+// Show the spots saved on this phone; `spot` (else the one checked last) is shown.
+async function showHistory(spot) {
+  let names = [];
+  try {
+    names = await history.spots();
+  } catch (err) {
+    $("history-empty").textContent = "This browser keeps no history here (" + err.message + ").";
+  }
+  $("history-empty").hidden = names.length > 0;
+  $("history-body").hidden = names.length === 0;
+  $("history-delete-confirm").hidden = true;
+  $("spot-names").replaceChildren(...names.map((name) => new Option(name)));
+  const chosen = names.includes(spot) ? spot : names[0];
+  $("history-spot").replaceChildren(...names.map((name) => new Option(name, name, false,
+    name === chosen)));
+  const checks = chosen ? await history.checksOf(chosen) : [];
+  $("history-checks").replaceChildren(...checks.map(historyEntry));
+  $("history").dataset.count = String(Number($("history").dataset.count || 0) + 1);
+}
+
+async function saveCheck(event) {
+  event.preventDefault();
+  const spot = $("spot-name").value.trim();
+  if (!spot || !state.lastResult || !original) return;
+  try {
+    const small = await downsize(original, history.THUMB_SIDE, history.THUMB_QUALITY);
+    const thumb = small.type === "image/jpeg" ? await history.dataUrl(small) : null;
+    await history.save(spot, state.lastResult, thumb);
+    $("save-status").textContent = `Saved on this phone under "${spot}".`;
+    await showHistory(spot);
+  } catch (err) {
+    $("save-status").textContent = "Not saved: " + err.message;
+  }
+}
+
+async function exportHistory() {
+  const blob = new Blob([await history.exportJson()], { type: "application/json" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `skin-spot-history-${new Date().toISOString().slice(0, 10)}.json`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+async function deleteHistory() {
+  await history.deleteAll();
+  setStatus("Every saved check was deleted from this phone.");
+  await showHistory();
+}
+
 // --- the on-device benchmark ---------------------------------------------------------------
 
 // export.bench's figures for a model file (by its SHA-256), where the server knows them.
@@ -567,6 +686,18 @@ function start() {
     setMode("server");
     check(original);
   });
+  $("check-anyway").addEventListener("click", () => {
+    checkAnyway = true;
+    if (state.lastResult) render(state.lastResult);
+  });
+  $("save-check").addEventListener("submit", saveCheck);
+  $("history-spot").addEventListener("change", (event) => showHistory(event.target.value));
+  $("history-export").addEventListener("click", exportHistory);
+  $("history-delete").addEventListener("click", () => {
+    $("history-delete-confirm").hidden = false;
+  });
+  $("history-delete-confirm").addEventListener("click", deleteHistory);
+  showHistory();
   $("bench-run").addEventListener("click", benchmark);
   $("bench-file").addEventListener("change", benchmarkPicked);
   $("bench-run").textContent = `Benchmark this device (${BENCH_RUNS} runs)`;

@@ -8,8 +8,9 @@
 // calibration, answers and triage (screening.mjs). The photo never leaves the page: nothing
 // here sends a request but GETs of the runtime and the models.
 import { applyStep } from "./colour.mjs";
-import { crop, frame } from "./framing.mjs";
+import { crop, frame, ONE } from "./framing.mjs";
 import * as modelfile from "./modelfile.mjs";
+import * as photocheck from "./photocheck.mjs";
 import { decodeToRgb, resizeBilinear } from "./pixels.mjs";
 import * as screening from "./screening.mjs";
 import { pythonRound } from "./rounding.mjs";
@@ -328,6 +329,13 @@ export class Device {
     const photo = await decodeToRgb(blob);
     this.lastPhoto = photo;
     const decodeMs = now() - start;
+    // The photo check is measured before the gate (contract.photo_check; the page shows a
+    // retake first), the spot's size added once the segmenter has run.
+    const measureStart = now();
+    const measures = photocheck.measure(photo);
+    const measureMs = ms(now() - measureStart);
+    const photoCheck = (area) => photocheck.check(measures, area, this.config.photo_check,
+      this.config.messages.photo_check);
     const check = await this.checkGate(photo);
     const base = {
       mode: "device",
@@ -343,7 +351,9 @@ export class Device {
         ...base,
         verdict: "not_a_lesion",
         message: this.config.messages.not_a_lesion,
-        timing_ms: { decode: ms(decodeMs), gate: ms(check.ms), total: ms(now() - start) },
+        photo_check: photoCheck(null),
+        timing_ms: { decode: ms(decodeMs), photo_check: measureMs, gate: ms(check.ms),
+          total: ms(now() - start) },
       };
     }
     const located = await this.segment(photo);
@@ -356,9 +366,11 @@ export class Device {
       this.meta.colourConstancy);
     const run = await this.runClassifier(this.lastInput);
     this.lastRaw = run.values;
-    this.lastBase = located
-      ? { ...base, lesion: lesionJson(located.framing, cropped, this.config.messages.lesion) }
-      : base;
+    const area = located && located.framing.verdict === ONE ? located.framing.areaFraction : null;
+    this.lastBase = { ...base, photo_check: photoCheck(area) };
+    if (located) {
+      this.lastBase.lesion = lesionJson(located.framing, cropped, this.config.messages.lesion);
+    }
     return {
       ...this.lastBase,
       verdict: "classified",
@@ -366,6 +378,7 @@ export class Device {
         effect, domain),
       timing_ms: {
         decode: ms(decodeMs),
+        photo_check: measureMs,
         gate: check ? ms(check.ms) : null,
         inference: ms(run.ms),
         ...(located ? { segment: ms(located.ms) } : {}),

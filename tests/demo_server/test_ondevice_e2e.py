@@ -290,6 +290,10 @@ def test_not_a_lesion_and_picked_files_stay_on_the_device(shipped, phone, tmp_pa
     compare(device, server, photo.name)
     assert device["verdict"] == "not_a_lesion"
     assert abs(device["lesion_check"]["distance"] - server["lesion_check"]["distance"]) < 0.05
+    # Half its pixels are pure white: the photo check asks for a retake first (too bright).
+    assert device["photo_check"]["reasons"] == server["photo_check"]["reasons"] == ["bright"]
+    assert page.locator("#retake").is_visible()
+    page.locator("#check-anyway").tap()
     assert page.locator("#not-lesion").is_visible()
     assert not page.locator("#diagnosis").is_visible()
     assert not requests, requests  # not one request: the photo is read from the file input

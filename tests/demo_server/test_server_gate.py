@@ -140,13 +140,15 @@ def test_non_lesion_gets_no_scores(client, document, name, multipart):
     response = post(client, "/api/v1/classify", NON_LESIONS[name](), multipart)
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == NOT_A_LESION_KEYS and not DIAGNOSIS_KEYS & set(body)
+    # classify measures the photo check before the gate (explain does not)
+    assert set(body) == NOT_A_LESION_KEYS | {"photo_check"} and not DIAGNOSIS_KEYS & set(body)
     assert body["verdict"] == "not_a_lesion" and body["message"] == MESSAGE
+    assert ("bright" in body["photo_check"]["reasons"]) == (name == "white")
     check = body["lesion_check"]
     assert check["is_lesion"] is False and check["distance"] > check["threshold"]
     assert body["disclaimer"].startswith("Test disclaimer")
     assert body["image"]["format"] == "JPEG"
-    assert set(body["timing_ms"]) == {"decode", "gate", "total"}
+    assert set(body["timing_ms"]) == {"decode", "photo_check", "gate", "total"}
     validate(document, "NotALesion", body)
     validate_200(document, "/api/v1/classify", body)
 
