@@ -187,9 +187,16 @@ def _input_metadata(info: ModelInfo, input_type: int) -> _md.TensorMetadataT:
 
     tensor = _md.TensorMetadataT()
     tensor.name = "image"
+    step = info.model_card.input.colour_constancy
+    then = (
+        f", then correct its colour cast ({step}: contract/colour_constancy.py, model_card.json "
+        "input.colour_constancy)"
+        if step
+        else ", no other preprocessing"
+    )
     tensor.description = (
         f"1x{info.input_height}x{info.input_width}x3 {_INPUT_ENCODINGS[input_type]}; stretch the "
-        "whole image to this size with bilinear resampling, no other preprocessing."
+        f"whole image to this size with bilinear resampling{then}."
     )
     tensor.content = content
     tensor.processUnits = [unit]

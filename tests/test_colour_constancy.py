@@ -95,5 +95,8 @@ def test_a_run_with_the_step_writes_it_into_its_card_and_files(data_dir: Path, t
         float32 = next(r for r in results if r["variant"] == "float32")
         assert float32["top1_agreement"] >= 0.9
     for variant in ("float32", "int8_mixed"):
-        server = Classifier.from_file(out / f"skin_lesion_{variant}.tflite", interpreters=1)
-        assert server.metadata.colour_constancy == SHADES_OF_GREY_P6
+        path = out / f"skin_lesion_{variant}.tflite"
+        assert Classifier.from_file(path, interpreters=1).metadata.colour_constancy == (
+            SHADES_OF_GREY_P6
+        )
+        assert b"then correct its colour cast" in path.read_bytes()  # the input's description
