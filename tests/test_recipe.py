@@ -124,9 +124,9 @@ NO_ISIC2017 = ["ham10000", "pad_ufes20", "pad_ufes20_cutouts"]
 @pytest.mark.parametrize(
     ("file", "folders", "kept"),
     [
-        ("more_data.toml", ALL_FOLDERS, "shipped_2025_test_split.csv"),
+        ("experiments/more_data.toml", ALL_FOLDERS, "shipped_2025_test_split.csv"),
         ("no_isic2017.toml", NO_ISIC2017, "shipped_2025_test_split.csv"),
-        ("more_data_kept.toml", ALL_FOLDERS, "shipped_2025_split.csv"),
+        ("experiments/more_data_kept.toml", ALL_FOLDERS, "shipped_2025_split.csv"),
     ],
 )  # fmt: skip
 def test_the_retrain_recipes_are_the_shipped_one_on_other_data_keeping_its_images(
@@ -150,7 +150,7 @@ def test_the_shipped_ensembles_student_learns_from_its_file_on_its_split(
     monkeypatch.chdir(tmp_path)  # the teacher run is made by commands (the recipe's comment)
     (tmp_path / "runs" / "shipped_2025").mkdir(parents=True)
     (tmp_path / "models").symlink_to(REPO / "models")
-    recipe = load_recipe(REPO / "recipes" / "small_shipped.toml")
+    recipe = load_recipe(REPO / "recipes" / "experiments" / "small_shipped.toml")
     (student,) = recipe.members
     assert recipe.split_from == Path("recipes/shipped_2025_split.csv")
     assert student.hparams.distill_from == "runs/shipped_2025"
