@@ -88,3 +88,12 @@ def test_bad_arguments_get_a_usage_message(tmp_path, capsys):
         main([str(tmp_path), "--predictions", str(tmp_path / "none.csv")])
     assert exit_info.value.code == 2
     assert "usage: python -m train.photo_check" in capsys.readouterr().err
+
+
+def test_a_missing_segmenter_is_reported(tmp_path, capsys):
+    run, predictions = run_folder(tmp_path)
+    missing = tmp_path / "none.tflite"
+    assert main([str(run), "--predictions", str(predictions), "--segmenter", str(missing)]) == 2
+    assert "python -m train.photo_check: error: cannot read segmenter file" in (
+        capsys.readouterr().err
+    )

@@ -27,7 +27,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 from contract.framing import ONE, frame
 from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
-from contract.model_file import ModelFileError, read_model_file
+from contract.commands import reported
+from contract.model_file import read_model_file
 from contract.photo_check import REASONS, RULE, PhotoMeasures, check, measure
 from contract.predictions import read_predictions
 from contract.records import Record
@@ -36,6 +37,7 @@ from contract.screening import malignant_probability
 from contract.segmentation import probability_map, read_segmenter_info
 from contract.taxonomy import DOMAINS, LABELS, MALIGNANT
 
+PROG = "train.photo_check"
 PERCENTILES = (0, 1, 5, 10, 50, 90, 99, 100)
 # predictions.csv keeps 6 decimals: P(malignant), a sum of three, is off by up to 1.5e-6 (a
 # photo exactly at the threshold, which val chose, would otherwise read as not referred)
@@ -184,7 +186,7 @@ def markdown(result: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m train.photo_check", description=__doc__.split("\n")[0]
+        prog=f"python -m {PROG}", description=__doc__.split("\n")[0]
     )
     parser.add_argument("run", type=Path, help="a run folder with split.csv")
     parser.add_argument(
@@ -206,13 +208,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        segmenter = read_model_file(args.segmenter, "segmenter")
-    except ModelFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    segmenter = read_model_file(args.segmenter, "segmenter")  # a ModelFileError is reported
     predictions = read_outcomes(args.predictions)
     records = read_split(args.run / SPLIT_CSV)[args.split]
     result = {
