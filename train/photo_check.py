@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from contract.commands import reported
 from contract.framing import ONE, frame
 from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
-from contract.commands import reported
 from contract.model_file import read_model_file
 from contract.photo_check import REASONS, RULE, PhotoMeasures, check, measure
 from contract.predictions import read_predictions
