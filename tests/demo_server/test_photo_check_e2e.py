@@ -108,6 +108,11 @@ def test_blurred_and_dark_copies_are_retaken_on_the_device_and_by_the_api(
             shown = "#diagnosis" if device["verdict"] == "classified" else "#not-lesion"
             assert page.locator(shown).is_visible(), reason
         assert_image_never_left(requests, server)
+        # Server mode (the photo uploaded, downsized): the API's photo_check, the same card.
+        page.goto(server.url + "/?mode=server")
+        answer = next_result(page, lambda: page.set_input_files("#gallery", str(copies["blurry"])))
+        assert answer["mode"] == "server" and answer["photo_check"]["reasons"] == ["blurry"]
+        assert page.locator("#retake").is_visible()
         assert not problems, problems
 
 
