@@ -14,23 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from export.ship import ShipError, check_export
+from contract.commands import reported
+from export.ship import check_export
 from pipeline.build import dry_run, run_build
 from pipeline.recipe import load_build_recipe
-from pipeline.steps import BuildError
-from train.data.datasets import DatasetError
-from train.data.split import SplitError
-from train.model.averaging import EnsembleError
-from train.model.distill import TeacherError
-from train.model.training import TrainingError
 from train.orchestration.recipes import RecipeError
-from train.segmentation.training import SegmentationError
-
-# What a step raises for its input (as each stage's command reports it): exit 2, like a usage error
-INPUT_ERRORS = (
-    RecipeError, DatasetError, SplitError, TrainingError, TeacherError, EnsembleError,
-    SegmentationError, ShipError,
-)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported("pipeline")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.dry_run:
@@ -55,18 +44,11 @@ def main(argv: list[str] | None = None) -> int:
             outputs = ", ".join(str(p) for p in planned.step.outputs)
             print(f"{number:2d}. {planned.step.name} [{planned.status}] -> {outputs}")
         return 0
-    try:
-        export = run_build(args.build, args.out)
-        if args.build.export is None:
-            print(f"built {args.out}; the recipe has no [export] section, so nothing to ship")
-            return 0
-        check_export(export)
-    except BuildError as error:  # an accuracy gate failed: exit 1, as python -m export
-        print(f"python -m pipeline: error: {error}", file=sys.stderr)
-        return 1
-    except INPUT_ERRORS as error:
-        print(f"python -m pipeline: error: {error}", file=sys.stderr)
-        return 2
+    export = run_build(args.build, args.out)  # a step's CommandError: its message, status
+    if args.build.export is None:
+        print(f"built {args.out}; the recipe has no [export] section, so nothing to ship")
+        return 0
+    check_export(export)
     print(f"built {export}; ship it with: python -m export.ship {export}")
     return 0
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from export.bench import BenchConfig
+from contract.bench_report import BenchConfig
+from contract.run_folder import SPLITS
 from export.exporting import ExportSettings
 from export.lesion_gate import DEFAULT_VARIANT as GATE_VARIANT
 from train.gate.fit import GateConfig
@@ -43,10 +44,10 @@ from train.orchestration.recipes import (
     load_recipe,
     parse_member,
     parse_recipe,
+    read_recipe_text,
 )
+from train.segment import CUTOUTS, PHOTOS
 from train.segmentation.training import SegmenterConfig
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,9 @@ class StudentStep:
 
 @dataclass(frozen=True)
 class BuildRecipe:
-    """Everything `python -m pipeline` builds, section by section (`sections`: as written)."""
+    """Everything `python -m pipeline` builds, section by section (None: not built)."""
 
     recipe: Recipe
-    sections: dict[str, Any]
     metrics_splits: tuple[str, ...] = ()
     gate: GateConfig | None = None
     gate_variant: str = GATE_VARIANT
@@ -100,14 +100,15 @@ def _split(section: str, value: Any) -> str:
     return value
 
 
-def _take(values: dict[str, Any], key: str, default: Any = None) -> Any:
-    return values.pop(key, default)
+def _nothing_left(section: str, values: dict[str, Any]) -> None:
+    if values:
+        raise RecipeError(f"[{section}]: unknown field(s) {sorted(values)}")
 
 
 def _student(raw: dict[str, Any], defaults: dict[str, Any]) -> StudentStep:
     values = dict(raw)
-    export = _fields("student.export", ExportSettings, dict(_take(values, "export", {})))
-    teacher_path = _take(values, "teacher")
+    export = _fields("student.export", ExportSettings, dict(values.pop("export", {})))
+    teacher_path = values.pop("teacher")
     teacher = load_recipe(teacher_path) if teacher_path is not None else None
     if "distill_from" in values or "distill_model" in values:
         raise RecipeError("[student]: its teacher is `teacher` (a recipe) or the model built")
@@ -120,25 +121,24 @@ def parse_build_recipe(text: str) -> BuildRecipe:
     """The whole recipe; RecipeError naming the section and field it cannot build."""
     recipe = parse_recipe(text)
     raw = tomllib.loads(text)
-    sections = {k: v for k, v in raw.items() if k != "description"}
     build: dict[str, Any] = {}
     if "metrics" in raw:
         metrics = dict(raw["metrics"])
-        splits = tuple(_split("metrics", s) for s in _take(metrics, "splits", ["val"]))
-        _fields("metrics", _NoFields, metrics)
+        splits = tuple(_split("metrics", s) for s in metrics.pop("splits", ["val"]))
+        _nothing_left("metrics", metrics)
         build["metrics_splits"] = splits
     if "gate" in raw:
         gate = dict(raw["gate"])
-        build["gate_variant"] = _take(gate, "variant", GATE_VARIANT)
+        build["gate_variant"] = gate.pop("variant", GATE_VARIANT)
         build["gate"] = _fields("gate", GateConfig, gate)
     if "export" in raw:
         build["export"] = _fields("export", ExportSettings, dict(raw["export"]))
     if "segmenter" in raw:
         seg = dict(raw["segmenter"])
-        photos = Path(_take(seg, "photos", "../shared/data/pad_ufes20"))
-        cutouts = Path(_take(seg, "cutouts", "../shared/data/pad_ufes20_cutouts"))
-        pin = _take(seg, "pin_test_of")
-        split = _split("segmenter", _take(seg, "evaluate", "val"))
+        photos = Path(seg.pop("photos", PHOTOS))
+        cutouts = Path(seg.pop("cutouts", CUTOUTS))
+        pin = seg.pop("pin_test_of", None)
+        split = _split("segmenter", seg.pop("evaluate", "val"))
         seg["keep_shipped_test_in_val"] = pin is not None
         config = _fields("segmenter", SegmenterConfig, seg)
         build["segmenter"] = SegmenterStep(
@@ -150,23 +150,14 @@ def parse_build_recipe(text: str) -> BuildRecipe:
         build["bench"] = _fields("bench", BenchConfig, dict(raw["bench"]))
     if "evaluation" in raw:
         evaluation = dict(raw["evaluation"])
-        build["evaluation_split"] = _split("evaluation", _take(evaluation, "split", "val"))
-        _fields("evaluation", _NoFields, evaluation)
+        build["evaluation_split"] = _split("evaluation", evaluation.pop("split", "val"))
+        _nothing_left("evaluation", evaluation)
     needs_export = ("student", "bench", "evaluation", "segmenter", "gate")
     if "export" not in build and any(name in build for name in needs_export):
         raise RecipeError("[export]: the gate, segmenter, student, bench and evaluation go "
                           "into the classifier's export folder; give [export]")
-    return BuildRecipe(recipe, sections, **build)
-
-
-@dataclass(frozen=True)
-class _NoFields:
-    """A section whose every field was taken: anything left is unknown."""
+    return BuildRecipe(recipe, **build)
 
 
 def load_build_recipe(path: str | Path) -> BuildRecipe:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise RecipeError(f"cannot read {path}: {error.strerror}") from None
-    return parse_build_recipe(text)
+    return parse_build_recipe(read_recipe_text(path))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from contract.commands import CommandError
 from contract.lesion_gate import GATE_JSON, GATE_KERAS
 from contract.run_folder import MODEL_CARD_JSON, MODEL_KERAS, SPLIT_CSV
 from pipeline.recipe import BuildRecipe
@@ -26,8 +27,10 @@ STUDENT = "student"
 VERIFICATION = ("verification.json", "verification.md", MODEL_CARD_JSON)
 
 
-class BuildError(RuntimeError):
-    """A step that ran and failed (e.g. an accuracy gate); the message says which."""
+class BuildError(CommandError):
+    """A check a step's result failed (an accuracy gate); exit status 1, as `python -m export`."""
+
+    status = 1
 
 
 @dataclass(frozen=True)

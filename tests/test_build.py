@@ -3,7 +3,9 @@ to end to a folder export.ship accepts, skipping what is current when run again.
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ from pipeline.__main__ import main
 REPO = Path(__file__).resolve().parent.parent
 
 # The steps after training, at tiny sizes; an untrained network may lose accuracy to int8, so
-# the gates are loose here (they are tested in test_pipeline.py).
+# the gates are loose here (they are tested in test_pipeline.py). Full int8: int8_mixed fails to
+# convert an average of two tiny CNNs (a CONV_2D with uint8 input and float output).
 TINY_BUILD = TINY + """
 [metrics]
 splits = ["test"]
@@ -24,14 +27,13 @@ image_size = 64
 components = 16
 
 [export]
-variants = ["int8_mixed"]
+variants = ["int8"]
 representative_images = 24
-float_ops = 2
 max_loss_points = 100
 
 [segmenter]
-photos = "{data}/pad_ufes20"
-cutouts = "{data}/pad_ufes20_cutouts"
+photos = "{phone}/pad_ufes20"
+cutouts = "{phone}/pad_ufes20_cutouts"
 image_size = 64
 epochs = 1
 batch_size = 8
@@ -52,6 +54,31 @@ warmup = 1
 
 [evaluation]
 """
+
+
+def phone_subset(data_dir: Path, out: Path, photos: int = 60) -> Path:
+    """The first `photos` PAD-UFES-20 photos with a cut-out, in the data sets' layout (images
+    matched by stem): the segmenter's masks and training at a test's size."""
+    source = data_dir / "pad_ufes20"
+    folders = {"pad_ufes20": source / "images", "pad_ufes20_cutouts": data_dir /
+               "pad_ufes20_cutouts" / "images"}
+    files = {name: {p.stem: p for p in folder.iterdir()} for name, folder in folders.items()}
+    with (source / "metadata.csv").open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        stems = lambda row: Path(row["img_id"]).stem  # noqa: E731
+        rows = [r for r in reader if all(stems(r) in found for found in files.values())]
+        columns = reader.fieldnames
+    rows = rows[:photos]
+    for name, found in files.items():
+        (out / name / "images").mkdir(parents=True)
+        for row in rows:
+            path = found[stems(row)]
+            shutil.copyfile(path, out / name / "images" / path.name)
+    with (out / "pad_ufes20" / "metadata.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
 
 
 def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(
@@ -81,7 +108,8 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(
 
 def test_a_bad_section_is_a_usage_error(tmp_path: Path, capsys):
     recipe = tmp_path / "bad.toml"
-    recipe.write_text(TINY_BUILD.format(data="d").replace("components = 16", "component = 16"))
+    text = TINY_BUILD.format(data="d", phone="p")
+    recipe.write_text(text.replace("components = 16", "component = 16"))
     with pytest.raises(SystemExit) as raised:
         main([str(recipe), "--out", str(tmp_path / "out"), "--dry-run"])
     assert raised.value.code == 2
@@ -92,29 +120,31 @@ def test_a_bad_section_is_a_usage_error(tmp_path: Path, capsys):
 def test_a_tiny_recipe_builds_a_shippable_folder_and_skips_what_is_current(
     data_dir: Path, tmp_path: Path, capsys
 ):
+    from contract.card import read_model_card
     from contract.model_file import model_card, read_model_file
     from export.ship import ship
 
     recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY_BUILD.format(data=data_dir))
+    phone = phone_subset(data_dir, tmp_path / "phone")
+    recipe.write_text(TINY_BUILD.format(data=data_dir, phone=phone))
     out = tmp_path / "build"
     assert main([str(recipe), "--out", str(out)]) == 0
     export = out / "export"
 
-    card = json.loads((out / "model_card.json").read_text())
-    assert card["backbone"] == "tiny_cnn-ensemble-of-2"
-    assert "test" in card["metrics"] and "test" in card["answers"]["metrics"]
-    shipped_card = model_card(read_model_file(export / "skin_lesion_int8_mixed.tflite"))
-    assert shipped_card["metrics"]["test"] == card["metrics"]["test"]  # recorded before export
-    student = json.loads((out / "student" / "model_card.json").read_text())
-    assert student["hparams"]["distill_from"] == str(out)
+    card = read_model_card(out)
+    assert card.backbone == "tiny_cnn-ensemble-of-2"
+    assert "test" in card.metrics and "test" in card.answers.metrics
+    shipped_card = model_card(read_model_file(export / "skin_lesion_int8.tflite"))
+    assert shipped_card.metrics["test"] == card.metrics["test"]  # recorded before the export
+    student = read_model_card(out / "student")
+    assert student.hparams["distill_from"] == str(out)
     assert (out / "student" / "split.csv").read_bytes() == (out / "split.csv").read_bytes()
     for name in ("lesion_gate.tflite", "lesion_segmenter.tflite", "small/verification.json",
                  "small/skin_lesion_small_int8.tflite", "bench/bench.json"):
         assert (export / name).is_file(), name
     bench = json.loads((export / "bench" / "bench.json").read_text())
     assert {Path(row["model"]).name for row in bench["rows"]} == {
-        "skin_lesion_int8_mixed.tflite", "skin_lesion_small_int8.tflite"
+        "skin_lesion_int8.tflite", "skin_lesion_small_int8.tflite"
     }
     for folder in ("evaluation", "evaluation_answers", "small/evaluation"):
         metrics = json.loads((export / folder / "metrics.json").read_text())
@@ -122,7 +152,7 @@ def test_a_tiny_recipe_builds_a_shippable_folder_and_skips_what_is_current(
 
     models = tmp_path / "models"
     shipped = ship(export, models)  # export.ship accepts it
-    assert models / "skin_lesion_int8_mixed.tflite" in shipped
+    assert models / "skin_lesion_int8.tflite" in shipped
 
     # Run again: every step is current. Change one section: that step alone is stale.
     capsys.readouterr()

@@ -137,12 +137,16 @@ def parse_recipe(text: str) -> Recipe:
     )
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def read_recipe_text(path: str | Path) -> str:
+    """A recipe file's text; RecipeError naming a file that cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise RecipeError(f"cannot read {path}: {error.strerror}") from None
-    return parse_recipe(text)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    return parse_recipe(read_recipe_text(path))
 
 
 def run_recipe(
