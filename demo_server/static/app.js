@@ -278,7 +278,7 @@ function render(result) {
     return;
   }
   $("retake").hidden = true;
-  $("save-check").hidden = false;
+  $("save-check").hidden = Boolean($("save-check").dataset.off);
   $("save-status").textContent = "";
   if (result.verdict === "not_a_lesion") {
     renderNotALesion(result);
@@ -549,11 +549,13 @@ function historyEntry(check) {
 
 // Show the spots saved on this phone; `spot` (else the one checked last) is shown.
 async function showHistory(spot) {
-  let names = [];
+  let names;
   try {
     names = await history.spots();
-  } catch (err) {
+  } catch (err) { // no IndexedDB here (some private modes): nothing can be saved
     $("history-empty").textContent = "This browser keeps no history here (" + err.message + ").";
+    $("save-check").dataset.off = "1";
+    return;
   }
   $("history-empty").hidden = names.length > 0;
   $("history-body").hidden = names.length === 0;
