@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from contract.bootstrap import paired_difference_intervals
+from contract.colour_constancy import apply, step_of
 from contract.framing import ONE, crop, frame
 from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
@@ -68,13 +69,15 @@ def measure_framing(
         frame(p, im.width, im.height, seg_info.rule)
         for p, im in zip(probabilities, images, strict=True)
     ]
-    whole = np.stack([resize_to_input(im, size, size) for im in images])
+    step = step_of(card)  # the classifier's own colour-constancy step, as every client feeds it
+    whole = apply(np.stack([resize_to_input(im, size, size) for im in images]), step)
     cropped = np.stack(
         [
             resize_to_input(crop(im, f.crop if f.verdict == ONE else None), size, size)
             for im, f in zip(images, framings, strict=True)
         ]
     )
+    cropped = apply(cropped, step)
     raw_whole = predict_tflite(classifier, whole)
     raw_cropped = predict_tflite(classifier, cropped)
     probs_whole = apply_temperature(raw_whole, temperature)
