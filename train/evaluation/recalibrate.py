@@ -24,7 +24,7 @@ from contract.card import (
 from contract.commands import CommandError
 from contract.model_file import model_card, read_model_file
 from train.answers.fitting import answer_ratios, answers_triage, models_from_card
-from train.evaluation.evaluate import split_predictions
+from train.evaluation.split_evaluation import split_predictions
 from train.model.calibration import ValCalibration, calibrate_on_val
 
 _Section = TypeVar("_Section", ModelCard, AnswersSection)
