@@ -4,8 +4,10 @@ Training writes it beside `model.keras`, each later step (answers, evaluation, r
 replaces a section of it, and the exporter packs it into every .tflite as `model_card.json`;
 evaluation, export and the demo server read it back, and the page's JavaScript reads the same
 JSON from the file (static/modelfile.mjs, screening.mjs). It is read and written only here: a
-typed, frozen value, turned into JSON and back by `ModelCard.from_json` / `to_json`, whose key
-names are the JSON's (the browser is pinned to them by the parity tests).
+typed, frozen value, turned into JSON and back by `ModelCard.from_json` / `to_json` (by the
+fields' types, `contract.jsonclass`), whose field names are the JSON's keys (the browser is
+pinned to them by the parity tests); `tests/test_card_access.py` fails on a card read by string
+key anywhere else.
 
 `schema_version` is 1 for every card training writes; the committed test fixtures, written
 before cards had a version, lack it and read as they are (None). A reader refuses a card of a
