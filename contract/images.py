@@ -1,6 +1,6 @@
 """From an image file to the model's input pixels: the one decoding every stage uses.
 
-Training, evaluation, export calibration and verification, the lesion gate and the demo server
+Training, evaluation, export's representative images and verification, the lesion gate and the demo server
 all call `model_input`, so a photo gives the same input tensor wherever it is classified:
 
 1. EXIF orientation is applied (phones store portrait photos sideways plus a rotation tag);
