@@ -1,7 +1,8 @@
 """From an image file to the model's input pixels: the one decoding every stage uses.
 
-Training, evaluation, export's representative images and verification, the lesion gate and the demo server
-all call `model_input`, so a photo gives the same input tensor wherever it is classified:
+Training, evaluation, export (its representative images, verification), the lesion gate and the
+demo server all call `model_input`, so a photo gives the same input tensor wherever it is
+classified:
 
 1. EXIF orientation is applied (phones store portrait photos sideways plus a rotation tag);
 2. every Pillow mode becomes 8-bit RGB: alpha is composited on white (a transparent background

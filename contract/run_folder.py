@@ -3,9 +3,9 @@
 A finished run (`python -m train`, `train.ensemble`, `train.recipe`) holds `model.keras`,
 `model_card.json` (what the model is: labels, input, calibration, triage, metrics; the exporter
 packs it into every .tflite) and `split.csv` (which image is in train, val or test; every later
-step, export's representative images and verification included, uses the run's own split). Their names and
-formats, and the check that a folder holds what a step needs, are written once, here; the card
-is read and written by `contract.card`.
+step, export's representative images and verification included, uses the run's own split).
+Their names and formats, and the check that a folder holds what a step needs, are written once,
+here; the card is read and written by `contract.card`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def write_split(path: Path, assignment: dict[str, list[Record]]) -> None:
 
 
 def read_split(path: Path) -> dict[str, list[Record]]:
-    """The split every later step uses: evaluation, export's representative images and verification."""
+    """The split every later step uses: evaluation, export's representative images, verification."""
     assignment: dict[str, list[Record]] = {s: [] for s in SPLITS}
     with path.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
