@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.commands import CommandError
 from contract.records import Record
 from contract.taxonomy import LABELS
 
@@ -25,6 +26,10 @@ _KEYS = ("path", "group", "domain", "label")
 _CUTOUT = "cutout"  # 1: background removed, reported apart
 _THRESHOLD = "threshold"  # the image's triage threshold (0: the photo's own referral stood)
 _PROBABILITIES = tuple(f"p_{label}" for label in LABELS)
+
+
+class PredictionsError(CommandError, ValueError):
+    """A file that is not a predictions table of this taxonomy; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,10 @@ def read_predictions(path: Path) -> list[PredictionRow]:
         rows = list(csv.DictReader(f))
         columns = set(_KEYS + _PROBABILITIES)
         if not rows or not columns <= set(rows[0]):
-            raise ValueError(f"{path}: not a predictions table (columns {sorted(columns)})")
+            raise PredictionsError(f"{path}: not a predictions table (columns {sorted(columns)})")
     unknown = sorted({r["label"] for r in rows} - set(LABELS))
     if unknown:
-        raise ValueError(f"{path}: unknown label(s) {unknown}")
+        raise PredictionsError(f"{path}: unknown label(s) {unknown}")
     try:
         return [
             PredictionRow(
@@ -88,7 +93,8 @@ def read_predictions(path: Path) -> list[PredictionRow]:
             for r in rows
         ]
     except (TypeError, ValueError):
-        raise ValueError(f"{path}: a probability or threshold is missing or not a number") from None
+        message = f"{path}: a probability or threshold is missing or not a number"
+        raise PredictionsError(message) from None
 
 
 @dataclass(frozen=True)

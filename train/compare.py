@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from contract.bootstrap import RESAMPLES, paired_difference_intervals
+from contract.commands import CommandError, reported
 from contract.metrics import domain_scopes
 from contract.predictions import PREDICTIONS_CSV, PredictionTable, read_table
 from contract.triage import TriageThresholds
@@ -112,20 +113,13 @@ def markdown(result: dict[str, dict], name_a: str, name_b: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@reported("train.compare")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        a, b = (
-            read_table(args.a / PREDICTIONS_CSV),
-            read_table(args.b / PREDICTIONS_CSV),
-        )
-    except ValueError as error:
-        print(f"python -m train.compare: error: {error}", file=sys.stderr)
-        return 2
+    a, b = read_table(args.a / PREDICTIONS_CSV), read_table(args.b / PREDICTIONS_CSV)
     problem = same_images(a, b)
     if problem:
-        print(f"python -m train.compare: error: {problem}", file=sys.stderr)
-        return 2
+        raise CommandError(problem)
     threshold_a, threshold_b = (
         table.thresholds
         if table.thresholds is not None
