@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,15 @@ def test_a_command_error_is_one_line_and_status_2_anything_else_a_traceback(caps
 def test_the_contract_s_own_input_errors_are_command_errors():
     for error in (RunFolderError, ModelFileError, JsonFormatError):
         assert issubclass(error, CommandError) and issubclass(error, ValueError)
+
+
+def test_no_command_reports_an_error_line_of_its_own():
+    """Each command's failures go through `reported`, so their form and status are one rule."""
+    repo = Path(__file__).resolve().parents[2]
+    own = [
+        str(path.relative_to(repo))
+        for stage in ("train", "export", "demo_server", "pipeline")
+        for path in sorted((repo / stage).rglob("*.py"))
+        if re.search(r"python -m [\w.{}]+: error:", path.read_text(encoding="utf-8"))
+    ]
+    assert own == []
