@@ -50,8 +50,8 @@ def run_build(build: BuildRecipe, out: Path) -> Path:
                 else:
                     path.unlink(missing_ok=True)
         step.run()
-        missing = [str(p) for p in step.outputs if not p.exists()]
-        if missing:
-            raise RuntimeError(f"{step.name} did not write {missing}")
+        missing = [str(p) for p in (*step.inputs, *step.outputs) if not p.exists()]
+        if missing:  # a bug of the plan: an output the step does not write, or an input no step
+            raise RuntimeError(f"{step.name}: {missing} missing after it ran")
         write_stamp(out, step.name, fingerprint(step.settings, step.inputs), step.outputs)
     return out / EXPORT

@@ -108,7 +108,7 @@ def _nothing_left(section: str, values: dict[str, Any]) -> None:
 def _student(raw: dict[str, Any], defaults: dict[str, Any]) -> StudentStep:
     values = dict(raw)
     export = _fields("student.export", ExportSettings, dict(values.pop("export", {})))
-    teacher_path = values.pop("teacher")
+    teacher_path = values.pop("teacher", None)
     teacher = load_recipe(teacher_path) if teacher_path is not None else None
     if "distill_from" in values or "distill_model" in values:
         raise RecipeError("[student]: its teacher is `teacher` (a recipe) or the model built")

@@ -50,8 +50,9 @@ class Step:
         return self.outputs if self.clear is None else self.clear
 
 
-def _classifier_steps(prefix: str, recipe: Recipe, run: Path) -> list[Step]:
-    """split, each member, their average (calibrated on val), the answers' model."""
+def _classifier_steps(prefix: str, recipe: Recipe, run: Path, out: Path) -> list[Step]:
+    """split, each member, their average (calibrated on val), the answers' model, into `run`
+    (`out`: the build's folder, where the stamps are)."""
     from train.orchestration.recipes import combine, train_member, write_recipe_split
 
     split = run / SPLIT_CSV
@@ -79,7 +80,7 @@ def _classifier_steps(prefix: str, recipe: Recipe, run: Path) -> list[Step]:
 
             fit_answers(run, recipe.answer_strengths)
 
-        steps.append(Step(f"{prefix}answers", (card,), (split, model, *_stamp_of(run, steps)),
+        steps.append(Step(f"{prefix}answers", (card,), (split, model, *_stamp_of(out, steps)),
                           recipe.answer_strengths, answers, clear=()))
     return steps
 
@@ -133,7 +134,7 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
     """Every step of the recipe, in the order they run."""
     recipe = build.recipe
     export = out / EXPORT
-    steps = _classifier_steps("", recipe, out)
+    steps = _classifier_steps("", recipe, out, out)
     card, model, split = out / MODEL_CARD_JSON, out / MODEL_KERAS, out / SPLIT_CSV
     with_answers = recipe.answer_strengths is not None
 
@@ -265,14 +266,14 @@ def _student_steps(build: BuildRecipe, out: Path, student: Path) -> list[Step]:
     teacher = out
     if spec.teacher is not None:
         teacher = out / TEACHER
-        steps += _classifier_steps("teacher-", spec.teacher, teacher)
+        steps += _classifier_steps("teacher-", spec.teacher, teacher, out)
     member = Member(spec.member.name, replace(spec.member.hparams, distill_from=str(teacher)))
     recipe = Recipe(
         members=(member,),
         split_from=teacher / SPLIT_CSV,
         answer_strengths=build.recipe.answer_strengths,
     )
-    steps += _classifier_steps("student-", recipe, student)
+    steps += _classifier_steps("student-", recipe, student, out)
     # the student learns from the teacher's model: a new teacher makes it stale
     first_member = next(i for i, s in enumerate(steps) if s.name == "student-member-student")
     trained = steps[first_member]

@@ -106,6 +106,17 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(
     assert not out.exists()  # a dry run writes nothing
 
 
+def test_the_tiny_recipe_plans_no_teacher_and_evaluates_on_val(tmp_path: Path, capsys):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_BUILD.format(data="d", phone="p"))
+    assert main([str(recipe), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    steps = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    assert "student-member-student" in steps and not any("teacher" in s for s in steps)
+    assert steps[-4:] == [
+        "evaluation", "evaluation-answers", "student-evaluation", "student-evaluation-answers"
+    ]
+
+
 def test_a_bad_section_is_a_usage_error(tmp_path: Path, capsys):
     recipe = tmp_path / "bad.toml"
     text = TINY_BUILD.format(data="d", phone="p")
@@ -158,7 +169,7 @@ def test_a_tiny_recipe_builds_a_shippable_folder_and_skips_what_is_current(
     capsys.readouterr()
     assert main([str(recipe), "--out", str(out)]) == 0
     progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
-    assert progress and all(line.endswith(": done") for line in progress)
+    assert len(progress) == 23 and [p for p in progress if not p.endswith(": done")] == []
     recipe.write_text(recipe.read_text().replace("runs = 2", "runs = 3"))
     assert main([str(recipe), "--out", str(out), "--dry-run"]) == 0
     listed = capsys.readouterr().out.splitlines()
