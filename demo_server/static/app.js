@@ -35,7 +35,7 @@ let original = null; // the photo as chosen, for on-device checks and a switch o
 let mode = "server";
 let device = null; // the on-device model (ondevice.mjs), once chosen
 // Settles once the model has loaded or on-device mode failed; never waits for the service
-// worker, whose `ready` need not ever settle (issue 36: a tap then never drew an answer).
+// worker or the offline copies (issue 36: a check that waited on them could wait for ever).
 let deviceStarting = null;
 let config = { available: false, reason: "" };
 let checkAnyway = false; // the person chose to see this photo's result despite a retake
@@ -434,13 +434,21 @@ function showMode() {
 }
 
 // The service worker serves the page, its scripts, the runtime and the models when offline.
-// Resolves true once it is active (the next visit is then served by it).
+// Resolves true once it is active (the next visit is then served by it), false without one:
+// always settles, where navigator.serviceWorker.ready would wait for ever (registration
+// refused, or the worker failed to install).
 async function registerServiceWorker() {
   if (!("serviceWorker" in navigator) || !config.service_worker) return false;
   try {
-    await navigator.serviceWorker.register(config.service_worker, { scope: "./" });
-    await navigator.serviceWorker.ready;
-    return true;
+    const registration = await navigator.serviceWorker.register(config.service_worker,
+      { scope: "./" });
+    const worker = registration &&
+      (registration.active || registration.waiting || registration.installing);
+    while (worker && worker.state !== "activated" && worker.state !== "redundant") {
+      await new Promise((resolve) => worker.addEventListener("statechange", resolve,
+        { once: true }));
+    }
+    return Boolean(worker) && worker.state === "activated";
   } catch (err) {
     console.warn("No service worker: the page will not work offline.", err);
     return false;
@@ -468,18 +476,17 @@ async function startDevice() {
       "photos are checked on the server.");
     return;
   }
-  const ready = `Model ready in this browser (${device.engineName}), ` +
-    `loaded in ${milliseconds(device.timing.load_ms)}`;
-  $("device-status").textContent = ready + ".";
-  $("bench-run").disabled = $("bench-file").disabled = false;
-  keepOffline(registering, ondevice.keepForOffline, ready); // not awaited: see deviceStarting
+  announceReady(registering, ondevice.keepForOffline); // not awaited: see deviceStarting
 }
 
-// Once the worker is active, keep the page and the models for offline visits, and say so.
-async function keepOffline(registering, keep, ready) {
-  if ((await registering) && (await keep(config).catch(() => false))) {
-    $("device-status").textContent = ready + "; it also works offline now.";
-  }
+// Once the worker is active (or known absent) and the files are kept for offline visits: the
+// model is ready, and whether it works offline.
+async function announceReady(registering, keepForOffline) {
+  const offline = (await registering) && (await keepForOffline(config).catch(() => false));
+  $("device-status").textContent = `Model ready in this browser (${device.engineName}), ` +
+    `loaded in ${milliseconds(device.timing.load_ms)}` +
+    (offline ? "; it also works offline now." : ".");
+  $("bench-run").disabled = $("bench-file").disabled = false;
 }
 
 function setMode(wanted, note) {

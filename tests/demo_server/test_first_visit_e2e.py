@@ -174,7 +174,9 @@ class HeldModule:
         return self.app(environ, start_response)
 
 
-VISITS = 12  # half held: the old hang took every held visit, and one natural visit in ten
+# Half held: the old hang took every held visit, and one natural visit in ten at most.
+# SKINLESION_FIRST_VISITS=N repeats it N times (docs/on_device.md's counts).
+VISITS = int(os.environ.get("SKINLESION_FIRST_VISITS", "12"))
 HOLD_S = 1.5
 
 
