@@ -12,7 +12,7 @@ one bound), and imported by `train`, `export` and `demo_server`; no stage import
   bench.json; `jsonclass`: dataclasses as JSON files (the card, the benchmark report);
 - `taxonomy`: the seven diagnosis codes, malignant classes and the PAD-UFES-20 mapping;
 - `questionnaire` and `answers`: the optional questions and what answers add (log ratios);
-- `screening`: calibration, P(malignant) and the triage rule;
+- `screening`: the fitted temperature applied, P(malignant) and the triage rule;
 - `metrics`: how predictions are scored (balanced accuracy, AUC, sensitivity, ECE, Dice);
 - `bootstrap`: intervals by drawing whole lesions / patients (metrics, paired differences, the
   triage threshold whose sensitivity holds);
@@ -20,5 +20,7 @@ one bound), and imported by `train`, `export` and `demo_server`; no stage import
 - `run_folder`: a run folder's files (split.csv, model_card.json, model.keras) and its check;
 - `lesion_gate` and `segmenter_run`: what the gate's and the segmenter's training leave for
   export, and the gate's rules both apply;
-- `framing` and `segmentation`: the crop around a found lesion and the segmenter file's JSON.
+- `framing` and `segmentation`: the crop around a found lesion and the segmenter file's JSON;
+- `commands`: what every command line shares: comma-separated lists, and the error a command
+  reports as a usage message (`CommandError`).
 """
