@@ -35,7 +35,7 @@ export class AnswerError extends Error {
 
 // --- contract.screening ---------------------------------------------------------------------
 
-export function apply_temperature(raw, temperature, logRatios = null, floor = PROBABILITY_FLOOR) {
+export function applyTemperature(raw, temperature, logRatios = null, floor = PROBABILITY_FLOOR) {
   const logits = raw.map((p, i) => {
     let value = Math.log(Math.max(p, floor));
     if (logRatios) value += logRatios[i];
@@ -350,7 +350,7 @@ export function screen(spec, raw, unsureBelow, messages, effect = null, domain =
   const thresholds = ratios ? spec.answers.thresholds : spec.thresholds;
   const threshold = thresholdFor(thresholds, domain);
   const thresholdDomain = ownDomain(thresholds, domain);
-  const probabilities = apply_temperature(raw, temperature, ratios);
+  const probabilities = applyTemperature(raw, temperature, ratios);
   const pMalignant = malignantProbability(probabilities, spec.labels, spec.malignant);
   const topIndex = argmax(probabilities);
   const answersRefer = pMalignant >= threshold;
