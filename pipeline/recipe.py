@@ -154,8 +154,10 @@ def parse_build_recipe(text: str) -> BuildRecipe:
         _nothing_left("evaluation", evaluation)
     needs_export = ("student", "bench", "evaluation", "segmenter", "gate")
     if "export" not in build and any(name in build for name in needs_export):
-        raise RecipeError("[export]: the gate, segmenter, student, bench and evaluation go "
-                          "into the classifier's export folder; give [export]")
+        raise RecipeError(
+            "[export]: the gate, segmenter, student, bench and evaluation go "
+            "into the classifier's export folder; give [export]"
+        )
     return BuildRecipe(recipe, **build)
 
 

@@ -56,32 +56,65 @@ def _classifier_steps(prefix: str, recipe: Recipe, run: Path, out: Path) -> list
     from train.orchestration.recipes import combine, train_member, write_recipe_split
 
     split = run / SPLIT_CSV
-    source = {"split_from": recipe.split_from, "data": recipe.data, "keep": recipe.keep,
-              "split": asdict(recipe.split)}
+    source = {
+        "split_from": recipe.split_from,
+        "data": recipe.data,
+        "keep": recipe.keep,
+        "split": asdict(recipe.split),
+    }
     inputs = tuple(p for p in (recipe.split_from, recipe.keep) if p is not None)
-    steps = [Step(f"{prefix}split", (split,), inputs, source,
-                  lambda: write_recipe_split(recipe, run), clear=(split,))]
+    steps = [
+        Step(
+            f"{prefix}split",
+            (split,),
+            inputs,
+            source,
+            lambda: write_recipe_split(recipe, run),
+            clear=(split,),
+        )
+    ]
     member_runs = []
     for member in recipe.members:
         folder = run / MEMBERS / member.name
         member_runs.append(folder)
-        steps.append(Step(
-            f"{prefix}member-{member.name}", (folder / MODEL_KERAS, folder / MODEL_CARD_JSON),
-            (split,), asdict(member.hparams),
-            lambda m=member: train_member(m, run, split), clear=(folder,),
-        ))
+        steps.append(
+            Step(
+                f"{prefix}member-{member.name}",
+                (folder / MODEL_KERAS, folder / MODEL_CARD_JSON),
+                (split,),
+                asdict(member.hparams),
+                lambda m=member: train_member(m, run, split),
+                clear=(folder,),
+            )
+        )
     model, card = run / MODEL_KERAS, run / MODEL_CARD_JSON
     members = tuple(f / MODEL_KERAS for f in member_runs)
-    steps.append(Step(f"{prefix}ensemble", (model, card), (split, *members), len(members),
-                      lambda: combine(member_runs, run)))
+    steps.append(
+        Step(
+            f"{prefix}ensemble",
+            (model, card),
+            (split, *members),
+            len(members),
+            lambda: combine(member_runs, run),
+        )
+    )
     if recipe.answer_strengths is not None:
+
         def answers() -> None:
             from train.answers.fitting import fit_answers
 
             fit_answers(run, recipe.answer_strengths)
 
-        steps.append(Step(f"{prefix}answers", (card,), (split, model, *_stamp_of(out, steps)),
-                          recipe.answer_strengths, answers, clear=()))
+        steps.append(
+            Step(
+                f"{prefix}answers",
+                (card,),
+                (split, model, *_stamp_of(out, steps)),
+                recipe.answer_strengths,
+                answers,
+                clear=(),
+            )
+        )
     return steps
 
 
@@ -103,12 +136,14 @@ def _export_step(name: str, run: Path, out: Path, settings, student: bool) -> St
     files = tuple(out / f"{settings.file_stem}_{v}.tflite" for v in settings.variants)
     outputs = (*files, *(out / f for f in VERIFICATION))
     inputs = (run / SPLIT_CSV, run / MODEL_KERAS, run / MODEL_CARD_JSON)
-    return Step(name, outputs, inputs, asdict(settings), export,
-                clear=(out,) if student else outputs)
+    return Step(
+        name, outputs, inputs, asdict(settings), export, clear=(out,) if student else outputs
+    )
 
 
-def _evaluation_steps(name: str, run: Path, model: Path, out: Path, split: str,
-                      answers: bool) -> list[Step]:
+def _evaluation_steps(
+    name: str, run: Path, model: Path, out: Path, split: str, answers: bool
+) -> list[Step]:
     """`train.evaluate RUN --model FILE --split SPLIT` (and `--answers`) into OUT/evaluation."""
     from contract.questionnaire import QUESTION_NAMES
 
@@ -124,8 +159,14 @@ def _evaluation_steps(name: str, run: Path, model: Path, out: Path, split: str,
     if answers:
         variants.append(("-answers", list(QUESTION_NAMES), out / "evaluation_answers"))
     return [
-        Step(f"{name}{suffix}", (folder / "metrics.json", folder / "predictions.csv"),
-             (run / SPLIT_CSV, model), split, evaluation(asked, folder), clear=(folder,))
+        Step(
+            f"{name}{suffix}",
+            (folder / "metrics.json", folder / "predictions.csv"),
+            (run / SPLIT_CSV, model),
+            split,
+            evaluation(asked, folder),
+            clear=(folder,),
+        )
         for suffix, asked, folder in variants
     ]
 
@@ -140,6 +181,7 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
 
     for name in build.metrics_splits:
         for answers in (False, True)[: 1 + with_answers]:
+
             def metrics(split_name: str = name, answers: bool = answers) -> None:
                 from contract.questionnaire import QUESTION_NAMES
                 from train.evaluation.split_evaluation import evaluate, record_in_card
@@ -149,8 +191,16 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
                 record_in_card(out, split_name, result.report, answers)
 
             suffix = "-answers" if answers else ""
-            steps.append(Step(f"metrics-{name}{suffix}", (card,),
-                              (split, model, *_stamp_of(out, steps)), name, metrics, clear=()))
+            steps.append(
+                Step(
+                    f"metrics-{name}{suffix}",
+                    (card,),
+                    (split, model, *_stamp_of(out, steps)),
+                    name,
+                    metrics,
+                    clear=(),
+                )
+            )
 
     if build.gate is not None:
         gate = build.gate
@@ -162,8 +212,9 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
             network.save(out / GATE_KERAS)
             (out / GATE_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
-        steps.append(Step("gate", (out / GATE_KERAS, out / GATE_JSON), (split,), asdict(gate),
-                          fit_gate))
+        steps.append(
+            Step("gate", (out / GATE_KERAS, out / GATE_JSON), (split,), asdict(gate), fit_gate)
+        )
 
     if build.segmenter is not None:
         steps += _segmenter_steps(build, out)
@@ -175,9 +226,15 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
         from export.lesion_gate import GATE_TFLITE, REPORT_STEM, export_lesion_gate
 
         written = (export / GATE_TFLITE, *(export / f"{REPORT_STEM}.{x}" for x in ("json", "md")))
-        steps.append(Step("gate-export", written, (split, out / GATE_KERAS, out / GATE_JSON),
-                          build.gate_variant,
-                          lambda: export_lesion_gate(out, export, build.gate_variant)))
+        steps.append(
+            Step(
+                "gate-export",
+                written,
+                (split, out / GATE_KERAS, out / GATE_JSON),
+                build.gate_variant,
+                lambda: export_lesion_gate(out, export, build.gate_variant),
+            )
+        )
     if build.segmenter is not None:
         steps += _segmenter_export_steps(build, out)
 
@@ -197,15 +254,28 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
         def run_bench() -> None:
             write_report(benchmark(files, bench), bench, export / "bench")
 
-        steps.append(Step("bench", (export / "bench" / "bench.json",), tuple(files),
-                          asdict(bench), run_bench, clear=(export / "bench",)))
+        steps.append(
+            Step(
+                "bench",
+                (export / "bench" / "bench.json",),
+                tuple(files),
+                asdict(bench),
+                run_bench,
+                clear=(export / "bench",),
+            )
+        )
     if build.evaluation_split is not None:
         split_name = build.evaluation_split
-        steps += _evaluation_steps("evaluation", out, classifier, export, split_name,
-                                   with_answers)
+        steps += _evaluation_steps("evaluation", out, classifier, export, split_name, with_answers)
         if build.student is not None:
-            steps += _evaluation_steps("student-evaluation", out / STUDENT, files[-1],
-                                       export / SMALL, split_name, with_answers)
+            steps += _evaluation_steps(
+                "student-evaluation",
+                out / STUDENT,
+                files[-1],
+                export / SMALL,
+                split_name,
+                with_answers,
+            )
     return steps
 
 
@@ -230,9 +300,14 @@ def _segmenter_steps(build: BuildRecipe, out: Path) -> list[Step]:
     pin = (seg.pin_test_of,) if seg.pin_test_of is not None else ()
     return [
         Step("segmenter-masks", (masks / "masks.csv",), (), photos, make_masks, clear=(masks,)),
-        Step("segmenter", (run / MODEL_KERAS,), (masks / "masks.csv", *pin),
-             {**asdict(seg.config), **photos}, train,
-             clear=tuple(p for p in run.glob("*") if p.name != "masks")),
+        Step(
+            "segmenter",
+            (run / MODEL_KERAS,),
+            (masks / "masks.csv", *pin),
+            {**asdict(seg.config), **photos},
+            train,
+            clear=tuple(p for p in run.glob("*") if p.name != "masks"),
+        ),
     ]
 
 
@@ -254,8 +329,16 @@ def _segmenter_export_steps(build: BuildRecipe, out: Path) -> list[Step]:
         add_measurements(export, evaluation, None)
 
     outputs = (file, export / f"{REPORT_STEM}.json", evaluation / "report.json")
-    return [Step("segmenter-export", outputs, (run / MODEL_KERAS,), seg.evaluate,
-                 export_and_measure, clear=(*outputs[:2], evaluation))]
+    return [
+        Step(
+            "segmenter-export",
+            outputs,
+            (run / MODEL_KERAS,),
+            seg.evaluate,
+            export_and_measure,
+            clear=(*outputs[:2], evaluation),
+        )
+    ]
 
 
 def _student_steps(build: BuildRecipe, out: Path, student: Path) -> list[Step]:

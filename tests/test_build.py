@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 # The steps after training, at tiny sizes; an untrained network may lose accuracy to int8, so
 # the gates are loose here (they are tested in test_pipeline.py). Full int8: int8_mixed fails to
 # convert an average of two tiny CNNs (a CONV_2D with uint8 input and float output).
-TINY_BUILD = TINY + """
+TINY_BUILD = (
+    TINY
+    + """
 [metrics]
 splits = ["test"]
 
@@ -54,14 +56,17 @@ warmup = 1
 
 [evaluation]
 """
+)
 
 
 def phone_subset(data_dir: Path, out: Path, photos: int = 60) -> Path:
     """The first `photos` PAD-UFES-20 photos with a cut-out, in the data sets' layout (images
     matched by stem): the segmenter's masks and training at a test's size."""
     source = data_dir / "pad_ufes20"
-    folders = {"pad_ufes20": source / "images", "pad_ufes20_cutouts": data_dir /
-               "pad_ufes20_cutouts" / "images"}
+    folders = {
+        "pad_ufes20": source / "images",
+        "pad_ufes20_cutouts": data_dir / "pad_ufes20_cutouts" / "images",
+    }
     files = {name: {p.stem: p for p in folder.iterdir()} for name, folder in folders.items()}
     with (source / "metadata.csv").open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
@@ -81,21 +86,39 @@ def phone_subset(data_dir: Path, out: Path, photos: int = 60) -> Path:
     return out
 
 
-def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(
-    tmp_path: Path, capsys
-):
+def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_path: Path, capsys):
     out = tmp_path / "shipped"
     assert main([str(REPO / "recipes" / "shipped.toml"), "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     steps = {line.split()[1]: line.split(" -> ")[1] for line in lines}
     members = [f"member-{m}" for m in ("seed3", "seed4", "seed13", "fb12_seed16")]
     expected = [
-        "split", *members, "ensemble", "answers", "metrics-test", "metrics-test-answers", "gate",
-        "segmenter-masks", "segmenter", "export", "gate-export", "segmenter-export",
-        "teacher-split", *("teacher-" + m for m in members), "teacher-ensemble",
-        "teacher-answers", "student-split", "student-member-student", "student-ensemble",
-        "student-answers", "student-export", "bench", "evaluation", "evaluation-answers",
-        "student-evaluation", "student-evaluation-answers",
+        "split",
+        *members,
+        "ensemble",
+        "answers",
+        "metrics-test",
+        "metrics-test-answers",
+        "gate",
+        "segmenter-masks",
+        "segmenter",
+        "export",
+        "gate-export",
+        "segmenter-export",
+        "teacher-split",
+        *("teacher-" + m for m in members),
+        "teacher-ensemble",
+        "teacher-answers",
+        "student-split",
+        "student-member-student",
+        "student-ensemble",
+        "student-answers",
+        "student-export",
+        "bench",
+        "evaluation",
+        "evaluation-answers",
+        "student-evaluation",
+        "student-evaluation-answers",
     ]
     assert list(steps) == expected
     assert all("[to do]" in line for line in lines)
@@ -113,7 +136,10 @@ def test_the_tiny_recipe_plans_no_teacher_and_evaluates_on_val(tmp_path: Path, c
     steps = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
     assert "student-member-student" in steps and not any("teacher" in s for s in steps)
     assert steps[-4:] == [
-        "evaluation", "evaluation-answers", "student-evaluation", "student-evaluation-answers"
+        "evaluation",
+        "evaluation-answers",
+        "student-evaluation",
+        "student-evaluation-answers",
     ]
 
 
@@ -150,12 +176,18 @@ def test_a_tiny_recipe_builds_a_shippable_folder_and_skips_what_is_current(
     student = read_model_card(out / "student")
     assert student.hparams["distill_from"] == str(out)
     assert (out / "student" / "split.csv").read_bytes() == (out / "split.csv").read_bytes()
-    for name in ("lesion_gate.tflite", "lesion_segmenter.tflite", "small/verification.json",
-                 "small/skin_lesion_small_int8.tflite", "bench/bench.json"):
+    for name in (
+        "lesion_gate.tflite",
+        "lesion_segmenter.tflite",
+        "small/verification.json",
+        "small/skin_lesion_small_int8.tflite",
+        "bench/bench.json",
+    ):
         assert (export / name).is_file(), name
     bench = json.loads((export / "bench" / "bench.json").read_text())
     assert {Path(row["model"]).name for row in bench["rows"]} == {
-        "skin_lesion_int8.tflite", "skin_lesion_small_int8.tflite"
+        "skin_lesion_int8.tflite",
+        "skin_lesion_small_int8.tflite",
     }
     for folder in ("evaluation", "evaluation_answers", "small/evaluation"):
         metrics = json.loads((export / folder / "metrics.json").read_text())
