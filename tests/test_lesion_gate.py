@@ -128,6 +128,27 @@ def test_litert_ignores_the_appended_zip(gate_file: Path):
     assert len(network) < len(data) and outputs[0] == outputs[1]
 
 
+@pytest.mark.data
+@pytest.mark.slow
+def test_exported_file_keeps_the_keras_distances_in_a_phones_budget(gate_run: Path, gate_file):
+    """float16 moves the distances by a few percent at most, and the file (the backbone up to
+    block 5) fits the gate's share of a 10 MB first visit (docs/on_device.md)."""
+    import keras
+    import numpy as np
+
+    from contract.images import model_input
+    from contract.interpreter import predict_tflite
+    from contract.lesion_gate import GATE_KERAS
+    from export.metadata import without_files
+
+    pixels = np.stack([model_input(path, 128) for path in sorted(SAMPLES.glob("*.jpg"))])
+    expected = keras.saving.load_model(gate_run / GATE_KERAS).predict(pixels, verbose=0)[:, 0]
+    network = without_files(gate_file.read_bytes())
+    got = predict_tflite(network, pixels, 2)[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=0.05)
+    assert len(gate_file.read_bytes()) < 2.4e6
+
+
 def test_missing_run_folder_is_a_usage_error(tmp_path: Path, capsys):
     from train.lesion_gate import main
 
