@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from contract.card import InputContract, ModelCard, read_model_card, write_model_card
 from contract.records import Record
 from contract.run_folder import SPLIT_CSV, write_split
 from contract.taxonomy import LABELS
@@ -18,6 +19,8 @@ from train.model.distill import (
     distillation_targets,
     teacher_train_probs,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _probs(rows: int, seed: int = 0) -> np.ndarray:
@@ -52,11 +55,16 @@ def _record(name: str, label: str = "nv") -> Record:
     return Record(Path(f"/data/{name}.jpg"), label, name, "dermoscopic", "ham10000")
 
 
+def _card(size: int) -> ModelCard:
+    """The shipped card, for a network taking `size` px images."""
+    return replace(read_model_card(REPO / "models"), input=InputContract(height=size, width=size))
+
+
 def _run_folder(path: Path, val: list[str], size: int = 64) -> Path:
     path.mkdir(parents=True)
     splits = {"train": [_record("a"), _record("b")], "val": [_record(n) for n in val]}
     write_split(path / SPLIT_CSV, {**splits, "test": [_record("t")]})
-    (path / "model_card.json").write_text(json.dumps({"input": {"height": size, "width": size}}))
+    write_model_card(path, _card(size))
     (path / "model.keras").write_bytes(b"")
     return path
 
@@ -82,6 +90,7 @@ def test_teacher_probabilities_are_computed_once_and_cached(tmp_path: Path):
     x = keras.layers.GlobalAveragePooling2D()(inputs)
     outputs = keras.layers.Dense(len(LABELS), activation="softmax")(x)
     keras.Model(inputs, outputs).save(teacher / "model.keras")
+    write_model_card(teacher, _card(8))
     pixels = np.random.default_rng(0).integers(0, 255, (5, 8, 8, 3)).astype(np.uint8)
     run = tmp_path / "student"
     run.mkdir()
