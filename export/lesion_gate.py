@@ -14,7 +14,9 @@ The shipped variant is float16, not int8: measured on our data with the earlier 
 full-integer quantization (its ranges set by lesion photos) pulled blank, single-colour and noise
 frames below the threshold (non-skin rejection 63 % against 94 % in float16), because the
 L2-normalised features of such weak-activation images are dominated by quantization error.
-Dynamic-range rejected as well as float16 but ran ten times slower on CPU (52 against 5 ms).
+Dynamic-range rejected as well as float16 but ran ten times slower on CPU (52 against 5 ms). For
+the blocks 3-5 gate (issue 36) dynamic-range is 0.88 MB against 1.48, but moved val distances up
+to 33% from the Keras model's (float16: 2.5%) and ran slower again (docs/lesion_gate.md).
 """
 
 from __future__ import annotations

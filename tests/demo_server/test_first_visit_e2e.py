@@ -132,13 +132,12 @@ def browser():
 
 
 # Bytes before the first result, measured (docs/on_device.md) and rounded up: what the server
-# sent before this issue (37.0 MB), with gzip (26.6 MB), and the page's default on a phone: the
-# small classifier, gzip (15.6 MB). The issue's target is 10 MB: the float16 gate alone is
-# 8.2 MB of it compressed.
+# sends uncompressed (29.6 MB) and with gzip (19.8 MB) for the ensemble, and the page's default
+# on a phone, the small classifier with gzip (8.7 MB): the issue's target, 10 MB, is its budget.
 CASES = {
-    "uncompressed-ensemble": (0, "?model=skin_lesion_int8_mixed", 38e6),
-    "compressed-ensemble": (None, "?model=skin_lesion_int8_mixed", 28e6),
-    "page-default": (None, "", 16e6),
+    "uncompressed-ensemble": (0, "?model=skin_lesion_int8_mixed", 31e6),
+    "compressed-ensemble": (None, "?model=skin_lesion_int8_mixed", 21e6),
+    "page-default": (None, "", 10e6),
 }
 
 
