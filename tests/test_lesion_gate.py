@@ -204,7 +204,7 @@ def test_gate_model_is_the_largest_scaled_layer_distance():
 
 
 def test_the_gate_holds_the_backbone_only_up_to_its_deepest_layer():
-    """What lies beyond the deepest layer used (block 6, the head: two thirds of the weights)
+    """What lies beyond the deepest layer used (block 6, the head: four fifths of the weights)
     is left out of the graph, and so of the file a phone downloads."""
     from train.gate.fit import HEAD, LAYERS, feature_model
 

@@ -15,8 +15,8 @@ let 3 of the 21 development images of the time through, see
 `export.non_skin_images.development_images`, which now holds 19); the middle layers see colour
 and texture statistics and catch them. Blocks 3-5 alone leave the val lesion photos and the
 development set as far apart as blocks 3-6 with the head did (the nearest development picture
-is block 4's in both), at a third of the backbone's weights: block 6, block 7 and the head are
-two thirds of EfficientNet-Lite0's bytes, which a phone's first visit has to download. The head
+is block 4's in both), at a fifth of the backbone's weights: block 6, block 7 and the head are
+four fifths of EfficientNet-Lite0's bytes, which a phone's first visit has to download. The head
 (`HEAD` in `GateConfig.layers`) is still supported: for it, few principal components (32-128)
 do not work, because non-skin images differ from lesions mostly in the minor directions, and
 L2 normalisation is needed because blank frames give weak features that sit near the lesion mean.
