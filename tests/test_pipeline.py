@@ -149,7 +149,7 @@ def test_ema_weights_are_the_ones_validated_and_saved(tiny_run: Path, tmp_path: 
     "extra, message",
     [
         (["--epochs", "3"], "it cannot change --epochs (only --more-epochs"),
-        (["--seed", "2", "--balance", "sampling"], "it cannot change --balance, --seed"),
+        (["--seed", "2", "--balance", "logit_adjust"], "it cannot change --balance, --seed"),
         (["--data", "d"], "drop --data and --split-from"),
         (["--more-epochs", "2"], "tiny_cnn trains in one stage; a third stage needs a pretrained"),
     ],
@@ -158,7 +158,7 @@ def test_resume_refuses_to_change_the_recipe(extra, message, tmp_path: Path, cap
     from train.__main__ import main
     from train.model.hparams import HParams
 
-    (tmp_path / "hparams.json").write_text(json.dumps(HParams().to_dict()))
+    (tmp_path / "hparams.json").write_text(json.dumps(HParams(backbone="tiny_cnn").to_dict()))
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", str(tmp_path), "--resume", *extra])
     assert exit_info.value.code == 2
