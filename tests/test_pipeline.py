@@ -270,7 +270,10 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         (["--out", "x", "--split-from", "s.csv", "--split-only"], "--split-only makes a new"),
         (["--out", "x", "--resume", "--split-only"], "not with --resume or --split-from"),
         (["--data", "d", "--out", "x", "--more-epochs", "-1"], "--more-epochs must be at least 0"),
-        (["--data", "d", "--out", "x", "--more-epochs", "1"], "needs a pretrained backbone"),
+        (
+            "--data d --out x --backbone tiny_cnn --more-epochs 1".split(),
+            "needs a pretrained backbone",
+        ),
         (
             "--data d --out x --backbone efficientnet_lite0 --finetune-blocks 17".split(),
             "--finetune-blocks must be between 0 and 16 for efficientnet_lite0",
