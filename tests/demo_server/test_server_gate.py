@@ -221,7 +221,7 @@ def test_model_and_health_report_the_gate(client, gated_app, document):
 def test_pages_explain_the_gate(client, gated_app):
     html = client.get("/model").get_data(as_text=True)
     threshold = f"{gated_app.extensions[LESION_GATE].threshold:.2f}"
-    assert "Photo check" in html and f"above {threshold}" in html
+    assert "Lesion gate" in html and f"above {threshold}" in html
     assert "This does not look like a skin-lesion photo." in html
     index = client.get("/").get_data(as_text=True)
     assert 'id="not-lesion"' in index and 'id="diagnosis"' in index

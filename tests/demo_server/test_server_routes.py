@@ -368,7 +368,7 @@ def test_model_page_shows_the_card(client):
         "30%",
     ):
         assert text in html, text
-    assert "runs without the photo check" in html
+    assert "runs without the lesion gate" in html
 
 
 def test_model_page_shows_the_uncertainty_of_each_metric(client):
