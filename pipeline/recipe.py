@@ -109,7 +109,7 @@ def _student(raw: dict[str, Any], defaults: dict[str, Any]) -> StudentStep:
     export = _fields("student.export", ExportSettings, dict(values.pop("export", {})))
     teacher_path = values.pop("teacher", None)
     teacher = load_recipe(teacher_path) if teacher_path is not None else None
-    if "distill_from" in values or "distill_model" in values:
+    if "distill_from" in values:
         raise RecipeError("[student]: its teacher is `teacher` (a recipe) or the model built")
     base = hparams_section("defaults", defaults, HParams())
     member = parse_member({**values, "name": "student"}, base, "[student]")
