@@ -12,7 +12,7 @@ The training sections (`[split]`, `[defaults]`, `[[members]]`, `[answers]`) are
     [segmenter]     # the spot's outline: SegmenterConfig's fields and its data
     photos = "../shared/data/pad_ufes20"
     cutouts = "../shared/data/pad_ufes20_cutouts"
-    pin_test_of = "models/evaluation/predictions.csv"  # their phone photos go to its val
+    keep_shipped_test_in_val = true  # the default: the build's test phone photos go to its val
     evaluate = "test"
     [student]       # the small-phone network: HParams over [defaults], distilled from a teacher
     teacher = "recipes/no_isic2017.toml"  # trained into OUT/teacher; absent: OUT itself
@@ -55,7 +55,6 @@ class SegmenterStep:
     config: SegmenterConfig
     photos: Path
     cutouts: Path
-    pin_test_of: Path | None  # a predictions.csv whose phone photos the segmenter keeps in val
     evaluate: str  # the split its file is scored on
 
 
@@ -110,7 +109,7 @@ def _student(raw: dict[str, Any], defaults: dict[str, Any]) -> StudentStep:
     export = _fields("student.export", ExportSettings, dict(values.pop("export", {})))
     teacher_path = values.pop("teacher", None)
     teacher = load_recipe(teacher_path) if teacher_path is not None else None
-    if "distill_from" in values or "distill_model" in values:
+    if "distill_from" in values:
         raise RecipeError("[student]: its teacher is `teacher` (a recipe) or the model built")
     base = hparams_section("defaults", defaults, HParams())
     member = parse_member({**values, "name": "student"}, base, "[student]")
@@ -137,13 +136,9 @@ def parse_build_recipe(text: str) -> BuildRecipe:
         seg = dict(raw["segmenter"])
         photos = Path(seg.pop("photos", PHOTOS))
         cutouts = Path(seg.pop("cutouts", CUTOUTS))
-        pin = seg.pop("pin_test_of", None)
         split = _split("segmenter", seg.pop("evaluate", "val"))
-        seg["keep_shipped_test_in_val"] = pin is not None
         config = _fields("segmenter", SegmenterConfig, seg)
-        build["segmenter"] = SegmenterStep(
-            config, photos, cutouts, Path(pin) if pin else None, split
-        )
+        build["segmenter"] = SegmenterStep(config, photos, cutouts, split)
     if "student" in raw:
         build["student"] = _student(raw["student"], raw.get("defaults", {}))
     if "bench" in raw:

@@ -290,20 +290,22 @@ def _segmenter_steps(build: BuildRecipe, out: Path) -> list[Step]:
 
         build_masks(seg.photos / "images", seg.cutouts / "images", masks)
 
+    # the build's own classifier split: its test phone photos are pinned to the segmenter's val
+    pin = out / SPLIT_CSV if seg.config.keep_shipped_test_in_val else None
+
     def train() -> None:
         from train.segmentation.training import train_segmenter
 
         resume = (run / "config.json").is_file()
-        train_segmenter(run, seg.config, seg.photos, masks, seg.pin_test_of, resume, seg.cutouts)
+        train_segmenter(run, seg.config, seg.photos, masks, pin, resume, seg.cutouts)
 
     photos = {"photos": seg.photos, "cutouts": seg.cutouts}
-    pin = (seg.pin_test_of,) if seg.pin_test_of is not None else ()
     return [
         Step("segmenter-masks", (masks / "masks.csv",), (), photos, make_masks, clear=(masks,)),
         Step(
             "segmenter",
             (run / MODEL_KERAS,),
-            (masks / "masks.csv", *pin),
+            (masks / "masks.csv", *([pin] if pin else [])),
             {**asdict(seg.config), **photos},
             train,
             clear=tuple(p for p in run.glob("*") if p.name != "masks"),

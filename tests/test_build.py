@@ -143,6 +143,22 @@ def test_the_tiny_recipe_plans_no_teacher_and_evaluates_on_val(tmp_path: Path, c
     ]
 
 
+def test_the_segmenter_pins_the_test_photos_of_the_builds_own_split(tmp_path: Path):
+    """The segmenter step reads the classifier's split.csv (its test phone photos go to the
+    segmenter's val), so a new split makes it stale; without pinning it does not read it."""
+    from pipeline.recipe import load_build_recipe, parse_build_recipe
+    from pipeline.steps import plan
+
+    out = tmp_path / "out"
+    steps = {s.name: s for s in plan(load_build_recipe(REPO / "recipes" / "shipped.toml"), out)}
+    assert out / "split.csv" in steps["segmenter"].inputs
+    text = TINY_BUILD.format(data="d", phone="p").replace(
+        "batch_size = 8", "batch_size = 8\nkeep_shipped_test_in_val = false"
+    )
+    steps = {s.name: s for s in plan(parse_build_recipe(text), out)}
+    assert out / "split.csv" not in steps["segmenter"].inputs
+
+
 def test_a_bad_section_is_a_usage_error(tmp_path: Path, capsys):
     recipe = tmp_path / "bad.toml"
     text = TINY_BUILD.format(data="d", phone="p")

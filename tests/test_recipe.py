@@ -140,20 +140,3 @@ def test_the_retrain_recipes_are_the_shipped_one_on_other_data_keeping_its_image
     assert recipe.answer_strengths == shipped.answer_strengths
     assert recipe.keep == Path("recipes") / kept
     assert (REPO / recipe.keep).is_file()
-
-
-def test_the_shipped_ensembles_student_learns_from_its_file_on_its_split(
-    tmp_path: Path, monkeypatch
-):
-    """Item 4's student of the shipped model: the teacher run is the recovered split and card,
-    and the teacher is the shipped file (its network survives only as that)."""
-    monkeypatch.chdir(tmp_path)  # the teacher run is made by commands (the recipe's comment)
-    (tmp_path / "runs" / "shipped_2025").mkdir(parents=True)
-    (tmp_path / "models").symlink_to(REPO / "models")
-    recipe = load_recipe(REPO / "recipes" / "experiments" / "small_shipped.toml")
-    (student,) = recipe.members
-    assert recipe.split_from == Path("recipes/shipped_2025_split.csv")
-    assert student.hparams.distill_from == "runs/shipped_2025"
-    assert student.hparams.distill_model == "models/skin_lesion_int8_mixed.tflite"
-    assert (REPO / student.hparams.distill_model).is_file()
-    assert student.hparams.backbone == "efficientnet_lite0" and student.hparams.distill_weight > 0

@@ -4,17 +4,24 @@ grouped bootstrap of the segmenter's evaluation."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from contract.metrics import dice_jaccard
-from contract.predictions import PredictionRow, write_predictions
+from contract.predictions import read_predictions
 from contract.records import Record
-from contract.taxonomy import LABELS
+from contract.run_folder import write_split
+from contract.taxonomy import PHONE
 from train.segmentation import masks as masks_module
-from train.segmentation.dataset import augment, make_split, shipped_test_photos, split_counts
+from train.segmentation.dataset import (
+    augment,
+    classifier_test_photos,
+    make_split,
+    split_counts,
+)
 from train.segmentation.evaluation import evaluate_arrays, summarise, weighted_statistics
 
 
@@ -74,7 +81,7 @@ def test_aligned_and_shifted_pairs(tmp_path):
         assert len(list(csv.DictReader(f))) == 3
 
 
-def test_split_keeps_patients_whole_and_pins_the_shipped_test_photos_to_val(tmp_path):
+def test_split_keeps_patients_whole_and_pins_the_classifier_test_photos_to_val(tmp_path):
     root = tmp_path / "pad_ufes20"
     (root / "images").mkdir(parents=True)
     rows = []
@@ -87,18 +94,16 @@ def test_split_keeps_patients_whole_and_pins_the_shipped_test_photos_to_val(tmp_
         writer = csv.writer(f)
         writer.writerow(("patient_id", "diagnostic", "img_id"))
         writer.writerows(rows)
-    predictions = tmp_path / "models" / "evaluation" / "predictions.csv"
-    predictions.parent.mkdir(parents=True)
     pinned = [root / "images" / "PAT_3_3_0.jpg", root / "images" / "PAT_8_8_1.jpg"]
-    listed = [
-        *((str(p), "phone") for p in pinned),
-        (f"{tmp_path}/pad_ufes20_cutouts/images/PAT_9_9_0.jpg", "phone"),  # a cut-out
-        (f"{tmp_path}/ham10000/images/ISIC_1.jpg", "dermoscopic"),
+    test = [
+        *(Record(p, "nv", f"PAD-UFES-20/PAT_{p.stem.split('_')[1]}", PHONE, "x") for p in pinned),
+        Record(tmp_path / "pad_ufes20_cutouts/images/PAT_9_9_0.jpg", "nv", "P9", PHONE, "x"),
+        Record(tmp_path / "ham10000/images/ISIC_1.jpg", "nv", "I1", "dermoscopic", "x"),
     ]
-    uniform = (1 / len(LABELS),) * len(LABELS)
-    rows = [PredictionRow(path, "x", kind, "nv", False, 0.5, uniform) for path, kind in listed]
-    write_predictions(predictions, rows)
-    assert shipped_test_photos(predictions, tmp_path) == [p.resolve() for p in pinned]
+    trained = Record(root / "images" / "PAT_4_4_0.jpg", "nv", "PAD-UFES-20/PAT_4", PHONE, "x")
+    classifier_split = tmp_path / "split.csv"
+    write_split(classifier_split, {"train": [trained], "val": [], "test": test})
+    assert [r.path for r in classifier_test_photos(classifier_split)] == pinned
     from train.data.split import SplitFractions
 
     split = make_split(root, 0, SplitFractions(0.2, 0.2), keep_in_val=pinned)
@@ -111,6 +116,23 @@ def test_split_keeps_patients_whole_and_pins_the_shipped_test_photos_to_val(tmp_
     Image.new("L", (8, 8)).save(masks_dir / "PAT_3_3_0.png")
     counts = split_counts(split, masks_dir)
     assert counts["val"]["with_mask"] == 1 and sum(c["photos"] for c in counts.values()) == 80
+
+
+def test_the_shipped_split_pins_the_photos_its_test_predictions_pinned(data_dir, monkeypatch):
+    """The shipped classifier's split pins the very photos (resolved) that were pinned when they
+    were read from its test predictions (models/evaluation/predictions.csv, phone photos that
+    are not cut-outs), in the same order, and framing's unseen patients are theirs."""
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # a split.csv names images relative to the repository
+    rows = read_predictions(repo / "models" / "evaluation" / "predictions.csv")
+    before = [(repo / r.path).resolve() for r in rows if r.domain == PHONE]
+    before = [p for p in before if p.parent.parent.name == "pad_ufes20"]
+    records = classifier_test_photos(repo / "recipes" / "shipped_2025_split.csv")
+    pinned = [r.path.resolve() for r in records]
+    assert pinned == before and len(pinned) == 84
+    assert all(p.is_file() and p.is_relative_to(data_dir.resolve()) for p in pinned)
+    patients = {f"PAD-UFES-20/{'_'.join(p.stem.split('_')[:2])}" for p in before}
+    assert {r.group for r in records} == patients
 
 
 def test_augment_moves_photo_and_mask_together():
@@ -168,3 +190,22 @@ def test_records_from_the_real_data_pair_up(data_dir):
         assert row.aligned, row
         assert mask.any()
     assert isinstance(Record, type)
+
+
+@pytest.mark.parametrize(
+    "command",
+    (
+        ["train", "--out", "x"],
+        ["framing", "x", "--segmenter", "s", "--classifier", "c", "--out", "o"],
+    ),
+)
+def test_a_missing_classifier_split_is_a_usage_error(command, tmp_path, capsys):
+    from train.segment import parse_args
+
+    missing = ["--classifier-split", str(tmp_path / "none.csv")]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([*command, *missing])
+    assert exit_info.value.code == 2
+    assert f"no classifier split {tmp_path / 'none.csv'}" in capsys.readouterr().err
+    if command[0] == "train":  # nothing pinned: the file is not read
+        assert parse_args([*command, *missing, "--no-pin"]).no_pin

@@ -24,7 +24,7 @@ from contract.commands import comma_separated, reported
 from contract.run_folder import SPLIT_CSV
 from train.cli import add_cluster_arguments, parse_cluster
 from train.model.devices import join
-from train.model.hparams import BALANCING, HParams, validate
+from train.model.hparams import BALANCING, RETIRED, HParams, validate
 from train.model.training import HPARAMS_JSON, create, start_run, train
 
 # What --resume may change: a third stage extends a run without redoing it. Any other option
@@ -122,13 +122,6 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         "split.csv): each target mixes the label and the teacher (train.model.distill)",
     )
     parser.add_argument(
-        "--distill-model",
-        default=defaults.distill_model,
-        metavar="FILE",
-        help="the teacher as a .tflite carrying the --distill-from run's card, for a run of only "
-        "split.csv and card (e.g. the shipped model's, docs/history/more_data.md)",
-    )
-    parser.add_argument(
         "--distill-weight",
         type=float,
         default=defaults.distill_weight,
@@ -222,7 +215,12 @@ def resumed_hparams(
             f"--resume continues the recipe saved in {saved}; it cannot change {options} "
             "(only --more-epochs, --more-blocks and --more-learning-rate extend a run)"
         )
-    return replace(HParams(**json.loads(saved.read_text())), **given)
+    values = json.loads(saved.read_text())
+    known = {f.name for f in fields(HParams)}
+    lacking = [k for k, v in values.items() if k not in known and (k, v) not in RETIRED.items()]
+    if lacking:
+        parser.error(f"--resume: {saved} sets {', '.join(lacking)}, which this version lacks")
+    return replace(HParams(**{k: v for k, v in values.items() if k in known}), **given)
 
 
 def checked(parser: argparse.ArgumentParser, hparams: HParams) -> HParams:

@@ -45,8 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--update-card",
         action="store_true",
         help="record these metrics in the run's model_card.json, so the exported files carry "
-        "them: of its Keras model, or, in a run without one, of the --model file that carries "
-        "its card (python -m train.calibrate, python -m export.card)",
+        "them; the model evaluated must carry that card (the run's Keras model, or a --model "
+        "file packed with it: python -m export, or python -m export.card after train.calibrate)",
     )
     parser.add_argument(
         "--answers",
@@ -73,8 +73,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except CardError as error:
         parser.error(str(error))
     if args.update_card and args.model is not None:
-        if (args.run / MODEL_KERAS).is_file():
-            parser.error("--update-card records the run's own Keras model; drop --model")
         if not (args.run / MODEL_CARD_JSON).is_file():
             parser.error(f"--update-card: {args.run} has no {MODEL_CARD_JSON} to record in")
         if card.without_measurements() != read_model_card(args.run).without_measurements():

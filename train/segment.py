@@ -29,7 +29,7 @@ from contract.commands import reported
 DATA = Path("../shared/data")
 PHOTOS = DATA / "pad_ufes20"
 CUTOUTS = DATA / "pad_ufes20_cutouts"
-PREDICTIONS = Path("models/evaluation/predictions.csv")
+CLASSIFIER_SPLIT = Path("recipes/shipped_2025_split.csv")  # the shipped classifier's split
 
 
 def _masks(args: argparse.Namespace) -> int:
@@ -48,9 +48,9 @@ def _train(args: argparse.Namespace) -> int:
 
     values = {f.name: getattr(args, f.name, None) for f in fields(SegmenterConfig)}
     config = SegmenterConfig(**{k: v for k, v in values.items() if v is not None})
-    predictions = None if args.no_pin else args.predictions
+    classifier_split = None if args.no_pin else args.classifier_split
     path = train_segmenter(
-        args.out, config, args.photos, args.masks, predictions, args.resume, args.cutouts
+        args.out, config, args.photos, args.masks, classifier_split, args.resume, args.cutouts
     )
     from contract.run_folder import read_split
 
@@ -73,7 +73,7 @@ def _framing(args: argparse.Namespace) -> int:
     from train.segmentation.framing import measure_framing
 
     measure_framing(
-        args.run, args.segmenter, args.classifier, args.split, args.predictions, args.out
+        args.run, args.segmenter, args.classifier, args.split, args.classifier_split, args.out
     )
     print((args.out / "framing.md").read_text())
     return 0
@@ -96,10 +96,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     train.add_argument("--photos", type=Path, default=PHOTOS)
     train.add_argument("--masks", type=Path, help="masks folder (default: OUT/masks)")
     train.add_argument(
-        "--predictions",
+        "--classifier-split",
         type=Path,
-        default=PREDICTIONS,
-        help="the shipped classifier's test predictions: its photos are pinned to val",
+        default=CLASSIFIER_SPLIT,
+        help="a classifier's split.csv: its test phone photos are pinned to val",
     )
     train.add_argument("--no-pin", action="store_true", help="do not pin those photos to val")
     train.add_argument("--resume", action="store_true")
@@ -131,13 +131,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     framing.add_argument("--segmenter", type=Path, required=True)
     framing.add_argument("--classifier", type=Path, required=True)
     framing.add_argument("--split", default="val", choices=("val", "test"))
-    framing.add_argument("--predictions", type=Path, default=PREDICTIONS)
+    framing.add_argument(
+        "--classifier-split",
+        type=Path,
+        default=CLASSIFIER_SPLIT,
+        help="the classifier's split.csv: the patients of its test phone photos are unseen",
+    )
     framing.add_argument("--out", type=Path, required=True)
     framing.set_defaults(handler=_framing)
 
     args = parser.parse_args(argv)
     if args.command == "train" and args.copy_paste is not None and not 0 <= args.copy_paste <= 1:
         parser.error(f"--copy-paste must be between 0 and 1, got {args.copy_paste}")
+    pins = args.command == "framing" or (args.command == "train" and not args.no_pin)
+    if pins and not args.classifier_split.is_file():
+        parser.error(f"no classifier split {args.classifier_split} (--classifier-split)")
     if getattr(args, "masks", None) is None and args.command in ("train", "evaluate"):
         args.masks = (args.out if args.command == "train" else args.run) / "masks"
     return args

@@ -17,16 +17,7 @@ import numpy as np
 from contract.card import read_model_card
 from contract.colour_constancy import apply, step_of
 from contract.commands import CommandError
-from contract.interpreter import predict_tflite
-from contract.model_file import ModelFileError, model_card, read_model_file
-from contract.run_folder import (
-    FINISHED_RUN,
-    MODEL_CARD_JSON,
-    MODEL_KERAS,
-    SPLIT_CSV,
-    RunFolderError,
-    check_run_folder,
-)
+from contract.run_folder import MODEL_KERAS, SPLIT_CSV, RunFolderError, check_run_folder
 from contract.screening import apply_temperature
 from contract.taxonomy import LABELS
 from train.data.pipeline import one_hot
@@ -39,25 +30,14 @@ class TeacherError(CommandError, ValueError):
     """The teacher cannot teach this run; the message says why."""
 
 
-def check_teacher(
-    teacher: Path, student_split_csv: Path, image_size: int, model: Path | None = None
-) -> None:
-    """A teacher that saw the student's val or test images would leak them into training.
-    `model`: the teacher as a .tflite, which must carry the teacher run's card."""
+def check_teacher(teacher: Path, student_split_csv: Path, image_size: int) -> None:
+    """A teacher is a finished run folder; one that saw the student's val or test images would
+    leak them into training."""
     try:
-        check_run_folder(teacher, FINISHED_RUN if model is None else (SPLIT_CSV, MODEL_CARD_JSON))
+        check_run_folder(teacher)
     except RunFolderError as error:
         raise TeacherError(str(error)) from None
     card = read_model_card(teacher)
-    if model is not None:
-        try:
-            differing = card.identity_differences(model_card(read_model_file(model)))
-        except ModelFileError as error:
-            raise TeacherError(f"--distill-model {model}: {error}") from None
-        if differing:
-            raise TeacherError(
-                f"{model} is not {teacher}'s model (its card differs in {differing})"
-            )
     differing = differing_split(student_split_csv, teacher / SPLIT_CSV)
     if differing is not None:
         raise TeacherError(
@@ -83,27 +63,21 @@ def distillation_targets(
     return ((1.0 - weight) * one_hot(labels) + weight * softened).astype(np.float32)
 
 
-def teacher_train_probs(
-    teacher: Path, pixels: np.ndarray, run_dir: Path, model: Path | None = None
-) -> np.ndarray:
-    """The teacher's (uncalibrated) probabilities on the train images, cached in the run; from
-    `model` (a .tflite) if given, else the teacher run's Keras model; after the teacher's
-    own colour-constancy step, on a copy (the student's pixels are left as decoded)."""
+def teacher_train_probs(teacher: Path, pixels: np.ndarray, run_dir: Path) -> np.ndarray:
+    """The teacher run's (uncalibrated) probabilities on the train images, cached in the run;
+    after the teacher's own colour-constancy step, on a copy (the student's pixels are left as
+    decoded)."""
     cache = run_dir / TEACHER_TARGETS
     if cache.is_file():
         probs = np.load(cache)
         if probs.shape == (len(pixels), len(LABELS)):
             return probs
-    card = model_card(read_model_file(model)) if model else read_model_card(teacher)
-    step = step_of(card)
+    step = step_of(read_model_card(teacher))
     pixels = apply(pixels.copy(), step) if step else pixels
-    if model is not None:
-        probs = predict_tflite(model, pixels)
-    else:
-        import keras
+    import keras
 
-        from train.model.predict import predict_keras
+    from train.model.predict import predict_keras
 
-        probs = predict_keras(keras.models.load_model(teacher / MODEL_KERAS), pixels)
+    probs = predict_keras(keras.models.load_model(teacher / MODEL_KERAS), pixels)
     np.save(cache, probs)
     return probs

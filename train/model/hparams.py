@@ -46,8 +46,6 @@ class HParams:
     balance: str = "sampling"
     augment: bool = True
     distill_from: str = ""  # a teacher run (train.model.distill); "" trains on the labels only
-    # the teacher as a .tflite, for a teacher run of only split.csv and card (the shipped model's)
-    distill_model: str = ""
     distill_weight: float = 0.5  # the teacher's share of each training target
     distill_temperature: float = 2.0
     seed: int = 1337
@@ -58,6 +56,11 @@ class HParams:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+# Options a run's saved hparams.json may still hold from earlier versions, each with the value
+# that means what this version does; a run saved with another value cannot be resumed.
+RETIRED = {"distill_model": ""}  # a teacher as a .tflite beside a run of only its card
 
 
 def validate(hp: HParams) -> None:
@@ -95,10 +98,6 @@ def validate(hp: HParams) -> None:
         raise ValueError("--distill-temperature must be above 0")
     if hp.distill_from and not Path(hp.distill_from).is_dir():
         raise ValueError(f"--distill-from {hp.distill_from}: no such run folder")
-    if hp.distill_model and not hp.distill_from:
-        raise ValueError("--distill-model needs --distill-from, the run whose split it learnt on")
-    if hp.distill_model and not Path(hp.distill_model).is_file():
-        raise ValueError(f"--distill-model {hp.distill_model}: no such file")
     if hp.more_epochs and not spec.pretrained:
         raise ValueError(
             f"--more-epochs: {hp.backbone} trains in one stage; a third stage "

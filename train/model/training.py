@@ -178,9 +178,8 @@ def train(
     spec = get_spec(hp.backbone)
     size = hp.image_size or spec.default_image_size
     teacher = Path(hp.distill_from) if hp.distill_from else None
-    teacher_file = Path(hp.distill_model) if hp.distill_model else None
     if teacher is not None:  # before the minutes of decoding: a wrong teacher fails at once
-        check_teacher(teacher, run_dir / SPLIT_CSV, size, teacher_file)
+        check_teacher(teacher, run_dir / SPLIT_CSV, size)
     try:
         where = placement(devices)
     except DeviceError as error:
@@ -201,7 +200,7 @@ def train(
     targets = one_hot(y_train)
     if teacher is not None:  # on the pixels the teacher expects (its own card's step)
         print(f"teacher {teacher}: predicting the train images ...", flush=True)
-        teacher_probs = teacher_train_probs(teacher, x_train, run_dir, teacher_file)
+        teacher_probs = teacher_train_probs(teacher, x_train, run_dir)
         targets = distillation_targets(
             y_train, teacher_probs, hp.distill_weight, hp.distill_temperature
         )

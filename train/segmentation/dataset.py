@@ -2,10 +2,11 @@
 
 The split is the project's grouped split (`train.data.split.grouped_split`) over every phone
 photo of `pad_ufes20/` (with or without a mask), so no patient is in two splits; it is written as
-the run's `split.csv` and read back on resume. The shipped classifier's own test photos (listed
-in `models/evaluation/predictions.csv`) can be pinned to val (`keep_in_val`): they are the only
-photos known never to have trained the shipped classifier, so the framing comparison
-(`train.segmentation.framing`) runs on segmenter-val photos that neither network learnt from.
+the run's `split.csv` and read back on resume. The classifier's own test photos (the test rows
+of its split.csv; for the shipped one, `recipes/shipped_2025_split.csv`) can be pinned to val
+(`keep_in_val`): they are the only photos known never to have trained that classifier, so the
+framing comparison (`train.segmentation.framing`) runs on segmenter-val photos that neither
+network learnt from.
 
 Pixels go through `contract.images` like everywhere else: the whole photo stretched to the
 input size (bilinear). Training augments with flips, quarter turns, random square crops (zoom)
@@ -24,7 +25,6 @@ import numpy as np
 from PIL import Image
 
 from contract.images import open_upright_rgb, resize_to_input
-from contract.predictions import read_predictions
 from contract.records import Record, Skipped
 from contract.run_folder import SPLITS, read_split, write_split
 from contract.segmenter_run import cache_name, read_cache, write_cache
@@ -34,11 +34,11 @@ from train.data.split import SplitFractions, grouped_split
 from train.segmentation.masks import load_mask, resize_mask
 
 
-def shipped_test_photos(predictions_csv: Path, base: Path) -> list[Path]:
-    """Phone photos (not cut-outs) of the shipped classifier's test split, resolved."""
-    rows = read_predictions(predictions_csv)
-    paths = [(base / r.path).resolve() for r in rows if r.domain == PHONE]
-    return [p for p in paths if p.parent.parent.name == "pad_ufes20"]
+def classifier_test_photos(classifier_split: Path) -> list[Record]:
+    """The phone photos (not cut-outs) in the test split of a classifier's split.csv: the photos
+    that classifier never trained on."""
+    test = read_split(classifier_split)["test"]
+    return [r for r in test if r.domain == PHONE and r.path.parent.parent.name == "pad_ufes20"]
 
 
 def make_split(

@@ -11,11 +11,12 @@ and compared image by image with the paired grouped bootstrap of `train.compare`
 Which photos can judge it: the shipped classifier's own split cannot be remade (docs/history/
 experiments.md), so some photos of a new split were in its training data; on those the whole
 photo is what it memorised and the crop is new to it, which favours "no crop". The photos of the
-patients in the shipped model's test split (models/evaluation/predictions.csv) are known unseen;
-the segmenter's training pins them to val, so the decision is taken on them ("unseen"), and the
-whole split is reported beside it. Rule, fixed before measuring: ship the crop only if, on the
-unseen photos, the 95 % interval of the balanced-accuracy difference (crop - whole) is above 0
-and the malignant sensitivity does not drop.
+patients in the classifier's test split (the test rows of its split.csv; for the shipped one,
+recipes/shipped_2025_split.csv) are known unseen; the segmenter's training pins them to val, so
+the decision is taken on them ("unseen"), and the whole split is reported beside it. Rule, fixed
+before measuring: ship the crop only if, on the unseen photos, the 95 % interval of the
+balanced-accuracy difference (crop - whole) is above 0 and the malignant sensitivity does not
+drop.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from contract.run_folder import read_split
 from contract.screening import apply_temperature
 from contract.segmentation import read_segmenter_info
 from contract.taxonomy import LABELS, PHONE
-from train.segmentation.dataset import shipped_test_photos
+from train.segmentation.dataset import classifier_test_photos
 from train.segmentation.evaluation import segment_tflite
 
 METRICS = ("balanced_accuracy", "malignant_sensitivity", "malignant_specificity")
@@ -47,7 +48,7 @@ def measure_framing(
     segmenter: Path,
     classifier: Path,
     split: str,
-    predictions_csv: Path,
+    classifier_split: Path,
     out: Path,
 ) -> dict:
     records = [r for r in read_split(run / "split.csv")[split] if r.domain == PHONE]
@@ -83,9 +84,7 @@ def measure_framing(
     probs_whole = apply_temperature(raw_whole, temperature)
     probs_cropped = apply_temperature(raw_cropped, temperature)
 
-    unseen_patients = {
-        g for g in _groups_of(shipped_test_photos(predictions_csv, predictions_csv.parents[2]))
-    }
+    unseen_patients = {r.group for r in classifier_test_photos(classifier_split)}
     labels = np.array([LABELS.index(r.label) for r in records])
     groups = np.array([r.group for r in records])
     unseen = np.array([r.group in unseen_patients for r in records])
@@ -168,10 +167,6 @@ def measure_framing(
     (out / "framing.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "framing.md").write_text(markdown(result))
     return result
-
-
-def _groups_of(paths: list[Path]) -> set[str]:
-    return {f"PAD-UFES-20/{'_'.join(Path(p).stem.split('_')[:2])}" for p in paths}
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:

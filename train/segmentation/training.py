@@ -41,7 +41,7 @@ class SegmenterConfig:
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    # Pin the shipped classifier's test photos (models/evaluation/predictions.csv) to val.
+    # Pin the classifier's test photos (the test rows of its split.csv) to val.
     keep_shipped_test_in_val: bool = True
     # Share of training views with a photo-less cut-out's lesion pasted in
     # (`train.segmentation.copy_paste`).
@@ -77,12 +77,12 @@ def split_and_data(
     config: SegmenterConfig,
     photos_root: Path,
     masks_dir: Path,
-    predictions_csv: Path | None,
+    classifier_split: Path | None,
     splits: tuple[str, ...] = ("train", "val"),
 ) -> tuple[dict, dict[str, dataset.MaskedImages]]:
     keep = []
-    if config.keep_shipped_test_in_val and predictions_csv is not None:
-        keep = dataset.shipped_test_photos(predictions_csv, predictions_csv.parents[2])
+    if config.keep_shipped_test_in_val and classifier_split is not None:
+        keep = [r.path for r in dataset.classifier_test_photos(classifier_split)]
     split = dataset.load_or_make_split(
         run,
         photos_root=photos_root,
@@ -174,7 +174,7 @@ def train_segmenter(
     config: SegmenterConfig,
     photos_root: Path,
     masks_dir: Path,
-    predictions_csv: Path | None,
+    classifier_split: Path | None,
     resume: bool = False,
     cutouts_root: Path | None = None,
 ) -> Path:
@@ -193,7 +193,7 @@ def train_segmenter(
             raise SegmentationError(f"{config_path} differs from the settings given: {saved}")
     run.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(asdict(config), indent=2) + "\n")
-    split, data = split_and_data(run, config, photos_root, masks_dir, predictions_csv)
+    split, data = split_and_data(run, config, photos_root, masks_dir, classifier_split)
     train_images, val_images = data["train"], data["val"]
     print(f"train {len(train_images.pixels)} photos, val {len(val_images.pixels)} (with masks)")
     lesions = pasted_lesions(run, split, cutouts_root, config)
