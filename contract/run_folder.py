@@ -20,6 +20,9 @@ from contract.records import Record
 
 SPLITS = ("train", "val", "test")
 SPLIT_CSV = "split.csv"
+# The shipped classifier's split, committed; its rows' paths are relative to the repository root,
+# like this path (commands run from there).
+SHIPPED_SPLIT_CSV = Path("recipes/shipped_2025_split.csv")
 MODEL_KERAS = "model.keras"
 FINISHED_RUN = (MODEL_KERAS, MODEL_CARD_JSON, SPLIT_CSV)
 _COLUMNS = ("split", "path", "label", "group", "domain", "source")

@@ -40,7 +40,7 @@ from contract.model_file import (
     read_metadata,
     read_model_file,
 )
-from contract.run_folder import read_split
+from contract.run_folder import SHIPPED_SPLIT_CSV, read_split
 from contract.segmentation import SEGMENTER_FILE, read_segmenter_info
 from contract.taxonomy import DOMAINS
 from contract.tensors import TensorSpec
@@ -60,7 +60,7 @@ from export.ops_report import analyse
 from export.ship import SHIPPED_MODELS
 
 DEFAULT_CPUS = ("cortex-a53", "cortex-a76", "max")
-SHIPPED_SPLIT = REPO / "recipes" / "shipped_2025_split.csv"
+SHIPPED_SPLIT = REPO / SHIPPED_SPLIT_CSV
 SAMPLES = REPO / "sample_images"
 DEFAULT_VAL_IMAGES = 80  # with the samples: the 4 shipped files on 3 cores, 14 min of CPU each
 

@@ -276,7 +276,6 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--out", "x"], "give at least one --data folder"),
         (["--data", "d", "--out", "x", "--epochs", "0"], "--epochs must be at least 1"),
         (["--data", "d", "--out", "x", "--backbone", "resnet"], "--backbone must be one of"),
         (["--data", "d", "--out", "x", "--image-size", "8"], "--image-size must be between"),
@@ -315,6 +314,21 @@ def test_train_cli_usage_errors(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "usage: python -m train" in err and message in err
+
+
+def test_a_bare_train_command_trains_a_shipped_member(tmp_path: Path, monkeypatch):
+    from contract.run_folder import SHIPPED_SPLIT_CSV
+    from train.__main__ import parse_args
+    from train.model.hparams import HParams
+
+    args, hparams = parse_args(["--out", str(tmp_path / "member")])
+    assert args.split_from == SHIPPED_SPLIT_CSV and not args.data
+    assert hparams == HParams()
+    # run from elsewhere, the shipped split is not found: a usage error, not a crash
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--out", "member"])
+    assert exit_info.value.code == 2
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,13 @@
 """Train a skin-lesion classifier on real images, top to bottom.
 
+    python -m train --out runs/NAME [--resume]     # one shipped member, on the shipped split
     python -m train --data ../shared/data/ham10000,../shared/data/pad_ufes20 \
         --out runs/NAME [--epochs 12] [--resume]
     python -m train --out runs/NAME --resume --more-epochs 2   # a third stage on a finished run
 
 The defaults are one shipped member's settings (recipes/shipped.toml): EfficientNet-Lite0 at
-224 px, 8 epochs, resampled; `--backbone tiny_cnn` trains in seconds, for tests.
+224 px, 8 epochs, resampled, on the shipped split (recipes/shipped_2025_split.csv) unless --data,
+--split-from or --packed names the images; `--backbone tiny_cnn` trains in seconds, for tests.
 
 Writes into the run folder: split.csv (the grouped split every later step reads),
 checkpoints/ (every epoch), model.keras and model_card.json.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from contract.colour_constancy import STEPS
 from contract.commands import comma_separated, reported
-from contract.run_folder import SPLIT_CSV
+from contract.run_folder import SHIPPED_SPLIT_CSV, SPLIT_CSV
 from train.cli import add_cluster_arguments, parse_cluster
 from train.model.devices import join
 from train.model.hparams import BALANCING, RETIRED, HParams, validate
@@ -48,7 +50,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         type=Path,
         metavar="CSV",
         help="reuse another run's split.csv instead of --data (to compare recipes on the same "
-        "images)",
+        f"images); without --data or --packed: {SHIPPED_SPLIT_CSV}, the shipped one",
     )
     parser.add_argument(
         "--keep-split",
@@ -184,13 +186,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
             parser.error("--keep-split adds --data around an earlier split; give --data")
         if not args.keep_split.is_file():
             parser.error(f"--keep-split {args.keep_split}: no such file")
+    if args.split_from is None and not args.data and args.packed is None:
+        args.split_from = SHIPPED_SPLIT_CSV  # a shipped member, on the shipped images
     if args.split_from is not None:
         if args.data:
             parser.error("give either --data or --split-from, not both")
         if not args.split_from.is_file():
             parser.error(f"--split-from {args.split_from}: no such file")
-    elif not args.data and args.packed is None:
-        parser.error("give at least one --data folder")
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{args.out} exists and is not empty; use --resume or another --out")
     hparams = HParams(

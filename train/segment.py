@@ -25,11 +25,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from contract.commands import reported
+from contract.run_folder import SHIPPED_SPLIT_CSV
 
 DATA = Path("../shared/data")
 PHOTOS = DATA / "pad_ufes20"
 CUTOUTS = DATA / "pad_ufes20_cutouts"
-CLASSIFIER_SPLIT = Path("recipes/shipped_2025_split.csv")  # the shipped classifier's split
 
 
 def _masks(args: argparse.Namespace) -> int:
@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     train.add_argument(
         "--classifier-split",
         type=Path,
-        default=CLASSIFIER_SPLIT,
+        default=SHIPPED_SPLIT_CSV,
         help="a classifier's split.csv: its test phone photos are pinned to val",
     )
     train.add_argument("--no-pin", action="store_true", help="do not pin those photos to val")
@@ -134,7 +134,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     framing.add_argument(
         "--classifier-split",
         type=Path,
-        default=CLASSIFIER_SPLIT,
+        default=SHIPPED_SPLIT_CSV,
         help="the classifier's split.csv: the patients of its test phone photos are unseen",
     )
     framing.add_argument("--out", type=Path, required=True)
