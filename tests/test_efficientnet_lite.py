@@ -28,6 +28,7 @@ def backbone() -> keras.Model:
     return build_efficientnet_lite("lite0", image_size=192)
 
 
+@pytest.mark.slow  # builds each variant with its weights: seconds
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_pretrained_weights_recognise_imagenet_photos(variant: str) -> None:
     classifier = build_efficientnet_lite(variant, include_top=True)

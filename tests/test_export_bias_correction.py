@@ -63,6 +63,7 @@ def bn_moving_means(model) -> list[np.ndarray]:
     return [bn.moving_mean.numpy() for _, _, bn in conv_batchnorm_pairs(model)]
 
 
+@pytest.mark.slow  # builds networks and an ensemble: seconds
 @pytest.mark.parametrize("members", [1, 2], ids=["network", "ensemble"])
 def test_correction_moves_the_rounding_shift_into_the_batchnorm_means(members: int):
     """In an ensemble each member's backbone has the same name; each keeps its own shifts."""
@@ -90,6 +91,7 @@ def test_correction_moves_the_rounding_shift_into_the_batchnorm_means(members: i
         np.testing.assert_array_equal(old, new)
 
 
+@pytest.mark.slow  # builds a network: seconds
 def test_correction_brings_rounded_outputs_closer_to_float():
     """Against rounding alone, on the images it was measured on."""
     import keras

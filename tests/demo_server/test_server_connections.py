@@ -121,6 +121,7 @@ def test_point_six_through_the_real_server(demo_model_path):
 # --- slow clients ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out real sockets: seconds
 def test_slow_sockets_do_not_lock_others_out_and_are_cut_off(live):
     result: dict = {}
     slow = threading.Thread(
@@ -136,6 +137,7 @@ def test_slow_sockets_do_not_lock_others_out_and_are_cut_off(live):
     assert result["closed_by_server"] == 150  # headers not done within header_timeout_s
 
 
+@pytest.mark.slow  # waits out a request deadline: seconds
 def test_a_slow_body_is_cut_off_at_the_request_deadline(live):
     body, content_type = multipart(jpeg())
     with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
