@@ -28,12 +28,13 @@ from contract.commands import reported
 from contract.framing import ONE, frame
 from contract.images import open_upright_rgb, resize_to_input
 from contract.interpreter import predict_tflite
+from contract.lesion_gate import is_cutout
 from contract.model_file import read_model_file
 from contract.photo_check import REASONS, RULE, PhotoMeasures, check, measure
 from contract.predictions import read_predictions
 from contract.records import Record
 from contract.run_folder import SPLIT_CSV, RunFolderError, check_run_folder, read_split
-from contract.screening import malignant_probability
+from contract.screening import malignant_probability, refer
 from contract.segmentation import probability_map, read_segmenter_info
 from contract.taxonomy import DOMAINS, LABELS, MALIGNANT
 
@@ -42,6 +43,7 @@ PERCENTILES = (0, 1, 5, 10, 50, 90, 99, 100)
 # predictions.csv keeps 6 decimals: P(malignant), a sum of three, is off by up to 1.5e-6 (a
 # photo exactly at the threshold, which val chose, would otherwise read as not referred)
 ROUNDING = 1.5e-6
+CUTOUT_SIZE = 128  # the size contract.lesion_gate.is_cutout was measured at
 MEASURES = ("sharpness", "brightness", "shadows", "highlights", "area_fraction")
 DEGRADED: dict[str, Callable[[Image.Image], Image.Image]] = {
     "gaussian blur radius 4": lambda im: im.filter(ImageFilter.GaussianBlur(4)),
@@ -52,11 +54,18 @@ DEGRADED: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
-def uncut(records: list[Record]) -> dict[str, list[Record]]:
-    """The split's photos per domain, without the background-removed cut-outs."""
+def uncut(records: list[Record]) -> dict[str, tuple[list[Record], list[Image.Image]]]:
+    """The split's photos per domain, decoded, without the background-removed cut-outs (told by
+    their pixels, `contract.lesion_gate.is_cutout`, as every other step tells them)."""
+    images = [open_upright_rgb(r.path)[0] for r in records]
+    small = [resize_to_input(im, CUTOUT_SIZE, CUTOUT_SIZE) for im in images]
+    photos = ~is_cutout(np.stack(small)) if small else np.zeros(0, bool)
+    kept = {domain: [] for domain in DOMAINS}
+    for record, image, photo in zip(records, images, photos, strict=True):
+        if photo:
+            kept[record.domain].append((record, image))
     return {
-        domain: [r for r in records if r.domain == domain and "cutouts" not in str(r.path)]
-        for domain in DOMAINS
+        domain: ([r for r, _ in pairs], [im for _, im in pairs]) for domain, pairs in kept.items()
     }
 
 
@@ -82,7 +91,7 @@ def read_outcomes(path: Path) -> dict[str, tuple[bool, bool, bool]]:
         rows[row.path] = (
             LABELS[int(np.argmax(row.probabilities))] == row.label,
             row.label in MALIGNANT,
-            p_malignant >= row.threshold - ROUNDING,
+            bool(refer(p_malignant, row.threshold - ROUNDING)),
         )
     return rows
 
@@ -105,9 +114,11 @@ def outcome(rows: list[tuple[bool, bool, bool]]) -> dict[str, float | int | None
 
 
 def domain_report(
-    records: list[Record], segmenter: bytes, predictions: dict[str, tuple[bool, bool, bool]]
+    records: list[Record],
+    images: list[Image.Image],
+    segmenter: bytes,
+    predictions: dict[str, tuple[bool, bool, bool]],
 ) -> dict:
-    images = [open_upright_rgb(r.path)[0] for r in records]
     measures = [measure(im) for im in images]
     fractions = area_fractions(images, segmenter)
     checks = [check(m, a) for m, a in zip(measures, fractions, strict=True)]
@@ -220,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         "predictions": str(args.predictions),
         "rule": asdict(RULE),
         "domains": {
-            domain: domain_report(rs, segmenter, predictions)
-            for domain, rs in uncut(records).items()
+            domain: domain_report(rs, images, segmenter, predictions)
+            for domain, (rs, images) in uncut(records).items()
             if rs
         },
     }
