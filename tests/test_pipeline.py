@@ -111,6 +111,65 @@ def test_resume_adds_a_third_stage_to_a_finished_pretrained_run(
         assert (saved["epochs"], saved["more_epochs"], saved["more_blocks"]) == (2, 1, 4)
 
 
+def test_a_run_starts_from_another_runs_network_at_another_size(tiny_run: Path, tmp_path: Path):
+    """--init-from loads the finished run's weights (a learning rate of 0 keeps them: a fresh
+    start would differ) into a network built at the new size (issue 32, lever 3d)."""
+    import keras
+    import numpy as np
+
+    from train.__main__ import main
+
+    run = tmp_path / "larger"
+    argv = (
+        f"--split-from {tiny_run / 'split.csv'} --out {run} --backbone tiny_cnn --image-size 96 "
+        f"--epochs 1 --batch-size 16 --learning-rate 0 --init-from {tiny_run}"
+    )
+    assert main(argv.split()) == 0
+    before = keras.saving.load_model(tiny_run / "model.keras", compile=False)
+    after = keras.saving.load_model(run / "model.keras", compile=False)
+    assert after.input_shape == (None, 96, 96, 3)
+    assert len(after.trainable_weights) == len(before.trainable_weights) > 0
+    for a, b in zip(after.trainable_weights, before.trainable_weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["hparams"]["init_from"] == str(tiny_run)
+
+
+def test_init_from_refuses_a_network_of_another_split(tiny_run: Path, tmp_path: Path, capsys):
+    """A start that trained on this run's val or test images would leak them (as a teacher)."""
+    from contract.run_folder import read_split, write_split
+    from train.__main__ import main
+
+    splits = read_split(tiny_run / "split.csv")
+    splits["train"], splits["val"] = splits["train"] + splits["val"][:1], splits["val"][1:]
+    write_split(tmp_path / "other.csv", splits)
+    argv = (
+        f"--split-from {tmp_path / 'other.csv'} --out {tmp_path / 'x'} --backbone tiny_cnn "
+        f"--image-size 64 --init-from {tiny_run}"
+    )
+    assert main(argv.split()) == 2
+    assert "was trained on another split (train differs)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("--backbone efficientnet_lite0", "trained with --backbone 'tiny_cnn'"),
+        ("--backbone tiny_cnn --colour-constancy shades_of_grey_p6", "--colour-constancy ''"),
+    ],
+)
+def test_init_from_refuses_a_network_of_another_recipe(
+    extra: str, message: str, tiny_run: Path, tmp_path: Path, capsys
+):
+    from train.__main__ import main
+
+    argv = f"--split-from {tiny_run / 'split.csv'} --out {tmp_path / 'x'} --init-from {tiny_run}"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv.split(), *extra.split()])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_ema_weights_are_the_ones_validated_and_saved(tiny_run: Path, tmp_path: Path):
     """From the same head-stage checkpoint, one more epoch with a near-1 EMA momentum saves a head
     that stayed near its first step (Keras starts the average there); without EMA it moves on."""
@@ -304,6 +363,7 @@ def test_ensemble_refuses_runs_on_different_splits(tiny_run: Path, tmp_path: Pat
         ("--data d --out x --distill-weight 1.5".split(), "--distill-weight must be between 0"),
         ("--data d --out x --distill-temperature 0".split(), "--distill-temperature must be above"),
         ("--data d --out x --distill-from nowhere".split(), "--distill-from nowhere: no such run"),
+        ("--data d --out x --init-from nowhere".split(), "--init-from nowhere: not a finished run"),
     ],
 )
 def test_train_cli_usage_errors(argv, message, capsys):

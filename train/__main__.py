@@ -135,6 +135,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HParams]:
         default=defaults.distill_temperature,
         help="soften the teacher's probabilities by this temperature (> 0)",
     )
+    parser.add_argument(
+        "--init-from",
+        default=defaults.init_from,
+        metavar="RUN",
+        help="start from this finished run's network (same backbone) instead of the backbone's "
+        "pretrained weights: e.g. a short fine-tune at another --image-size (--head-epochs 0)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
         "--max-images-per-class",

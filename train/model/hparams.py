@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from contract.colour_constancy import STEPS
 
@@ -48,6 +50,9 @@ class HParams:
     distill_from: str = ""  # a teacher run (train.model.distill); "" trains on the labels only
     distill_weight: float = 0.5  # the teacher's share of each training target
     distill_temperature: float = 2.0
+    # a finished run whose network this one starts from instead of the backbone's pretrained
+    # weights (same backbone and colour step): a short fine-tune at another resolution, or longer
+    init_from: str = ""
     seed: int = 1337
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -65,8 +70,6 @@ RETIRED = {"distill_model": ""}  # a teacher as a .tflite beside a run of only i
 
 def validate(hp: HParams) -> None:
     """ValueError naming the option (as `python -m train` spells it) that cannot be trained."""
-    from pathlib import Path
-
     from train.model.backbones import BACKBONES
 
     if hp.backbone not in BACKBONES:
@@ -98,8 +101,32 @@ def validate(hp: HParams) -> None:
         raise ValueError("--distill-temperature must be above 0")
     if hp.distill_from and not Path(hp.distill_from).is_dir():
         raise ValueError(f"--distill-from {hp.distill_from}: no such run folder")
+    if hp.init_from:
+        check_init_from(hp)
     if hp.more_epochs and not spec.pretrained:
         raise ValueError(
             f"--more-epochs: {hp.backbone} trains in one stage; a third stage "
             "needs a pretrained backbone"
         )
+
+
+def init_weights(hp: HParams) -> Path | None:
+    """The network file `init_from` names (None: start from the backbone's own weights)."""
+    return Path(hp.init_from).expanduser() / "model.keras" if hp.init_from else None
+
+
+def check_init_from(hp: HParams) -> None:
+    """ValueError unless `init_from` is a finished run of the same backbone and colour step:
+    the weights load by layer, and a network trained on corrected colours needs them."""
+    weights = init_weights(hp)
+    saved = weights.parent / "hparams.json"
+    if not weights.is_file() or not saved.is_file():
+        raise ValueError(f"--init-from {hp.init_from}: not a finished run folder (no {weights})")
+    other = json.loads(saved.read_text())
+    for name in ("backbone", "colour_constancy"):
+        if other.get(name, "") != getattr(hp, name):
+            option = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"--init-from {hp.init_from}: trained with {option} {other.get(name)!r}, "
+                f"this run asks for {getattr(hp, name)!r}"
+            )

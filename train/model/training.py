@@ -22,9 +22,9 @@ from contract.commands import CommandError
 from contract.records import Skipped
 from contract.run_folder import SPLIT_CSV, read_split, write_split
 from train.data.datasets import counts, load_dataset, merge_identical_images
-from train.data.split import SplitFractions, grouped_split, kept_assignments
+from train.data.split import SplitFractions, differing_split, grouped_split, kept_assignments
 from train.data.subset import take_per_class
-from train.model.hparams import HParams
+from train.model.hparams import HParams, init_weights
 
 HPARAMS_JSON = "hparams.json"
 
@@ -180,6 +180,14 @@ def train(
     teacher = Path(hp.distill_from) if hp.distill_from else None
     if teacher is not None:  # before the minutes of decoding: a wrong teacher fails at once
         check_teacher(teacher, run_dir / SPLIT_CSV, size)
+    start = init_weights(hp)
+    if start is not None:  # like a teacher, a start that saw this run's val or test leaks them
+        differing = differing_split(run_dir / SPLIT_CSV, start.parent / SPLIT_CSV)
+        if differing is not None:
+            raise TrainingError(
+                f"--init-from {hp.init_from} was trained on another split ({differing} "
+                "differs); a run may start only from a network of its own split.csv"
+            )
     try:
         where = placement(devices)
     except DeviceError as error:
@@ -279,6 +287,9 @@ def _fit(run_dir: Path, hp: HParams, spec, size: int, resume: bool, train_ds, x_
         state = json.loads(state_path.read_text())
         model.load_weights(checkpoints / "last.weights.h5")
         print(f"resuming after epoch {state['epoch']}", flush=True)
+    elif hp.init_from:
+        model.load_weights(init_weights(hp))
+        print(f"starting from {init_weights(hp)}", flush=True)
 
     class EpochEnd(keras.callbacks.Callback):
         """Validate, keep the best weights by val balanced accuracy, checkpoint every epoch
