@@ -78,13 +78,15 @@ class Calibration(_Section):
 
 @dataclass(frozen=True, kw_only=True)
 class DomainTriage(_Section):
-    """One kind of photo's own threshold and what it was measured to keep on val."""
+    """One kind of photo's own threshold and what it was measured to keep on val (or, where
+    `chosen_on` says so, on other predictions: `python -m train.crossfit`'s out-of-fold ones)."""
 
     own_threshold: float
     sensitivity_lower_bound_95: float | None = None
     sensitivity_at_own_threshold: float | None = None
     referrals_per_malignant_found: float | None = None  # NaN when none was found
-    fitted_on: JsonObject | None = None  # images, malignant_images, malignant_groups
+    fitted_on: JsonObject | None = None  # images, malignant_images, malignant_groups (, folds)
+    chosen_on: str | None = None  # None: the triage's chosen_on (val)
 
 
 @dataclass(frozen=True, kw_only=True)

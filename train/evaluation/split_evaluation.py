@@ -85,10 +85,15 @@ def split_predictions(
 ) -> SplitPredictions:
     """Raw probabilities of `model` (a .tflite) or the run's Keras model on one split; with
     `flips` > 1, averaged over that many flips and rotations of each image (`flipped_views`)."""
+    return record_predictions(run, model, read_split(run / SPLIT_CSV)[split], card, flips)
+
+
+def record_predictions(
+    run: Path, model: Path | None, records: Sequence[Record], card: ModelCard, flips: int = 1
+) -> SplitPredictions:
+    """`split_predictions` on these records, e.g. a part of a split."""
     skipped = Skipped()
-    pixels, records = decode_records(
-        read_split(run / SPLIT_CSV)[split], card.input.height, skipped
-    )
+    pixels, records = decode_records(records, card.input.height, skipped)
     skipped.warn()
     cutouts = is_cutout(pixels)  # by the pixels as decoded, before the card's step
     pixels = apply(pixels, step_of(card))
