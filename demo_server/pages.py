@@ -466,10 +466,16 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
+# A kind's threshold whose card says where it was chosen (`DomainTriage.chosen_on`) other than
+# val: `python -m train.crossfit`'s out-of-fold predictions.
+OUT_OF_FOLD = "out of fold"
+
+
 def triage_expectations(card: ModelCard) -> list[dict[str, Any]]:
     """Per kind of photo, what the triage promises and costs, photo only and with answers: the
-    kind's own threshold, its sensitivity's 95% lower bound and val sensitivity, and the "see a
-    dermatologist" answers per malignant lesion found there."""
+    kind's own threshold, its sensitivity's 95% lower bound and sensitivity where it was chosen
+    (val, or out-of-fold predictions over train+val), and the "see a dermatologist" answers per
+    malignant lesion found there."""
     sections = (("photo only", card), ("photo plus answers", card.answers))
     return [
         {
@@ -479,6 +485,7 @@ def triage_expectations(card: ModelCard) -> list[dict[str, Any]]:
             "lower_bound": _finite(figures.sensitivity_lower_bound_95),
             "sensitivity": _finite(figures.sensitivity_at_own_threshold),
             "referrals": _finite(figures.referrals_per_malignant_found),
+            "chosen_on": "val" if figures.chosen_on is None else OUT_OF_FOLD,
         }
         for label, section in sections
         if section is not None

@@ -372,11 +372,14 @@ def test_model_page_says_what_to_expect_of_the_triage(answers_client, answers_ca
     rows = re.findall(r"<tr><th>([^<]+)</th>(.*?)</tr>", table, flags=re.S)
     cells = [(label, re.findall(r"<td>(.*?)</td>", row, flags=re.S)) for label, row in rows]
     assert cells == [
-        ("photo only", ["Dermatoscope", "35%", "0.951", "0.970", "about 2.4"]),
-        ("photo only", ["Phone camera", "30%", "0.962", "0.980", "about 3.1"]),
-        ("photo plus answers", ["Phone camera", "21%", "0.955", "0.990", "about 1.8"]),
+        ("photo only", ["Dermatoscope", "35%", "val", "0.951", "0.970", "about 2.4"]),
+        ("photo only", ["Phone camera", "30%", "val", "0.962", "0.980", "about 3.1"]),
+        ("photo plus answers", ["Phone camera", "21%", "val", "0.955", "0.990", "about 1.8"]),
     ]
     assert "95% confidence" in html
+    answers_card["triage"]["by_domain"]["phone"]["chosen_on"] = "out-of-fold predictions (...)"
+    rows = triage_expectations(ModelCard.from_json(answers_card))
+    assert [r["chosen_on"] for r in rows] == ["val", "out of fold", "val"]
     answers_card["triage"]["by_domain"]["phone"]["referrals_per_malignant_found"] = float("nan")
     rows = triage_expectations(ModelCard.from_json(answers_card))
     phone = next(r for r in rows if r["inputs"] == "photo only" and r["domain"] == "Phone camera")
