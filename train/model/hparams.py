@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contract.card import read_model_card
 from contract.colour_constancy import STEPS
+from contract.run_folder import MODEL_KERAS, RunFolderError, check_run_folder
 
 BALANCING = ("loss_weights", "sampling", "logit_adjust")
 
@@ -112,21 +113,24 @@ def validate(hp: HParams) -> None:
 
 def init_weights(hp: HParams) -> Path | None:
     """The network file `init_from` names (None: start from the backbone's own weights)."""
-    return Path(hp.init_from).expanduser() / "model.keras" if hp.init_from else None
+    return Path(hp.init_from).expanduser() / MODEL_KERAS if hp.init_from else None
 
 
 def check_init_from(hp: HParams) -> None:
     """ValueError unless `init_from` is a finished run of the same backbone and colour step:
     the weights load by layer, and a network trained on corrected colours needs them."""
-    weights = init_weights(hp)
-    saved = weights.parent / "hparams.json"
-    if not weights.is_file() or not saved.is_file():
-        raise ValueError(f"--init-from {hp.init_from}: not a finished run folder (no {weights})")
-    other = json.loads(saved.read_text())
-    for name in ("backbone", "colour_constancy"):
-        if other.get(name, "") != getattr(hp, name):
+    run = init_weights(hp).parent
+    try:
+        check_run_folder(run)
+    except RunFolderError as error:
+        message = f"--init-from {hp.init_from}: not a finished run folder ({error})"
+        raise ValueError(message) from None
+    card = read_model_card(run)
+    theirs = {"backbone": card.backbone, "colour_constancy": card.input.colour_constancy or ""}
+    for name, value in theirs.items():
+        if value != getattr(hp, name):
             option = "--" + name.replace("_", "-")
             raise ValueError(
-                f"--init-from {hp.init_from}: trained with {option} {other.get(name)!r}, "
+                f"--init-from {hp.init_from}: trained with {option} {value!r}, "
                 f"this run asks for {getattr(hp, name)!r}"
             )

@@ -288,8 +288,9 @@ def _fit(run_dir: Path, hp: HParams, spec, size: int, resume: bool, train_ds, x_
         model.load_weights(checkpoints / "last.weights.h5")
         print(f"resuming after epoch {state['epoch']}", flush=True)
     elif hp.init_from:
-        model.load_weights(init_weights(hp))
-        print(f"starting from {init_weights(hp)}", flush=True)
+        start = init_weights(hp)
+        model.load_weights(start)
+        print(f"starting from {start}", flush=True)
 
     class EpochEnd(keras.callbacks.Callback):
         """Validate, keep the best weights by val balanced accuracy, checkpoint every epoch
