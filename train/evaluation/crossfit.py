@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import metrics
-from contract.bootstrap import confident_threshold
 from contract.card import DomainTriage, ModelCard
 from contract.records import Record, label_indices
 from contract.run_folder import SPLIT_CSV, read_split
@@ -34,7 +32,7 @@ from contract.screening import apply_temperature
 from contract.taxonomy import PHONE
 from train.data.folds import FoldError, moved_records
 from train.evaluation.split_evaluation import card_of, record_predictions
-from train.model.calibration import fitted_on, referrals_per_malignant_found
+from train.model.calibration import confident_domain
 
 CHOSEN_ON = (
     "out-of-fold predictions over train+val: {folds} networks, each trained with one fold of "
@@ -97,18 +95,11 @@ def phone_triage(oof: OutOfFold, target: float) -> DomainTriage:
     records = [r for r, m in zip(oof.records, mask, strict=True) if m]
     if not records:
         raise FoldError("the folds hold no uncut phone photo to fit a threshold on")
-    y, probs = label_indices(records), oof.probs[mask]
     groups = np.array([r.group for r in records])
-    threshold, bound = confident_threshold(y, probs, groups, target)
+    figures = confident_domain(label_indices(records), oof.probs[mask], groups, target)
     folds = len(np.unique(oof.fold))
     return DomainTriage(
-        own_threshold=threshold,
-        sensitivity_lower_bound_95=bound,
-        sensitivity_at_own_threshold=metrics.sensitivity_specificity(y, probs, threshold)[
-            "sensitivity"
-        ],
-        referrals_per_malignant_found=referrals_per_malignant_found(y, probs, threshold),
-        fitted_on={**fitted_on(y, groups), "folds": folds},
+        **{**figures, "fitted_on": {**figures["fitted_on"], "folds": folds}},
         chosen_on=CHOSEN_ON.format(folds=folds),
     )
 

@@ -89,26 +89,31 @@ def calibrate_on_val(
     probs = apply_temperature(raw_val, temperature, log_ratios)
     scopes = metrics.domain_scopes(domains, cutouts)
     fitted = {d: scopes[d] for d in sorted(set(domains.tolist())) if d in scopes}
-    confident = {
-        d: confident_threshold(y_val[m], probs[m], groups[m], target_sensitivity)
+    by_domain = {
+        d: confident_domain(y_val[m], probs[m], groups[m], target_sensitivity)
         for d, m in fitted.items()
     }
-    threshold = min(t for t, _ in confident.values())
-    own = TriageThresholds(threshold, {d: t for d, (t, _) in confident.items()})
+    own_thresholds = {d: f["own_threshold"] for d, f in by_domain.items()}
+    threshold = min(own_thresholds.values())
+    own = TriageThresholds(threshold, own_thresholds)
     report = metrics.report_by_domain(y_val, probs, domains, own.for_images(domains), cutouts)
-    by_domain = {
-        d: {
-            "own_threshold": t,
-            "sensitivity_lower_bound_95": bound,
-            "sensitivity_at_own_threshold": report[d]["malignant"]["sensitivity"],
-            "referrals_per_malignant_found": referrals_per_malignant_found(
-                y_val[fitted[d]], probs[fitted[d]], t
-            ),
-            "fitted_on": fitted_on(y_val[fitted[d]], groups[fitted[d]]),
-        }
-        for d, (t, bound) in confident.items()
-    }
     return ValCalibration(temperature, threshold, report, by_domain)
+
+
+def confident_domain(y: np.ndarray, probs: np.ndarray, groups: np.ndarray, target: float) -> dict:
+    """One kind of photo's own threshold by `THRESHOLD_RULE` on these photos (calibrated
+    probabilities, whole lesions / patients drawn), its bound, and what it keeps and costs
+    there: the card's `DomainTriage` fields, whether the photos are val or out of fold."""
+    threshold, bound = confident_threshold(y, probs, groups, target)
+    return {
+        "own_threshold": threshold,
+        "sensitivity_lower_bound_95": bound,
+        "sensitivity_at_own_threshold": metrics.sensitivity_specificity(y, probs, threshold)[
+            "sensitivity"
+        ],
+        "referrals_per_malignant_found": referrals_per_malignant_found(y, probs, threshold),
+        "fitted_on": fitted_on(y, groups),
+    }
 
 
 def fitted_on(y: np.ndarray, groups: np.ndarray) -> dict:
