@@ -42,7 +42,8 @@ class PredictionRow:
     label: str  # a code of LABELS
     cutout: bool  # background removed (False in older tables)
     threshold: float | None  # its triage threshold; None in older tables
-    probabilities: tuple[float, ...]  # calibrated, in LABELS order (written with 6 decimals)
+    # calibrated, in LABELS order (written exactly; with 6 decimals before 2026-12-07)
+    probabilities: tuple[float, ...]
 
 
 def prediction_rows(
@@ -64,7 +65,7 @@ def write_predictions(path: Path, rows: Iterable[PredictionRow]) -> None:
         writer.writerow((*_KEYS, _CUTOUT, _THRESHOLD, *_PROBABILITIES))
         for r in rows:
             threshold = "" if r.threshold is None else repr(r.threshold)
-            probabilities = (f"{p:.6f}" for p in r.probabilities)
+            probabilities = (repr(float(p)) for p in r.probabilities)
             keys = (r.path, r.group, r.domain, r.label)
             writer.writerow([*keys, int(r.cutout), threshold, *probabilities])
 

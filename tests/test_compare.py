@@ -162,7 +162,7 @@ def test_compare_refuses_evaluations_of_different_images(tmp_path: Path, capsys)
     [
         (lambda text: "path,label\nx.jpg,mel\n", "not a predictions table"),
         (lambda text: text.replace(",mel,", ",melanoma,", 1), "unknown label(s) ['melanoma']"),
-        (lambda text: text.replace("0.700000", "high", 1), "not a number"),
+        (lambda text: text.replace(",0.7", ",high", 1), "not a number"),
     ],
 )
 def test_compare_refuses_a_damaged_predictions_table(edit, message, tmp_path: Path, capsys):

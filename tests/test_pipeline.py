@@ -742,7 +742,7 @@ def test_with_answers_every_photo_referral_stands(answers_run: Path, tmp_path: P
         summary = json.loads((out / "metrics.json").read_text())["metrics"]
         sensitivity[name] = summary["overall"]["malignant"]["sensitivity"]
     photo, answers = tables["photo"], tables["answers"]
-    margin = metrics.malignant_probability(photo.probs) - photo.thresholds  # probs: 6 decimals
+    margin = metrics.malignant_probability(photo.probs) - photo.thresholds
     assert (margin > 1e-5).any() and (margin < -1e-5).any()
     assert (answers.thresholds[margin > 1e-5] == 0).all()
     assert (answers.thresholds[margin < -1e-5] > 0).all()

@@ -40,8 +40,8 @@ from contract.taxonomy import DOMAINS, LABELS, MALIGNANT
 
 PROG = "train.photo_check"
 PERCENTILES = (0, 1, 5, 10, 50, 90, 99, 100)
-# predictions.csv keeps 6 decimals: P(malignant), a sum of three, is off by up to 1.5e-6 (a
-# photo exactly at the threshold, which val chose, would otherwise read as not referred)
+# Tables written before 2026-12-07 keep 6 decimals: P(malignant), a sum of three, is off by up
+# to 1.5e-6 there (a photo exactly at the threshold, which val chose, would read as not referred)
 ROUNDING = 1.5e-6
 CUTOUT_SIZE = 128  # the size contract.lesion_gate.is_cutout was measured at
 MEASURES = ("sharpness", "brightness", "shadows", "highlights", "area_fraction")

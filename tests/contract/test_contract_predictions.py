@@ -1,9 +1,11 @@
-"""contract.predictions: the committed evaluations' tables read and write back byte for byte."""
+"""contract.predictions: the committed evaluations' tables read and write back unchanged, and
+probabilities are written exactly."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from contract.predictions import (
@@ -24,11 +26,21 @@ def test_the_shipped_evaluations_have_tables():
 
 
 @pytest.mark.parametrize("path", TABLES, ids=lambda p: p.relative_to(REPO).as_posix())
-def test_every_table_reads_and_writes_back_the_same_bytes(path: Path, tmp_path: Path):
+def test_every_table_reads_and_writes_back_the_same_rows(path: Path, tmp_path: Path):
     rows = read_predictions(path)
     assert rows and all(len(r.probabilities) == len(LABELS) for r in rows)
     write_predictions(tmp_path / PREDICTIONS_CSV, rows)
-    assert (tmp_path / PREDICTIONS_CSV).read_bytes() == path.read_bytes()
+    assert read_predictions(tmp_path / PREDICTIONS_CSV) == rows
+
+
+def test_probabilities_and_thresholds_are_written_exactly(tmp_path: Path):
+    """A photo exactly at its threshold (val's fallback is a malignant photo's own score) stays
+    referred when the table is scored again."""
+    probabilities = tuple(np.random.default_rng(0).dirichlet(np.ones(len(LABELS))))
+    at_threshold = float(np.float32(sum(probabilities[:3])))
+    row = PredictionRow("a.jpg", "g1", "phone", "mel", False, at_threshold, probabilities)
+    write_predictions(tmp_path / PREDICTIONS_CSV, [row])
+    assert read_predictions(tmp_path / PREDICTIONS_CSV) == [row]
 
 
 def test_rows_become_columns(tmp_path: Path):
