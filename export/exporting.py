@@ -69,17 +69,10 @@ def export_section(config: QuantizationConfig, bias_correction: bool) -> ExportS
 def model_info(card: ModelCard) -> ModelInfo:
     """The file's metadata for a card that already holds its `export` entry."""
     return ModelInfo(
-        name=card.name,
-        version=card.version,
+        model_card=card,
         description="Skin-lesion screening aid (not a diagnosis): seven-class classifier of "
         "dermoscopic and smartphone photos. " + card.disclaimer,
         author="skinlesion-ondevice contributors",
-        license=card.license,
-        labels=card.labels,
-        display_names=card.display_names,
-        input_height=card.input.height,
-        input_width=card.input.width,
-        model_card=card,
     )
 
 

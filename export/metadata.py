@@ -61,36 +61,56 @@ _INPUT_ENCODINGS = {
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the metadata says about one exported model; all of it is read back by clients."""
+    """What the metadata says about one exported model; all of it is read back by clients. The
+    name, version, license, labels and input size are the card's own, so the metadata and the
+    packed card cannot disagree; only the description and author are the metadata's."""
 
-    name: str
-    version: str
+    model_card: ModelCard
     description: str
     author: str
-    license: str
-    labels: tuple[str, ...]
-    display_names: tuple[str, ...]
-    input_height: int
-    input_width: int
-    model_card: ModelCard
 
     def __post_init__(self) -> None:
-        if not self.labels or len(self.labels) != len(self.display_names):
+        labels, names = self.labels, self.display_names
+        if not labels or len(labels) != len(names):
             raise ValueError(
-                f"need one display name per label, got {len(self.labels)} labels and "
-                f"{len(self.display_names)} display names"
+                f"need one display name per label, got {len(labels)} labels and "
+                f"{len(names)} display names"
             )
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"labels must be unique: {self.labels}")
-        for text in (*self.labels, *self.display_names):
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"labels must be unique: {labels}")
+        for text in (*labels, *names):
             if not text or "\n" in text or "\r" in text:
                 raise ValueError(f"labels and display names must be non-empty lines: {text!r}")
         if self.input_height <= 0 or self.input_width <= 0:
             raise ValueError(f"bad input size {self.input_height}x{self.input_width}")
-        if self.model_card.labels != tuple(self.labels):
-            raise ValueError(
-                f"model_card labels {self.model_card.labels} differ from labels {self.labels}"
-            )
+
+    @property
+    def name(self) -> str:
+        return self.model_card.name
+
+    @property
+    def version(self) -> str:
+        return self.model_card.version
+
+    @property
+    def license(self) -> str:
+        return self.model_card.license
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.model_card.labels)
+
+    @property
+    def display_names(self) -> tuple[str, ...]:
+        return tuple(self.model_card.display_names)
+
+    @property
+    def input_height(self) -> int:
+        return self.model_card.input.height
+
+    @property
+    def input_width(self) -> int:
+        return self.model_card.input.width
 
 
 def write_metadata(tflite_model: bytes, info: ModelInfo) -> bytes:

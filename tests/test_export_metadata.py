@@ -53,16 +53,9 @@ def _tiny_keras_model():
 @pytest.fixture(scope="module")
 def info() -> metadata.ModelInfo:
     return metadata.ModelInfo(
-        name="tiny skin-lesion classifier",
-        version="0.0.1-test",
+        model_card=CARD,
         description="A tiny untrained network used to test the metadata writer.",
         author="tests",
-        license="Apache-2.0",
-        labels=LABELS,
-        display_names=tuple(DISPLAY_NAMES[code] for code in LABELS),
-        input_height=SIZE,
-        input_width=SIZE,
-        model_card=CARD,
     )
 
 
@@ -185,7 +178,9 @@ def test_input_description_states_the_encoding(models):
 
 def test_rewriting_replaces_metadata_and_files(models, info):
     populated = models["float32"][1]
-    again = metadata.write_metadata(populated, replace(info, version="0.0.2"))
+    again = metadata.write_metadata(
+        populated, replace(info, model_card=replace(CARD, version="0.0.2"))
+    )
     meta, tflite = _read_metadata(again)
     assert meta.version == b"0.0.2"
     assert [m.name for m in tflite.metadata].count(b"TFLITE_METADATA") == 1
@@ -215,14 +210,17 @@ def test_truncated_model_is_rejected(models, info):
 def test_label_count_must_match_output_size(models, info):
     names = info.display_names[:6]
     card = replace(CARD, labels=LABELS[:6], display_names=names)
-    fewer = replace(info, labels=LABELS[:6], display_names=names, model_card=card)
+    fewer = replace(info, model_card=card)
     with pytest.raises(ValueError, match="does not match 6 labels"):
         metadata.write_metadata(models["float32"][0], fewer)
 
 
 def test_input_size_must_match_model(models, info):
     with pytest.raises(ValueError, match="input tensor shape"):
-        metadata.write_metadata(models["uint8"][0], replace(info, input_height=224))
+        metadata.write_metadata(
+            models["uint8"][0],
+            replace(info, model_card=replace(CARD, input=replace(CARD.input, height=224))),
+        )
 
 
 @pytest.mark.parametrize(
@@ -230,13 +228,13 @@ def test_input_size_must_match_model(models, info):
     [
         ({"display_names": ("a",) * 6}, "one display name per label"),
         ({"labels": ("a",) * 7}, "unique"),
-        ({"model_card": replace(CARD, labels=("x",))}, "model_card labels"),
-        ({"input_width": 0}, "input size"),
+        ({"display_names": ("a\nb",) * 7}, "non-empty lines"),
+        ({"input": replace(CARD.input, width=0)}, "input size"),
     ],
 )
 def test_model_info_is_validated(info, changes, message):
     with pytest.raises(ValueError, match=message):
-        replace(info, **changes)
+        replace(info, model_card=replace(CARD, **changes))
 
 
 def test_the_packed_card_must_be_json_the_page_can_parse(models, info):
