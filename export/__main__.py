@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from contract.commands import comma_list
+from contract.commands import comma_list, reported
 from contract.run_folder import check_run_folder
 from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
 from export.exporting import MODEL_FILE_STEM, ExportSettings, export_model
@@ -94,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@reported("export")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = ExportSettings(

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.commands import CommandError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
@@ -35,6 +37,10 @@ DEFAULT_VARIANTS = ("int8_mixed",)
 FLOAT_OPS_SPLITS = ("file", "network")
 # train.ensemble names its members member0, member1, ...; their tensors carry the name.
 _MEMBER = re.compile(r"(?:^|/)(member\d+)(?:_\d+)?/")
+
+
+class QuantizationError(CommandError, ValueError):
+    """A quantization setting this network cannot take; the message says which to change."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,16 @@ def pick_damaged(rows: list[dict[str, str]], count: int, per_network: bool) -> l
     """The worst `count` of the debugger's rows; per network, each member's worst share first.
 
     Why the share: in a four-network file the 20 worst operators of the whole file can all sit in
-    one or two members, leaving the others fully int8.
+    one or two members, leaving the others fully int8. Refused when `count` covers every
+    operator: nothing would quantize the uint8 input (the converter says only "Model input is
+    not dequantized").
     """
+    if count >= len(rows):
+        raise QuantizationError(
+            f"int8_mixed: {count} float operators would keep all {len(rows)} of this network's "
+            "operators in float, leaving none to quantize its uint8 input; choose fewer "
+            "(--float-ops) or the float32 variant"
+        )
     ranked = sorted(
         rows, key=lambda r: -(float(r["mean_squared_error"]) ** 0.5) / float(r["scale"])
     )

@@ -16,8 +16,8 @@ from pipeline.__main__ import main
 REPO = Path(__file__).resolve().parent.parent
 
 # The steps after training, at tiny sizes; an untrained network may lose accuracy to int8, so
-# the gates are loose here (they are tested in test_pipeline.py). Full int8: int8_mixed fails to
-# convert an average of two tiny CNNs (a CONV_2D with uint8 input and float output).
+# the gates are loose here (they are tested in test_pipeline.py). Full int8: int8_mixed's 20 float
+# operators would be every operator of two tiny CNNs, which export.convert refuses.
 TINY_BUILD = (
     TINY
     + """

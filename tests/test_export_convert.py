@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from export.__main__ import parse_args
-from export.convert import QuantizationConfig, pick_damaged
+from export.convert import QuantizationConfig, QuantizationError, pick_damaged
 
 ENSEMBLE = "skin_lesion_ensemble_of_3_1"
 
@@ -55,6 +55,15 @@ def test_a_single_network_is_ranked_as_a_whole():
     expected = pick_damaged(rows, 3, per_network=False)
     assert pick_damaged(rows, 3, per_network=True) == expected
     assert expected == [f"model_1/efficientnet_lite0_1/op{i}" for i in (4, 3, 2)]
+
+
+@pytest.mark.parametrize("per_network", [False, True])
+def test_keeping_every_operator_in_float_is_refused(per_network):
+    """Nothing would be left to quantize the uint8 input; the converter's own message does not
+    say why."""
+    assert len(pick_damaged(ROWS, len(ROWS) - 1, per_network)) == len(ROWS) - 1
+    with pytest.raises(QuantizationError, match=f"all {len(ROWS)} of this network's operators"):
+        pick_damaged(ROWS, len(ROWS), per_network)
 
 
 def test_unknown_split_is_refused():
