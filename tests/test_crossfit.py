@@ -1,6 +1,6 @@
-"""Cross-fitting the phone threshold (`python -m train.crossfit`, issue 32 item 1): the folds
-deal whole train+val photo patients, each fold's split moves exactly them to test, and the
-threshold written is the lower-bound rule on the pooled out-of-fold scores."""
+"""Cross-fitting each kind's threshold (`python -m train.crossfit`, issue 32 item 1): the folds
+deal whole train+val lesions and photo patients, each fold's split moves exactly them to test,
+and each kind's threshold written is the lower-bound rule on its pooled out-of-fold scores."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from contract.card import DomainTriage, ModelCard, read_model_card, write_model_
 from contract.records import Record
 from contract.run_folder import SPLIT_CSV, SPLITS, read_split, write_split
 from contract.taxonomy import DERMOSCOPIC, PHONE
-from train.data.folds import FoldError, deal_folds, fold_split, moved_records
+from train.data.folds import FoldError, deal_folds, fold_groups, fold_split, moved_records
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CARD = REPO / "models" / "model_card.json"
@@ -46,43 +46,41 @@ def synthetic_split() -> dict[str, list[Record]]:
     return splits
 
 
-def fitted_patients(splits: dict[str, list[Record]]) -> dict[str, bool]:
-    """Every train+val phone patient and whether it is malignant (all synthetic ones are
-    photos)."""
-    return {
-        r.group: r.label in MALIGNANT
-        for s in ("train", "val")
-        for r in splits[s]
-        if r.domain == PHONE
-    }
+def fitted_groups(splits: dict[str, list[Record]]) -> dict[str, tuple[str, bool]]:
+    """Every train+val lesion / phone patient, its kind and whether it is malignant (all
+    synthetic phone patients have a photo)."""
+    return {r.group: (r.domain, r.label in MALIGNANT) for s in ("train", "val") for r in splits[s]}
 
 
-def test_each_patient_lands_in_exactly_one_fold_stratified():
-    patients = {f"p{i}": i % 4 == 0 for i in range(43)}  # 11 malignant
-    folds = deal_folds(patients, 5, seed=3)
-    dealt = [p for fold in folds for p in fold]
-    assert sorted(dealt) == sorted(patients)  # every patient, none twice
-    malignant = [sum(patients[p] for p in fold) for fold in folds]
+def test_each_group_lands_in_exactly_one_fold_stratified_by_kind_and_malignancy():
+    groups = {f"p{i}": (PHONE, i % 4 == 0) for i in range(43)}  # 11 malignant
+    groups |= {f"d{i}": (DERMOSCOPIC, i % 5 == 0) for i in range(61)}  # 13 malignant
+    folds = deal_folds(groups, 5, seed=3)
+    dealt = [g for fold in folds for g in fold]
+    assert sorted(dealt) == sorted(groups)  # every group, none twice
+    for stratum in set(groups.values()):
+        shares = [sum(groups[g] == stratum for g in fold) for fold in folds]
+        assert max(shares) - min(shares) <= 1
+        assert min(shares) >= 1
     sizes = [len(fold) for fold in folds]
-    assert min(malignant) >= 1 and max(malignant) - min(malignant) <= 1
     assert max(sizes) - min(sizes) <= 1
 
 
 def test_the_deal_is_fixed_by_its_seed():
-    patients = {f"p{i}": i % 3 == 0 for i in range(40)}
-    assert deal_folds(patients, 4, seed=1) == deal_folds(dict(reversed(patients.items())), 4, 1)
-    assert deal_folds(patients, 4, seed=1) != deal_folds(patients, 4, seed=2)
+    groups = {f"p{i}": (PHONE, i % 3 == 0) for i in range(40)}
+    assert deal_folds(groups, 4, seed=1) == deal_folds(dict(reversed(groups.items())), 4, 1)
+    assert deal_folds(groups, 4, seed=1) != deal_folds(groups, 4, seed=2)
 
 
 @pytest.mark.parametrize("k", [0, 1, 41])
-def test_too_few_folds_or_patients_are_refused(k: int):
+def test_too_few_folds_or_groups_are_refused(k: int):
     with pytest.raises(FoldError):
-        deal_folds({f"p{i}": i % 2 == 0 for i in range(40)}, k)
+        deal_folds({f"p{i}": (PHONE, i % 2 == 0) for i in range(40)}, k)
 
 
 def test_a_fold_moves_its_patients_train_and_val_images_and_nothing_else():
     splits = synthetic_split()
-    patients = sorted(fitted_patients(splits))
+    patients = sorted(g for g, (kind, _) in fitted_groups(splits).items() if kind == PHONE)
     fold = patients[:5]
     moved = fold_split(splits, fold)
     before = {r: s for s in SPLITS for r in splits[s]}
@@ -97,12 +95,12 @@ def test_a_fold_moves_its_patients_train_and_val_images_and_nothing_else():
     assert sorted(moved_records(splits, moved, "fold"), key=str) == sorted(changed, key=str)
 
 
-def test_every_fitted_patient_is_moved_by_exactly_one_fold():
+def test_every_fitted_lesion_and_patient_is_moved_by_exactly_one_fold():
     splits = synthetic_split()
-    patients = fitted_patients(splits)
-    folds = [fold_split(splits, f) for f in deal_folds(patients, 3, seed=0)]
+    fitted = fitted_groups(splits)
+    folds = [fold_split(splits, f) for f in deal_folds(fitted, 3, seed=0)]
     groups = [{r.group for r in moved_records(splits, f, "fold")} for f in folds]
-    assert sorted(g for fold in groups for g in fold) == sorted(patients)
+    assert sorted(g for fold in groups for g in fold) == sorted(fitted)
 
 
 def _move(splits, record: Record, to: str) -> dict[str, list[Record]]:
@@ -126,12 +124,12 @@ def test_a_split_that_is_not_a_fold_of_the_original_is_refused():
 
 
 # ------------------------------------------------------------------------------------------
-# The card: only the phone kind's own threshold changes
+# The card: only the fitted kinds' own thresholds change
 # ------------------------------------------------------------------------------------------
 
 
-def test_the_phone_threshold_replaces_only_the_phone_kinds_own(tmp_path: Path):
-    from train.evaluation.crossfit import with_phone_triage
+def test_a_fitted_threshold_replaces_only_its_kinds_own(tmp_path: Path):
+    from train.evaluation.crossfit import with_kind_triage
 
     card = read_model_card(SHIPPED_CARD.parent)
     phone = DomainTriage(
@@ -140,18 +138,22 @@ def test_the_phone_threshold_replaces_only_the_phone_kinds_own(tmp_path: Path):
         fitted_on={"images": 486, "malignant_images": 268, "malignant_groups": 208, "folds": 5},
         chosen_on="out-of-fold",
     )
-    new = with_phone_triage(card, phone)
+    new = with_kind_triage(card, {PHONE: phone})
     write_model_card(tmp_path, new)
     assert read_model_card(tmp_path) == new  # the new key reads back
     assert new.triage.by_domain[PHONE] == phone
     assert new.triage.by_domain[DERMOSCOPIC] == card.triage.by_domain[DERMOSCOPIC]
     assert new.triage.malignant_threshold == 0.04  # the lowest of the kinds'
-    higher = with_phone_triage(card, replace(phone, own_threshold=0.5))
+    higher = with_kind_triage(card, {PHONE: replace(phone, own_threshold=0.5)})
     assert higher.triage.malignant_threshold == card.triage.by_domain[DERMOSCOPIC].own_threshold
     assert new.answers.triage == card.answers.triage  # the answers' thresholds stay
     assert new.metrics == {} and new.answers.metrics is None  # measured at the old threshold
     unchanged = replace(new, triage=card.triage, metrics=card.metrics, answers=card.answers)
     assert unchanged == card
+    assert new.triage.chosen_on.startswith("val; phone: out-of-fold")
+    both = with_kind_triage(card, {PHONE: phone, DERMOSCOPIC: replace(phone, own_threshold=0.2)})
+    assert both.triage.by_domain[DERMOSCOPIC].own_threshold == 0.2
+    assert "val" not in both.triage.chosen_on
 
 
 # ------------------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ def test_thresholds_refuses_unfinished_other_split_overlapping_or_single_folds(
     tmp_path: Path, capsys
 ):
     splits = synthetic_split()
-    folds = deal_folds(fitted_patients(splits), 3, seed=0)
+    folds = deal_folds(fitted_groups(splits), 3, seed=0)
     card = _card_run(tmp_path, splits)
     runs = _fold_runs(tmp_path / "ok", splits, folds)
     lesion = next(r for r in splits["val"] if r.domain == DERMOSCOPIC)
@@ -245,7 +247,9 @@ def shipped_subset(data_dir: Path, photo_patients: int = 24) -> dict[str, list[R
     return splits
 
 
-def test_folds_deal_every_photo_patient_of_train_and_val_once(data_dir: Path, tmp_path, capsys):
+def test_folds_deal_every_lesion_and_photo_patient_of_train_and_val_once(
+    data_dir: Path, tmp_path, capsys
+):
     from train.crossfit import main
 
     splits = shipped_subset(data_dir)
@@ -259,24 +263,25 @@ def test_folds_deal_every_photo_patient_of_train_and_val_once(data_dir: Path, tm
             == 0
         )
     assert "python -m train --split-from" in capsys.readouterr().out
-    photos = {
-        r.group: r.label in MALIGNANT
-        for s in ("train", "val")
-        for r in splits[s]
-        if "/pad_ufes20/" in str(r.path)
-    }
+    photos: dict[str, bool] = {}  # each photo patient: is one of its photos malignant
+    for r in (r for s in ("train", "val") for r in splits[s] if "/pad_ufes20/" in str(r.path)):
+        photos[r.group] = photos.get(r.group, False) or r.label in MALIGNANT
     moved_groups = []
     for k in (1, 2, 3):
         fold = read_split(outs["a"] / f"fold_{k}" / SPLIT_CSV)
         moved = moved_records(splits, fold, f"fold {k}")  # nothing else moved
         groups = {r.group for r in moved}
-        assert sum(photos[g] for g in groups) >= 1  # each fold a malignant patient
+        assert sum(photos.get(g, False) for g in groups) >= 1  # each a malignant photo patient
         moved_groups += sorted(groups)
         sides = {(r.group, s) for s in SPLITS for r in fold[s]}
         assert len({g for g, _ in sides}) == len(sides)  # no patient in two splits
         same = (outs["b"] / f"fold_{k}" / SPLIT_CSV).read_bytes()
         assert same == (outs["a"] / f"fold_{k}" / SPLIT_CSV).read_bytes()
-    assert sorted(moved_groups) == sorted(photos)  # cut-out-only patients stay where they were
+    lesions = {r.group for s in ("train", "val") for r in splits[s] if r.domain == DERMOSCOPIC}
+    assert sorted(moved_groups) == sorted({*photos, *lesions})  # cut-out-only patients stay
+    dealt = fold_groups(splits)
+    assert {g: bad for g, (kind, bad) in dealt.items() if kind == PHONE} == photos
+    assert {g for g, (kind, _) in dealt.items() if kind == DERMOSCOPIC} == lesions
     assert any(
         (outs["c"] / f"fold_{k}" / SPLIT_CSV).read_bytes()
         != (outs["a"] / f"fold_{k}" / SPLIT_CSV).read_bytes()
@@ -298,7 +303,7 @@ def test_thresholds_from_a_model_file_in_each_fold_run(data_dir: Path, tmp_path:
     splits = shipped_subset(data_dir)
     shipped = _card_run(tmp_path, splits)
     photos = [r for s in ("train", "val") for r in splits[s] if "/pad_ufes20/" in str(r.path)]
-    patients = {r.group: r.label in MALIGNANT for r in photos}
+    patients = {r.group: (PHONE, r.label in MALIGNANT) for r in photos}  # folds of phone only
     runs = _fold_runs(tmp_path, splits, deal_folds(patients, 2), finished=False)
     for run in runs:
         shutil.copy(model, run / "model.tflite")
@@ -310,10 +315,13 @@ def test_thresholds_from_a_model_file_in_each_fold_run(data_dir: Path, tmp_path:
     probs = apply_temperature(predict_tflite(model, pixels), temperature)
     groups = np.array([r.group for r in photos])
     threshold, bound = confident_threshold(label_indices(photos), probs, groups, 0.95)
-    phone = read_model_card(shipped).triage.by_domain[PHONE]
+    card = read_model_card(shipped)
+    phone = card.triage.by_domain[PHONE]
     assert phone.own_threshold == pytest.approx(threshold, abs=1e-6)
     assert phone.sensitivity_lower_bound_95 == pytest.approx(bound, abs=1e-6)
     assert phone.fitted_on["images"] == len(photos) and phone.fitted_on["folds"] == 2
+    before = read_model_card(SHIPPED_CARD.parent).triage.by_domain[DERMOSCOPIC]
+    assert card.triage.by_domain[DERMOSCOPIC] == before  # no dermoscopic image in these folds
 
 
 # ------------------------------------------------------------------------------------------
@@ -350,29 +358,30 @@ def test_the_threshold_written_is_the_rule_on_the_pooled_out_of_fold_scores(
     assert main(["thresholds", *map(str, runs), "--card", str(shipped)]) == 0
     printed = capsys.readouterr().out
 
-    y, scores, groups = [], [], []
-    for run in runs:  # each fold network on its own fold's uncut phone photos
-        fold = read_split(run / SPLIT_CSV)
-        own = [r for r in fold["test"] if r not in splits["test"] and r.domain == PHONE]
-        pixels, own = decode_records(own, 64, Skipped())
-        photos = ~is_cutout(pixels)
-        raw = predict_keras(keras.models.load_model(run / "model.keras"), pixels[photos])
-        scores.append(apply_temperature(raw, read_model_card(run).calibration.temperature))
-        kept = [r for r, p in zip(own, photos, strict=True) if p]
-        y.append(label_indices(kept))
-        groups += [r.group for r in kept]
-    y, probs = np.concatenate(y), np.concatenate(scores)
-    threshold, bound = confident_threshold(y, probs, np.array(groups), 0.95)
-    assert len(y) == sum("/pad_ufes20/" in str(r.path) for r in splits["train"] + splits["val"])
-
     card = read_model_card(shipped)
-    phone = card.triage.by_domain[PHONE]
-    assert phone.own_threshold == pytest.approx(threshold, abs=1e-6)
-    assert phone.sensitivity_lower_bound_95 == pytest.approx(bound, abs=1e-6)
-    assert phone.fitted_on["images"] == len(y) and phone.fitted_on["folds"] == 3
-    assert "out-of-fold" in phone.chosen_on and f"{phone.own_threshold:.4f}" in printed
-    assert card.triage.by_domain[DERMOSCOPIC] == card_before.triage.by_domain[DERMOSCOPIC]
+    for kind in (PHONE, DERMOSCOPIC):  # each fold network on its own fold's uncut photos
+        y, scores, groups = [], [], []
+        for run in runs:
+            fold = read_split(run / SPLIT_CSV)
+            own = [r for r in fold["test"] if r not in splits["test"] and r.domain == kind]
+            pixels, own = decode_records(own, 64, Skipped())
+            photos = ~is_cutout(pixels)
+            raw = predict_keras(keras.models.load_model(run / "model.keras"), pixels[photos])
+            scores.append(apply_temperature(raw, read_model_card(run).calibration.temperature))
+            kept = [r for r, p in zip(own, photos, strict=True) if p]
+            y.append(label_indices(kept))
+            groups += [r.group for r in kept]
+        y, probs = np.concatenate(y), np.concatenate(scores)
+        threshold, bound = confident_threshold(y, probs, np.array(groups), 0.95)
+        fitted = [r for s in ("train", "val") for r in splits[s] if r.domain == kind]
+        assert len(y) == sum(kind != PHONE or "/pad_ufes20/" in str(r.path) for r in fitted)
+        triage = card.triage.by_domain[kind]
+        assert triage.own_threshold == pytest.approx(threshold, abs=1e-6)
+        assert triage.sensitivity_lower_bound_95 == pytest.approx(bound, abs=1e-6)
+        assert triage.fitted_on["images"] == len(y) and triage.fitted_on["folds"] == 3
+        assert "out-of-fold" in triage.chosen_on and f"{triage.own_threshold:.4f}" in printed
     assert card.triage.malignant_threshold == min(
-        phone.own_threshold, card.triage.by_domain[DERMOSCOPIC].own_threshold
+        card.triage.by_domain[PHONE].own_threshold,
+        card.triage.by_domain[DERMOSCOPIC].own_threshold,
     )
     assert isinstance(card, ModelCard) and card.answers.triage == card_before.answers.triage

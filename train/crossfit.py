@@ -1,32 +1,33 @@
-"""Cross-fit the phone threshold: out-of-fold predictions over train+val phone photos.
+"""Cross-fit each kind's threshold: out-of-fold predictions over train+val photos.
 
     python -m train.crossfit folds RUN [--folds 5] [--seed 0] --out OUT
     python -m train --split-from OUT/fold_K/split.csv --out OUT/fold_K/run   # each fold, K = 1..5
     python -m train.crossfit thresholds OUT/fold_1/run ... OUT/fold_5/run --card RUN \
         [--model FILE]
 
-`folds` deals the patients with an uncut phone photo in RUN's train or val (RUN: a folder with
-the split.csv of the model that ships, e.g. recipes/shipped_2025_split.csv copied in) into K
-folds, whole patients, stratified by whether a patient has a malignant photo, and writes
-OUT/fold_K/split.csv: RUN's split with fold K's images (photos and cut-outs) moved to test
-(`train.data.folds`). It prints the training command of each fold (a recipe's `split_from`
-will do as well).
+`folds` deals RUN's train and val dermoscopic lesions and phone patients with an uncut photo
+(RUN: a folder with the split.csv of the model that ships, e.g. recipes/shipped_2025_split.csv
+copied in) into K folds, whole lesions / patients, stratified by kind and by whether one is
+malignant, and writes OUT/fold_K/split.csv: RUN's split with fold K's images (photos and
+cut-outs) moved to test (`train.data.folds`). It prints the training command of each fold (a
+recipe's `split_from` will do as well).
 
 `thresholds` predicts each finished fold run (its model.keras, or the file FILE inside each
-run, e.g. export/skin_lesion_int8_mixed.tflite) on the phone images of its own fold,
-calibrated by its own temperature, pools the uncut photos of every fold and fits the phone
-threshold on them by the card's lower-bound rule (`train.evaluation.crossfit`). It writes that
-threshold into RUN's model_card.json as the phone kind's own, with its bound and what it stands
-on; the dermoscopic threshold and the answers' thresholds stay (with answers the photo's
-referral stands, so that sensitivity inherits this bound). The card's metrics were measured at
-the old threshold and are dropped: measure them again (printed). Why, and the assumption it
-makes: docs/pipeline.md#cross-fitted-phone-threshold.
+run, e.g. export/skin_lesion_int8_mixed.tflite) on the images of its own fold, calibrated by
+its own temperature, pools the uncut photos of every fold per kind and fits each kind's
+threshold on them by the card's lower-bound rule (`train.evaluation.crossfit`). It writes them
+into RUN's model_card.json as the kinds' own, with their bounds and what they stand on; a kind
+the folds hold no photo of keeps its own, and the answers' thresholds stay (with answers the
+photo's referral stands, so that sensitivity inherits these bounds). The card's metrics were
+measured at the old thresholds and are dropped: measure them again (printed). Why, and the
+assumption it makes: docs/pipeline.md#cross-fitted-thresholds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from contract.card import CardError, read_model_card, write_model_card
@@ -39,10 +40,9 @@ from contract.run_folder import (
     read_split,
     write_split,
 )
-from contract.taxonomy import PHONE
 from train.cli import check_run_and_model
-from train.data.folds import FoldError, deal_folds, fold_split, photo_patients
-from train.evaluation.crossfit import fold_images, out_of_fold, phone_triage, with_phone_triage
+from train.data.folds import FoldError, deal_folds, fold_groups, fold_split
+from train.evaluation.crossfit import fold_images, kind_triage, out_of_fold, with_kind_triage
 
 FOLD = "fold_{}"  # OUT/fold_1 ... OUT/fold_K
 FOLD_RUN = "run"  # where each fold's network is trained, inside its fold folder
@@ -53,14 +53,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m train.crossfit", description=__doc__.split("\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    folds = commands.add_parser("folds", help="deal train+val phone patients into fold splits")
+    folds = commands.add_parser("folds", help="deal train+val lesions / patients into fold splits")
     folds.add_argument("run", type=Path, help="run folder whose split.csv is dealt")
     folds.add_argument("--folds", type=int, default=5, help="how many folds (K, at least 2)")
     folds.add_argument("--seed", type=int, default=0, help="the deal's seed")
     folds.add_argument("--out", type=Path, required=True, help="folder for fold_1 ... fold_K")
     folds.set_defaults(handler=_folds)
     thresholds = commands.add_parser(
-        "thresholds", help="fit the phone threshold on the folds' out-of-fold predictions"
+        "thresholds", help="fit each kind's threshold on the folds' out-of-fold predictions"
     )
     thresholds.add_argument("runs", nargs="+", type=Path, help="the fold runs, finished")
     thresholds.add_argument(
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         required=True,
         help="run folder of the model that ships (its split.csv and model_card.json), whose "
-        "card gets the phone threshold",
+        "card gets the thresholds",
     )
     thresholds.add_argument(
         "--model",
@@ -117,15 +117,20 @@ def _check_thresholds(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 def _folds(args: argparse.Namespace) -> int:
     splits = read_split(args.run / SPLIT_CSV)
-    patients = photo_patients(splits)
-    for k, fold in enumerate(deal_folds(patients, args.folds, args.seed), start=1):
+    groups = fold_groups(splits)
+    for k, fold in enumerate(deal_folds(groups, args.folds, args.seed), start=1):
         folder = args.out / FOLD.format(k)
         folder.mkdir(parents=True)
         write_split(folder / SPLIT_CSV, fold_split(splits, fold))
-        malignant = sum(patients[p] for p in fold)
-        print(f"{folder / SPLIT_CSV}: {len(fold)} {PHONE} patients to test, {malignant} malignant")
+        counts = Counter(groups[g] for g in fold)
+        dealt = ", ".join(
+            f"{counts[(kind, False)] + counts[(kind, True)]} {kind} ({counts[(kind, True)]} "
+            "malignant)"
+            for kind in sorted({kind for kind, _ in counts})
+        )
+        print(f"{folder / SPLIT_CSV}: to test {dealt}")
     runs = [args.out / FOLD.format(k) / FOLD_RUN for k in range(1, args.folds + 1)]
-    print("train each fold (or a recipe with its split_from), then fit the threshold:")
+    print("train each fold (or a recipe with its split_from), then fit the thresholds:")
     for run in runs:
         print(f"  python -m train --split-from {run.parent / SPLIT_CSV} --out {run}")
     print(f"  python -m train.crossfit thresholds {' '.join(map(str, runs))} --card {args.run}")
@@ -135,26 +140,28 @@ def _folds(args: argparse.Namespace) -> int:
 def _thresholds(args: argparse.Namespace) -> int:
     card = read_model_card(args.card)
     oof = out_of_fold(args.runs, args.images, args.model)
-    phone = phone_triage(oof, args.target)
-    write_model_card(args.card, with_phone_triage(card, phone))
-    print(
-        f"{PHONE}: threshold {phone.own_threshold:.4f} (was "
-        f"{card.triage.thresholds.by_domain.get(PHONE, float('nan')):.4f}), sensitivity lower "
-        f"bound {phone.sensitivity_lower_bound_95:.3f}, out-of-fold sensitivity "
-        f"{phone.sensitivity_at_own_threshold:.3f}; fitted on {dict(phone.fitted_on)}"
-    )
-    if phone.sensitivity_lower_bound_95 < args.target:
+    fitted = {kind: kind_triage(oof, kind, args.target) for kind in oof.kinds}
+    write_model_card(args.card, with_kind_triage(card, fitted))
+    before = card.triage.thresholds.by_domain
+    for kind, triage in fitted.items():
         print(
-            f"no threshold keeps the bound at {args.target}: the rule's fallback, the lowest "
-            "malignant out-of-fold score"
+            f"{kind}: threshold {triage.own_threshold:.4f} (was "
+            f"{before.get(kind, float('nan')):.4f}), sensitivity lower bound "
+            f"{triage.sensitivity_lower_bound_95:.3f}, out-of-fold sensitivity "
+            f"{triage.sensitivity_at_own_threshold:.3f}; fitted on {dict(triage.fitted_on)}"
         )
+        if triage.sensitivity_lower_bound_95 < args.target:
+            print(
+                f"  no {kind} threshold keeps the bound at {args.target}: the rule's fallback, "
+                "the lowest malignant out-of-fold score"
+            )
     if card.answers is not None and not card.answers.triage.photo_referral_stands:
         print(
             "warning: with answers the photo's referral does not stand in this card, so the "
-            "sensitivity with answers does not inherit this bound (python -m train.fit_answers)"
+            "sensitivity with answers does not inherit these bounds (python -m train.fit_answers)"
         )
     print(
-        f"wrote {args.card / MODEL_CARD_JSON}; its metrics were measured at the old threshold "
+        f"wrote {args.card / MODEL_CARD_JSON}; its metrics were measured at the old thresholds "
         "and are dropped: pack the card (python -m export.card), then record val and test "
         "(python -m train.evaluate --update-card, and --answers)"
     )
