@@ -140,7 +140,7 @@ def _folds(args: argparse.Namespace) -> int:
 def _thresholds(args: argparse.Namespace) -> int:
     card = read_model_card(args.card)
     oof = out_of_fold(args.runs, args.images, args.model)
-    fitted = {kind: kind_triage(oof, kind, args.target) for kind in oof.kinds}
+    fitted = {kind: kind_triage(oof, kind, args.target) for kind in oof.photos}
     write_model_card(args.card, with_kind_triage(card, fitted))
     before = card.triage.thresholds.by_domain
     for kind, triage in fitted.items():

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import metrics
 from contract.bootstrap import confident_threshold
 from contract.commands import CommandError, reported
 from contract.predictions import PREDICTIONS_CSV, PredictionTable, read_table
-from contract.screening import malignant_probability
-from contract.taxonomy import DOMAINS, LABELS, MALIGNANT
+from contract.taxonomy import DOMAINS
 from train.model.hparams import HParams
 
 PERCENTILES = (2.5, 50.0, 97.5)
@@ -46,7 +46,9 @@ class ThresholdSpread:
 
 
 def _photos(table: PredictionTable, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    keep = (table.domains == kind) & ~table.cutouts
+    """A kind's uncut photos (the reports' scope, `contract.metrics.domain_scopes`)."""
+    none = np.zeros(len(table.domains), bool)
+    keep = metrics.domain_scopes(table.domains, table.cutouts).get(kind, none)
     return table.labels[keep], table.probs[keep], table.groups[keep]
 
 
@@ -56,18 +58,13 @@ def threshold_spread(
     """The spread of the test's triage when val's lesions / patients are drawn again."""
     y, probs, groups = _photos(val, kind)
     test_y, test_probs, _ = _photos(test, kind)
-    malignant = np.isin(np.array(LABELS)[test_y], sorted(MALIGNANT))
-    if (
-        not malignant.any()
-        or malignant.all()
-        or not np.isin(np.array(LABELS)[y], sorted(MALIGNANT)).any()
-    ):
+    malignant = metrics.is_malignant(test_y)
+    if not malignant.any() or malignant.all() or not metrics.is_malignant(y).any():
         raise CommandError(f"{kind}: val and test each need malignant photos, and test benign ones")
-    scores = malignant_probability(test_probs, LABELS, MALIGNANT)
 
     def test_at(threshold: float) -> tuple[float, float]:
-        referred = scores >= threshold
-        return float(referred[malignant].mean()), float((~referred[~malignant]).mean())
+        triage = metrics.sensitivity_specificity(test_y, test_probs, threshold)
+        return triage["sensitivity"], triage["specificity"]
 
     threshold, _ = confident_threshold(y, probs, groups, TARGET)
     rng = np.random.default_rng(seed)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import metrics
 from contract.card import DomainTriage, ModelCard
 from contract.records import Record, label_indices
 from contract.run_folder import SPLIT_CSV, read_split
@@ -52,14 +53,12 @@ class OutOfFold:
     cutouts: np.ndarray  # background-removed images, which fit no threshold
     fold: np.ndarray  # which fold (0 to K-1) predicted each image
 
-    def photos(self, kind: str) -> np.ndarray:
-        """The uncut photos of one kind, the ones a person sends."""
-        return np.array([r.domain == kind for r in self.records], bool) & ~self.cutouts
-
     @property
-    def kinds(self) -> list[str]:
-        """The kinds of photo the folds hold uncut photos of."""
-        return [kind for kind in DOMAINS if self.photos(kind).any()]
+    def photos(self) -> dict[str, np.ndarray]:
+        """Each kind's uncut photos, the ones a person sends, for the kinds the folds hold any
+        of (the reports' scopes, `contract.metrics.domain_scopes`)."""
+        scopes = metrics.domain_scopes([r.domain for r in self.records], self.cutouts)
+        return {kind: scopes[kind] for kind in DOMAINS if kind in scopes}
 
 
 def fold_images(original: Path, fold_runs: Sequence[Path]) -> list[list[Record]]:
@@ -96,10 +95,10 @@ def out_of_fold(
 def kind_triage(oof: OutOfFold, kind: str, target: float) -> DomainTriage:
     """One kind's own threshold by the lower-bound rule on its pooled uncut photos (whole
     lesions / patients drawn), with what it keeps there and what it stands on."""
-    mask = oof.photos(kind)
-    records = [r for r, m in zip(oof.records, mask, strict=True) if m]
-    if not records:
+    mask = oof.photos.get(kind)
+    if mask is None:
         raise FoldError(f"the folds hold no uncut {kind} photo to fit a threshold on")
+    records = [r for r, m in zip(oof.records, mask, strict=True) if m]
     groups = np.array([r.group for r in records])
     figures = confident_domain(label_indices(records), oof.probs[mask], groups, target)
     folds = len(np.unique(oof.fold))
