@@ -138,6 +138,7 @@ class ExportSection(_Section):
     bias_correction: bool | None = None
     float_ops: int | None = None
     float_ops_split: str | None = None
+    flips: int | None = None  # the views the file averages in its graph (export.flips); None: 1
 
 
 @dataclass(frozen=True, kw_only=True)

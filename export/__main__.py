@@ -1,7 +1,7 @@
 """Export a trained run to self-describing .tflite files and verify them.
 
     python -m export runs/NAME [--out runs/NAME/export] [--variants int8_mixed,float32] \
-        [--representative-images 1000]
+        [--representative-images 1000] [--flips 8]
 
 For each variant: convert, pack the metadata (labels, display names, normalisation, model card),
 run it with the LiteRT interpreter exactly as the demo server does (`contract.tensors.invoke`)
@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from contract.commands import comma_list, reported
+from contract.flips import FLIPS
 from contract.run_folder import check_run_folder
 from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
 from export.exporting import MODEL_FILE_STEM, ExportSettings, export_model
@@ -67,6 +68,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "this causes into the biases (export.bias_correction); measured to help full int8 "
         "and to hurt int8_mixed (docs/history/more_data.md)",
     )
+    parser.add_argument(
+        "--flips",
+        type=int,
+        choices=FLIPS,
+        default=1,
+        help="average each image's outputs over this many flips and right-angle rotations "
+        "inside the file's graph (about that many times the inference; docs/levers.md#3c)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--file-stem",
@@ -106,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         file_stem=args.file_stem,
         bias_correction=args.bias_correction,
+        flips=args.flips,
     )
     failures = export_model(args.run, args.out, settings)
     if failures:

@@ -23,6 +23,7 @@ from contract.records import Skipped, decode_records, label_indices
 from contract.run_folder import MODEL_KERAS, SPLIT_CSV, read_split
 from export.bias_correction import bias_corrected
 from export.convert import DEFAULT_VARIANTS, QuantizationConfig, convert
+from export.flips import averaged_over_views
 from export.metadata import ModelInfo, write_metadata
 from export.report import write_report
 from export.representative import representative_records
@@ -51,10 +52,13 @@ class ExportSettings:
     # Files are FILE_STEM_VARIANT.tflite; the single network for small phones ships as
     # skin_lesion_small_int8.tflite beside the ensemble (export.ship's companion folders).
     file_stem: str = MODEL_FILE_STEM
+    # > 1: the file averages each image's outputs over this many flips and rotations in its
+    # graph (export.flips), at about that many times the inference
+    flips: int = 1
 
 
-def export_section(config: QuantizationConfig, bias_correction: bool) -> ExportSection:
-    """The card's `export` entry: how the file was quantized."""
+def export_section(config: QuantizationConfig, bias_correction: bool, flips: int) -> ExportSection:
+    """The card's `export` entry: how the file was quantized, and its views if more than one."""
     integer = config.full_integer
     mixed = config.variant == "int8_mixed"
     return ExportSection(
@@ -63,6 +67,7 @@ def export_section(config: QuantizationConfig, bias_correction: bool) -> ExportS
         bias_correction=bias_correction if integer else None,
         float_ops=config.float_ops if mixed else None,
         float_ops_split=config.float_ops_split if mixed else None,
+        flips=flips if flips > 1 else None,
     )
 
 
@@ -84,6 +89,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
     size = card.input.height
     splits = read_split(run / SPLIT_CSV)
     model = keras.models.load_model(run / MODEL_KERAS)
+    viewed = averaged_over_views(model, settings.flips)  # the graph every variant converts
     skipped = Skipped()
     representative = representative_records(
         splits["train"], settings.representative_images, settings.seed
@@ -102,7 +108,7 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
                 label_indices(records),
                 np.array([r.domain for r in records]),
                 np.array([r.group for r in records]),
-                keras_outputs(model, pixels),
+                keras_outputs(viewed, pixels),
             )
     skipped.warn()
 
@@ -121,9 +127,10 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
         if corrects and corrected is None:  # once, for every int8 variant
             step = max(1, len(calibration) // settings.bias_correction_images)
             corrected = bias_corrected(model, calibration[::step])
+        network = averaged_over_views(corrected, settings.flips) if corrects else viewed
+        section = export_section(config, settings.bias_correction, settings.flips)
         flatbuffer = write_metadata(
-            convert(corrected if corrects else model, config),
-            model_info(replace(card, export=export_section(config, settings.bias_correction))),
+            convert(network, config), model_info(replace(card, export=section))
         )
         path = out / f"{settings.file_stem}_{variant}.tflite"
         path.write_bytes(flatbuffer)

@@ -561,6 +561,31 @@ def test_bias_correction_is_for_int8_only_and_recorded_in_the_file(tiny_run: Pat
     assert low <= float_result["balanced_accuracy_loss_points"]["overall"] <= high
 
 
+def test_flips_folded_into_the_file_are_verified_against_keras_with_the_same_views(
+    tiny_run: Path, tmp_path: Path
+):
+    """`--flips 4`: every variant (a bias-corrected one too) averages 4 views in its graph, its
+    card says so, and the gate compares it with the Keras model averaging the same views."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from export.__main__ import main
+
+    out = tmp_path / "flipped"
+    argv = f"{tiny_run} --out {out} --variants int8,float32 --representative-images 24 --flips 4"
+    assert main([*argv.split(), "--bias-correction", "--max-loss-points", "100"]) == 0
+    for variant in ("int8", "float32"):
+        path = out / f"skin_lesion_{variant}.tflite"
+        with zipfile.ZipFile(path) as packed:
+            assert json.loads(packed.read("model_card.json"))["export"]["flips"] == 4
+        interpreter = Interpreter(model_path=str(path))
+        assert list(interpreter.get_input_details()[0]["shape"]) == [1, 64, 64, 3]
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        assert {"REVERSE_V2", "CONCATENATION"} <= ops  # 4 views: flips, no transpose
+    float_result = json.loads((out / "verification.json").read_text())["splits"]["val"][1]
+    assert float_result["variant"] == "float32"
+    assert float_result["max_probability_difference"] < 1e-3
+
+
 def test_export_gate_fails_when_a_variant_loses_too_much(
     tiny_run: Path, tmp_path: Path, capsys, monkeypatch
 ):

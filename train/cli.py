@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from contract.flips import FLIPS
 from contract.run_folder import FINISHED_RUN, SPLIT_CSV, RunFolderError, check_run_folder
 from train.model.devices import (
     ENV_COORDINATOR,
@@ -14,7 +15,6 @@ from train.model.devices import (
     DeviceError,
     cluster,
 )
-from train.model.predict import FLIPS
 
 
 def add_flips_option(parser: argparse.ArgumentParser) -> None:

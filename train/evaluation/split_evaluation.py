@@ -23,6 +23,7 @@ from contract.answers import answer_spec
 from contract.bootstrap import grouped_bootstrap_intervals
 from contract.card import ModelCard, read_model_card, write_model_card
 from contract.colour_constancy import apply, step_of
+from contract.flips import flipped_views
 from contract.interpreter import predict_tflite
 from contract.lesion_gate import is_cutout
 from contract.model_file import model_card, read_model_file
@@ -34,7 +35,7 @@ from contract.taxonomy import LABELS
 from contract.triage import TriageThresholds
 from train.answers.fitting import answer_ratios
 from train.evaluation.report_md import metrics_markdown
-from train.model.predict import flipped_views, predict_keras
+from train.model.predict import predict_keras
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,15 @@ def evaluate(
             y[mask], probs[mask], groups[mask], per_image[mask]
         )
     return Evaluated(
-        name, records, outputs.cutouts, raw, probs, report, scopes, temperature, thresholds,
+        name,
+        records,
+        outputs.cutouts,
+        raw,
+        probs,
+        report,
+        scopes,
+        temperature,
+        thresholds,
         per_image,
     )
 

@@ -27,18 +27,3 @@ def predict_keras(model, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray
         return np.concatenate(probs)[: len(pixels)]
     probs = model.predict(batches, verbose=0)
     return np.asarray(probs)[: len(pixels)]
-
-
-FLIPS = (1, 2, 4, 8)  # the image as it is; mirrored; and flipped upside down; and transposed
-
-
-def flipped_views(pixels: np.ndarray, flips: int) -> list[np.ndarray]:
-    """The first `flips` of the 8 flips and right-angle rotations of (N, H, W, C) images: a
-    skin lesion has no up or left, so a model's average over them is a test-time ensemble.
-    Numpy views, not copies: a split's 8 copies would take 8 times its pixels' memory."""
-    if flips not in FLIPS:
-        raise ValueError(f"flips must be one of {FLIPS}, got {flips}")
-    views = [pixels, pixels[:, :, ::-1]]
-    views += [v[:, ::-1] for v in views]
-    views += [v.transpose(0, 2, 1, 3) for v in views]
-    return views[:flips]
