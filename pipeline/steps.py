@@ -17,7 +17,7 @@ from contract.commands import CommandError
 from contract.lesion_gate import GATE_JSON, GATE_KERAS
 from contract.run_folder import MODEL_CARD_JSON, MODEL_KERAS, SPLIT_CSV
 from pipeline.recipe import BuildRecipe
-from train.orchestration.recipes import MEMBERS, Member, Recipe
+from train.orchestration.recipes import Member, Recipe
 
 EXPORT = "export"
 SMALL = "small"  # the companion export of the small network, inside EXPORT
@@ -53,7 +53,12 @@ class Step:
 def _classifier_steps(prefix: str, recipe: Recipe, run: Path, out: Path) -> list[Step]:
     """split, each member, their average (calibrated on val), the answers' model, into `run`
     (`out`: the build's folder, where the stamps are)."""
-    from train.orchestration.recipes import combine, train_member, write_recipe_split
+    from train.orchestration.recipes import (
+        combine,
+        member_stages,
+        train_stage,
+        write_recipe_split,
+    )
 
     split = run / SPLIT_CSV
     source = {
@@ -75,18 +80,20 @@ def _classifier_steps(prefix: str, recipe: Recipe, run: Path, out: Path) -> list
     ]
     member_runs = []
     for member in recipe.members:
-        folder = run / MEMBERS / member.name
-        member_runs.append(folder)
-        steps.append(
-            Step(
-                f"{prefix}member-{member.name}",
-                (folder / MODEL_KERAS, folder / MODEL_CARD_JSON),
-                (split,),
-                asdict(member.hparams),
-                lambda m=member: train_member(m, run, split),
-                clear=(folder,),
+        stages = member_stages(member, run)
+        member_runs.append(stages[-1].folder)
+        for stage in stages:
+            inputs = (split,) if stage is stages[0] else (split, stages[0].folder / MODEL_KERAS)
+            steps.append(
+                Step(
+                    f"{prefix}member-{member.name}" + ("" if stage is stages[0] else "-then"),
+                    (stage.folder / MODEL_KERAS, stage.folder / MODEL_CARD_JSON),
+                    inputs,
+                    asdict(stage.hparams),
+                    lambda s=stage: train_stage(s, split),
+                    clear=(stage.folder,),
+                )
             )
-        )
     model, card = run / MODEL_KERAS, run / MODEL_CARD_JSON
     members = tuple(f / MODEL_KERAS for f in member_runs)
     steps.append(

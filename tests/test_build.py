@@ -143,6 +143,34 @@ def test_the_tiny_recipe_plans_no_teacher_and_evaluates_on_val(tmp_path: Path, c
     ]
 
 
+def test_a_second_stage_is_a_step_of_its_own_and_the_member_the_average_takes(
+    tmp_path: Path, capsys
+):
+    from test_recipe import THEN
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_BUILD.format(data="d", phone="p") + THEN)
+    out = tmp_path / "out"
+    assert main([str(recipe), "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    steps = {line.split()[1]: line.split(" -> ")[1] for line in lines}
+    assert list(steps)[1:6] == [
+        "member-a",
+        "member-a-then",
+        "member-b",
+        "member-b-then",
+        "ensemble",
+    ]
+    assert steps["member-a-then"].startswith(str(out / "members" / "a" / "then" / "model.keras"))
+
+    from pipeline.recipe import load_build_recipe
+    from pipeline.steps import plan
+
+    ensemble = next(s for s in plan(load_build_recipe(recipe), out) if s.name == "ensemble")
+    assert out / "members" / "b" / "then" / "model.keras" in ensemble.inputs
+    assert out / "members" / "b" / "model.keras" not in ensemble.inputs
+
+
 def test_the_segmenter_pins_the_test_photos_of_the_builds_own_split(tmp_path: Path):
     """The segmenter step reads the classifier's split.csv (its test phone photos go to the
     segmenter's val), so a new split makes it stale; without pinning it does not read it."""

@@ -56,9 +56,39 @@ def test_members_inherit_the_defaults_and_override_them():
     assert recipe.split.seed == 7 and recipe.split.max_images_per_class == 12
 
 
+THEN = """
+[then]
+image_size = 80
+learning_rate = 0.0005
+"""
+
+
+def test_then_gives_every_member_a_second_stage_from_its_own_network(tmp_path: Path):
+    from train.orchestration.recipes import member_stages
+
+    recipe = parse_recipe(TINY.format(data="d") + THEN)
+    a, b = recipe.members
+    assert (b.then.image_size, b.then.learning_rate, b.then.dropout, b.then.seed) == (
+        80,
+        0.0005,
+        0.3,  # the member's own fields stay
+        2,
+    )
+    first, second = member_stages(b, tmp_path)
+    assert first.folder == tmp_path / "members" / "b" and first.hparams == b.hparams
+    assert second.folder == tmp_path / "members" / "b" / "then"
+    assert second.hparams.init_from == str(first.folder)
+    assert [
+        s.folder for s in member_stages(parse_recipe(TINY.format(data="d")).members[0], tmp_path)
+    ] == [tmp_path / "members" / "a"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        (lambda t: t + THEN.replace("image_size", "image_sise"), "[then]: unknown field(s)"),
+        (lambda t: t + THEN + 'init_from = "x"\n', "[then]: init_from is the member's first"),
+        (lambda t: t + THEN.replace("80", "20"), "[then] of a: --image-size"),
         (lambda t: t.replace("dropout = 0.3", "droput = 0.3"), "unknown field(s) ['droput']"),
         (lambda t: t.replace('name = "b"', 'name = "a"'), "names must be unique"),
         (lambda t: t.replace("epochs = 1", "epochs = 0"), "--epochs must be at least 1"),
@@ -115,6 +145,26 @@ def test_a_tiny_recipe_trains_averages_and_fits_answers(data_dir: Path, tmp_path
     assert "was not started from this recipe" in capsys.readouterr().err
     assert main([str(recipe), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_recipe_with_a_second_stage_averages_the_second_stages(data_dir: Path, tmp_path: Path):
+    from train.recipe import main
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(
+        TINY.format(data=data_dir).replace("[answers]\nstrengths = [0.5, 1.0]", "") + THEN
+    )
+    out = tmp_path / "run"
+    assert main([str(recipe), "--out", str(out)]) == 0
+    for member in ("a", "b"):
+        first = json.loads((out / "members" / member / "hparams.json").read_text())
+        second = json.loads((out / "members" / member / "then" / "hparams.json").read_text())
+        assert (first["image_size"], second["image_size"]) == (64, 80)
+        assert second["init_from"] == str(out / "members" / member)
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["input"]["height"] == 80  # the average of the second stages
+    assert [m["learning_rate"] for m in card["hparams"]["members"]] == [0.0005, 0.0005]
 
 
 ALL_FOLDERS = ["ham10000", "isic2017", "pad_ufes20", "pad_ufes20_cutouts"]

@@ -9,12 +9,16 @@
     [[members]]             # one network each: a name and the fields that differ
     name = "seed3"
     seed = 3
+    [then]                  # optional: every member then continues from its own network
+    image_size = 288        #   with these fields changed (a second stage, e.g. a higher
+    epochs = 1              #   resolution or more blocks), into OUT/members/NAME/then
     [answers]               # fit the answers' model on the result (optional)
     strengths = [0.25, 0.5, 0.75, 1.0]
     [gate] [export] ...     # the steps after training: `python -m pipeline` (pipeline/recipe.py)
 
-`run_recipe` trains each member into OUT/members/NAME on OUT/split.csv, averages them into OUT
-(one member is copied), and fits the answers' model: OUT is then a run folder like any other.
+`run_recipe` trains each member into OUT/members/NAME on OUT/split.csv (with `[then]`, its second
+stage into OUT/members/NAME/then, which is the member the average takes), averages them into
+OUT (one member is copied), and fits the answers' model: OUT is then a run folder like any other.
 Every step checkpoints or is skipped when its output exists, so `resume=True` continues.
 """
 
@@ -33,6 +37,7 @@ from train.model.hparams import HParams, validate
 
 RECIPE_COPY = "recipe.toml"
 MEMBERS = "members"
+SECOND_STAGE = "then"
 _HPARAM_NAMES = {f.name for f in fields(HParams)}
 _SPLIT_KEYS = {"data", "split_from", "keep", "seed", "val_fraction", "test_fraction"}
 # The sections of the steps after training, read by `python -m pipeline` (pipeline/recipe.py);
@@ -48,6 +53,28 @@ class RecipeError(CommandError, ValueError):
 class Member:
     name: str
     hparams: HParams
+    # [then]: a second stage that starts from the first's network (its init_from is set to the
+    # first stage's folder when it trains); the member is the second stage's network
+    then: HParams | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One network to train: its folder and its settings (`init_from` filled in)."""
+
+    folder: Path
+    hparams: HParams
+
+
+def member_stages(member: Member, out: Path) -> list[Stage]:
+    """The member's networks in training order; the last is the member."""
+    first = Stage(Path(out) / MEMBERS / member.name, member.hparams)
+    if member.then is None:
+        return [first]
+    return [
+        first,
+        Stage(first.folder / SECOND_STAGE, replace(member.then, init_from=str(first.folder))),
+    ]
 
 
 @dataclass(frozen=True)
@@ -99,7 +126,9 @@ def parse_recipe(text: str) -> Recipe:
     except tomllib.TOMLDecodeError as error:
         raise RecipeError(f"not valid TOML: {error}") from None
     _unknown(
-        "recipe", raw, {"description", "split", "defaults", "members", "answers", *BUILD_SECTIONS}
+        "recipe",
+        raw,
+        {"description", "split", "defaults", "members", "then", "answers", *BUILD_SECTIONS},
     )
     split = dict(raw.get("split", {}))
     _unknown("split", split, _SPLIT_KEYS)
@@ -117,6 +146,8 @@ def parse_recipe(text: str) -> Recipe:
     ]
     if not members:
         raise RecipeError("no [[members]]")
+    if "then" in raw:
+        members = [_with_second_stage(m, raw["then"]) for m in members]
     if len({m.name for m in members}) != len(members):
         raise RecipeError("[[members]]: names must be unique")
     answers = raw.get("answers")
@@ -135,6 +166,19 @@ def parse_recipe(text: str) -> Recipe:
         answer_strengths=strengths,
         text=text,
     )
+
+
+def _with_second_stage(member: Member, then: Mapping[str, Any]) -> Member:
+    """`member` with `[then]`'s fields over its own as a second stage. `init_from` is refused:
+    the second stage starts from the first, whose folder exists only once it has trained."""
+    if "init_from" in then:
+        raise RecipeError("[then]: init_from is the member's first stage; leave it out")
+    hparams = hparams_section("then", then, replace(member.hparams, init_from=""))
+    try:
+        validate(hparams)
+    except ValueError as error:
+        raise RecipeError(f"[then] of {member.name}: {error}") from None
+    return replace(member, then=hparams)
 
 
 def read_recipe_text(path: str | Path) -> str:
@@ -225,24 +269,34 @@ def train_member(
     packed: str | Path | None = None,
     devices: int = 0,
 ) -> Path:
-    """Train (or resume, or skip when finished) one member into OUT/members/NAME."""
+    """Train (or resume, or skip when finished) each stage of one member; the member's folder."""
+    stages = member_stages(member, out)
+    for stage in stages:
+        train_stage(stage, split_csv, packed, devices)
+    return stages[-1].folder
+
+
+def train_stage(
+    stage: Stage, split_csv: Path, packed: str | Path | None = None, devices: int = 0
+) -> None:
+    """Train, resume, or skip when finished, one network on the recipe's split."""
     from train.model.training import create
 
-    run = out / MEMBERS / member.name
+    run = stage.folder
+    name = run.relative_to(run.parents[1]) if run.name == SECOND_STAGE else run.name
     if (run / "model.keras").is_file():
-        print(f"member {member.name}: done", flush=True)
-        return run
+        print(f"member {name}: done", flush=True)
+        return
     started = (run / "hparams.json").is_file()
-    print(f"member {member.name}: {'resuming' if started else 'training'}", flush=True)
+    print(f"member {name}: {'resuming' if started else 'training'}", flush=True)
     create(
         run,
-        member.hparams,
+        stage.hparams,
         split_from=None if started else split_csv,
         resume=started,
         packed=packed,
         devices=devices,
     )
-    return run
 
 
 def combine(runs: Sequence[Path], out: Path) -> None:
