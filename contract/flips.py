@@ -8,6 +8,7 @@ the same views into the file's graph (export.flips), so a client gets them witho
 
 from __future__ import annotations
 
+import argparse
 from typing import NamedTuple
 
 import numpy as np
@@ -45,3 +46,15 @@ def _view(pixels: np.ndarray, view: View) -> np.ndarray:
     if view.mirrored:
         pixels = pixels[:, :, ::-1]
     return pixels.transpose(0, 2, 1, 3) if view.transposed else pixels
+
+
+def add_flips_option(parser: argparse.ArgumentParser, where: str) -> None:
+    """`--flips N`, for every command that averages views; `where` says where they average."""
+    parser.add_argument(
+        "--flips",
+        type=int,
+        choices=FLIPS,
+        default=1,
+        help="average each image's outputs over this many flips and right-angle rotations "
+        f"({where})",
+    )

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from contract.commands import comma_list, reported
-from contract.flips import FLIPS
+from contract.flips import add_flips_option
 from contract.run_folder import check_run_folder
 from export.convert import DEFAULT_VARIANTS, FLOAT_OPS_SPLITS, VARIANTS, QuantizationConfig
 from export.exporting import MODEL_FILE_STEM, ExportSettings, export_model
@@ -68,14 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "this causes into the biases (export.bias_correction); measured to help full int8 "
         "and to hurt int8_mixed (docs/history/more_data.md)",
     )
-    parser.add_argument(
-        "--flips",
-        type=int,
-        choices=FLIPS,
-        default=1,
-        help="average each image's outputs over this many flips and right-angle rotations "
-        "inside the file's graph (about that many times the inference; docs/levers.md#3c)",
-    )
+    add_flips_option(parser, "inside the file's graph, at about that many times the inference")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--file-stem",

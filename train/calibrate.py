@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from contract.commands import reported
+from contract.flips import add_flips_option
 from contract.run_folder import MODEL_CARD_JSON, SPLIT_CSV, RunFolderError, check_run_folder
-from train.cli import add_flips_option
 from train.evaluation.recalibrate import recalibrate
 
 
@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("run", type=Path, help="run folder (split.csv and model_card.json)")
     parser.add_argument("--model", type=Path, required=True, help="the .tflite to calibrate")
-    add_flips_option(parser)
+    add_flips_option(parser, "outside the file: what folding them into it gives")
     args = parser.parse_args(argv)
     try:
         check_run_folder(args.run, (SPLIT_CSV, MODEL_CARD_JSON))

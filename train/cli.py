@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from contract.flips import FLIPS
 from contract.run_folder import FINISHED_RUN, SPLIT_CSV, RunFolderError, check_run_folder
 from train.model.devices import (
     ENV_COORDINATOR,
@@ -15,18 +14,6 @@ from train.model.devices import (
     DeviceError,
     cluster,
 )
-
-
-def add_flips_option(parser: argparse.ArgumentParser) -> None:
-    """`--flips N`: average a model's outputs over N flips and rotations of each image."""
-    parser.add_argument(
-        "--flips",
-        type=int,
-        choices=FLIPS,
-        default=1,
-        help="average each image's outputs over this many flips and right-angle rotations "
-        "(outside the file: what folding them into it would give)",
-    )
 
 
 def check_run_and_model(parser: argparse.ArgumentParser, run: Path, model: Path | None) -> None:

@@ -16,10 +16,11 @@ from pathlib import Path
 from contract import metrics
 from contract.card import MODEL_CARD_JSON, CardError, read_model_card
 from contract.commands import comma_list
+from contract.flips import add_flips_option
 from contract.model_file import ModelFileError
 from contract.questionnaire import QUESTION_NAMES
 from contract.run_folder import MODEL_KERAS, SPLITS
-from train.cli import add_flips_option, check_run_and_model
+from train.cli import check_run_and_model
 from train.evaluation.split_evaluation import (
     card_of,
     evaluate,
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also report each data-set folder (e.g. PAD photos and their cut-outs) separately",
     )
-    add_flips_option(parser)
+    add_flips_option(parser, "outside the file: what folding them into it gives")
     args = parser.parse_args(argv)
     check_run_and_model(parser, args.run, args.model)
     try:
