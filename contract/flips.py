@@ -37,15 +37,18 @@ def flipped_views(pixels: np.ndarray, flips: int) -> list[np.ndarray]:
     """The first `flips` of `VIEWS` of (N, H, W, C) images. Numpy views, not copies: a split's
     8 copies would take 8 times its pixels' memory."""
     check_flips(flips)
-    return [_view(pixels, view) for view in VIEWS[:flips]]
+    return [view_of(pixels, view) for view in VIEWS[:flips]]
 
 
-def _view(pixels: np.ndarray, view: View) -> np.ndarray:
+def view_of(pixels, view: View, flip=np.flip, transpose=np.transpose):
+    """One view of an (N, H, W, C) batch, with the array library's `flip(x, axis)` and
+    `transpose(x, axes)`: numpy's here, keras.ops' where the export folds views into a graph
+    (export.flips), so both apply each view the same way."""
     if view.upside_down:
-        pixels = pixels[:, ::-1]
+        pixels = flip(pixels, axis=1)
     if view.mirrored:
-        pixels = pixels[:, :, ::-1]
-    return pixels.transpose(0, 2, 1, 3) if view.transposed else pixels
+        pixels = flip(pixels, axis=2)
+    return transpose(pixels, (0, 2, 1, 3)) if view.transposed else pixels
 
 
 def add_flips_option(parser: argparse.ArgumentParser, where: str) -> None:

@@ -126,8 +126,10 @@ def export_model(run: Path, out: Path, settings: ExportSettings) -> list[str]:
         corrects = config.full_integer and settings.bias_correction
         if corrects and corrected is None:  # once, for every int8 variant
             step = max(1, len(calibration) // settings.bias_correction_images)
-            corrected = bias_corrected(model, calibration[::step])
-        network = averaged_over_views(corrected, settings.flips) if corrects else viewed
+            corrected = averaged_over_views(
+                bias_corrected(model, calibration[::step]), settings.flips
+            )
+        network = corrected if corrects else viewed
         section = export_section(config, settings.bias_correction, settings.flips)
         flatbuffer = write_metadata(
             convert(network, config), model_info(replace(card, export=section))

@@ -158,15 +158,7 @@ def evaluate(
             y[mask], probs[mask], groups[mask], per_image[mask]
         )
     return Evaluated(
-        name,
-        records,
-        outputs.cutouts,
-        raw,
-        probs,
-        report,
-        scopes,
-        temperature,
-        thresholds,
+        name, records, outputs.cutouts, raw, probs, report, scopes, temperature, thresholds,
         per_image,
     )
 

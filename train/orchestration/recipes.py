@@ -60,21 +60,21 @@ class Member:
 
 @dataclass(frozen=True)
 class Stage:
-    """One network to train: its folder and its settings (`init_from` filled in)."""
+    """One network to train: its name in messages, its folder, its settings (`init_from`
+    filled in)."""
 
+    name: str
     folder: Path
     hparams: HParams
 
 
 def member_stages(member: Member, out: Path) -> list[Stage]:
     """The member's networks in training order; the last is the member."""
-    first = Stage(Path(out) / MEMBERS / member.name, member.hparams)
+    first = Stage(member.name, Path(out) / MEMBERS / member.name, member.hparams)
     if member.then is None:
         return [first]
-    return [
-        first,
-        Stage(first.folder / SECOND_STAGE, replace(member.then, init_from=str(first.folder))),
-    ]
+    second = replace(member.then, init_from=str(first.folder))
+    return [first, Stage(f"{member.name}/{SECOND_STAGE}", first.folder / SECOND_STAGE, second)]
 
 
 @dataclass(frozen=True)
@@ -283,12 +283,11 @@ def train_stage(
     from train.model.training import create
 
     run = stage.folder
-    name = run.relative_to(run.parents[1]) if run.name == SECOND_STAGE else run.name
     if (run / "model.keras").is_file():
-        print(f"member {name}: done", flush=True)
+        print(f"member {stage.name}: done", flush=True)
         return
     started = (run / "hparams.json").is_file()
-    print(f"member {name}: {'resuming' if started else 'training'}", flush=True)
+    print(f"member {stage.name}: {'resuming' if started else 'training'}", flush=True)
     create(
         run,
         stage.hparams,
