@@ -3,6 +3,10 @@
 The training sections (`[split]`, `[defaults]`, `[[members]]`, `[answers]`) are
 `train.orchestration.recipes`'s. The rest, each optional (absent: the step is not built):
 
+    [crossfit]      # each kind's threshold cross-fitted over train+val (train.crossfit)
+    folds = 5       #   K fold networks, each with one fold of the lesions / patients moved
+    seed = 0        #   to test, dealt by this seed; trained as `member` (default: the first,
+    member = "seed3"  # with [then]); their out-of-fold scores replace val's thresholds
     [metrics]       # record the Keras model's metrics in its card, photo only and with answers
     splits = ["test"]
     [gate]          # the "not a skin-lesion photo" gate: train.gate.fit.GateConfig's fields
@@ -59,6 +63,16 @@ class SegmenterStep:
 
 
 @dataclass(frozen=True)
+class CrossfitStep:
+    """Each kind's threshold from out-of-fold predictions (docs/pipeline.md#cross-fitted-
+    thresholds): `folds` networks trained as `member`, the deal fixed by `seed`."""
+
+    member: Member
+    folds: int = 5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class StudentStep:
     member: Member  # distill_from is set to the teacher's folder when it is built
     teacher: Recipe | None  # None: the recipe's own model teaches
@@ -70,6 +84,7 @@ class BuildRecipe:
     """Everything `python -m pipeline` builds, section by section (None: not built)."""
 
     recipe: Recipe
+    crossfit: CrossfitStep | None = None
     metrics_splits: tuple[str, ...] = ()
     gate: GateConfig | None = None
     gate_variant: str = GATE_VARIANT
@@ -104,6 +119,20 @@ def _nothing_left(section: str, values: dict[str, Any]) -> None:
         raise RecipeError(f"[{section}]: unknown field(s) {sorted(values)}")
 
 
+def _crossfit(raw: dict[str, Any], members: tuple[Member, ...]) -> CrossfitStep:
+    values = dict(raw)
+    name = values.pop("member", members[0].name)
+    member = next((m for m in members if m.name == name), None)
+    if member is None:
+        raise RecipeError(f"[crossfit]: member {name!r} is not one of the recipe's [[members]]")
+    step = _fields("crossfit", CrossfitStep, {**values, "member": member})
+    if not isinstance(step.folds, int) or step.folds < 2:
+        raise RecipeError(f"[crossfit]: folds must be a whole number, at least 2: {step.folds!r}")
+    if not isinstance(step.seed, int):
+        raise RecipeError(f"[crossfit]: seed must be a whole number: {step.seed!r}")
+    return step
+
+
 def _student(raw: dict[str, Any], defaults: dict[str, Any]) -> StudentStep:
     values = dict(raw)
     export = _fields("student.export", ExportSettings, dict(values.pop("export", {})))
@@ -121,6 +150,8 @@ def parse_build_recipe(text: str) -> BuildRecipe:
     recipe = parse_recipe(text)
     raw = tomllib.loads(text)
     build: dict[str, Any] = {}
+    if "crossfit" in raw:
+        build["crossfit"] = _crossfit(raw["crossfit"], recipe.members)
     if "metrics" in raw:
         metrics = dict(raw["metrics"])
         splits = tuple(_split("metrics", s) for s in metrics.pop("splits", ["val"]))

@@ -2,7 +2,8 @@
 stage's own function (the commands named in docs/pipeline.md call the same ones).
 
 OUT holds the classifier's run folder (split.csv, members/, model.keras, model_card.json), the
-lesion gate beside it, segmenter/, teacher/ and student/, and OUT/export: the folder
+lesion gate beside it, crossfit/ (fold_K/split.csv and fold_K/members/NAME), segmenter/,
+teacher/ and student/, and OUT/export: the folder
 `python -m export.ship` takes (the small network's files in export/small).
 """
 
@@ -16,12 +17,13 @@ from pathlib import Path
 from contract.commands import CommandError
 from contract.lesion_gate import GATE_JSON, GATE_KERAS
 from contract.run_folder import MODEL_CARD_JSON, MODEL_KERAS, SPLIT_CSV
-from pipeline.recipe import BuildRecipe
+from pipeline.recipe import BuildRecipe, CrossfitStep
 from train.orchestration.recipes import Member, Recipe
 
 EXPORT = "export"
 SMALL = "small"  # the companion export of the small network, inside EXPORT
 SEGMENTER = "segmenter"
+CROSSFIT = "crossfit"  # the fold splits and networks of the cross-fitted thresholds
 TEACHER = "teacher"
 STUDENT = "student"
 VERIFICATION = ("verification.json", "verification.md", MODEL_CARD_JSON)
@@ -53,12 +55,7 @@ class Step:
 def _classifier_steps(prefix: str, recipe: Recipe, run: Path, out: Path) -> list[Step]:
     """split, each member, their average (calibrated on val), the answers' model, into `run`
     (`out`: the build's folder, where the stamps are)."""
-    from train.orchestration.recipes import (
-        combine,
-        member_stages,
-        train_stage,
-        write_recipe_split,
-    )
+    from train.orchestration.recipes import combine, write_recipe_split
 
     split = run / SPLIT_CSV
     source = {
@@ -80,20 +77,9 @@ def _classifier_steps(prefix: str, recipe: Recipe, run: Path, out: Path) -> list
     ]
     member_runs = []
     for member in recipe.members:
-        stages = member_stages(member, run)
-        member_runs.append(stages[-1].folder)
-        for stage in stages:
-            inputs = (split,) if stage is stages[0] else (split, stages[0].folder / MODEL_KERAS)
-            steps.append(
-                Step(
-                    f"{prefix}member-{member.name}" + ("" if stage is stages[0] else "-then"),
-                    (stage.folder / MODEL_KERAS, stage.folder / MODEL_CARD_JSON),
-                    inputs,
-                    asdict(stage.hparams),
-                    lambda s=stage: train_stage(s, split),
-                    clear=(stage.folder,),
-                )
-            )
+        member_steps, folder = _member_steps(f"{prefix}member-{member.name}", member, run, split)
+        steps += member_steps
+        member_runs.append(folder)
     model, card = run / MODEL_KERAS, run / MODEL_CARD_JSON
     members = tuple(f / MODEL_KERAS for f in member_runs)
     steps.append(
@@ -122,6 +108,63 @@ def _classifier_steps(prefix: str, recipe: Recipe, run: Path, out: Path) -> list
                 clear=(),
             )
         )
+    return steps
+
+
+def _member_steps(name: str, member: Member, out: Path, split: Path) -> tuple[list[Step], Path]:
+    """Each stage of one member trained on `split` into OUT/members/NAME (the second stage a
+    step NAME-then); the folder of the network it ends with."""
+    from train.orchestration.recipes import member_stages, train_stage
+
+    stages = member_stages(member, out)
+    steps = []
+    for stage in stages:
+        inputs = (split,) if stage is stages[0] else (split, stages[0].folder / MODEL_KERAS)
+        steps.append(
+            Step(
+                name + ("" if stage is stages[0] else "-then"),
+                (stage.folder / MODEL_KERAS, stage.folder / MODEL_CARD_JSON),
+                inputs,
+                asdict(stage.hparams),
+                lambda s=stage: train_stage(s, split),
+                clear=(stage.folder,),
+            )
+        )
+    return steps, stages[-1].folder
+
+
+def _crossfit_steps(spec: CrossfitStep, out: Path, before: list[Step]) -> list[Step]:
+    """The fold splits in OUT/crossfit/fold_K, a network per fold trained as the recipe's
+    member, then each kind's threshold fitted on their out-of-fold scores into OUT's card."""
+    from train.crossfit import FOLD, fit_thresholds, write_folds
+
+    folder, split = out / CROSSFIT, out / SPLIT_CSV
+    folds = [folder / FOLD.format(k) for k in range(1, spec.folds + 1)]
+    deal = {"folds": spec.folds, "seed": spec.seed}
+    steps = [
+        Step(
+            "crossfit-folds",
+            tuple(f / SPLIT_CSV for f in folds),
+            (split,),
+            deal,
+            lambda: write_folds(split, spec.folds, spec.seed, folder),
+        )
+    ]
+    runs = []
+    for k, fold in enumerate(folds, start=1):
+        fold_steps, run = _member_steps(f"crossfit-fold-{k}", spec.member, fold, fold / SPLIT_CSV)
+        steps += fold_steps
+        runs.append(run)
+    steps.append(
+        Step(
+            "crossfit-thresholds",
+            (out / MODEL_CARD_JSON,),
+            (split, out / MODEL_KERAS, *(r / MODEL_KERAS for r in runs), *_stamp_of(out, before)),
+            deal,
+            lambda: fit_thresholds(out, runs),
+            clear=(),
+        )
+    )
     return steps
 
 
@@ -183,6 +226,8 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
     recipe = build.recipe
     export = out / EXPORT
     steps = _classifier_steps("", recipe, out, out)
+    if build.crossfit is not None:
+        steps += _crossfit_steps(build.crossfit, out, steps)
     card, model, split = out / MODEL_CARD_JSON, out / MODEL_KERAS, out / SPLIT_CSV
     with_answers = recipe.answer_strengths is not None
 

@@ -171,6 +171,75 @@ def test_a_second_stage_is_a_step_of_its_own_and_the_member_the_average_takes(
     assert out / "members" / "b" / "model.keras" not in ensemble.inputs
 
 
+CROSSFIT = """
+[crossfit]
+folds = 2
+seed = 4
+member = "b"
+"""
+
+
+def test_cross_fitting_trains_a_network_per_fold_as_the_member_before_the_metrics(
+    tmp_path: Path, capsys
+):
+    """The fold networks train as the named member (both stages), on their fold's split; the
+    thresholds step reads every fold network and edits the card before the metrics read it."""
+    from test_recipe import THEN
+
+    from pipeline.recipe import load_build_recipe
+    from pipeline.steps import plan
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_BUILD.format(data="d", phone="p") + THEN + CROSSFIT)
+    out = tmp_path / "out"
+    steps = {s.name: s for s in plan(load_build_recipe(recipe), out)}
+    names = list(steps)
+    start = names.index("answers") + 1
+    assert names[start : start + 7] == [
+        "crossfit-folds",
+        "crossfit-fold-1",
+        "crossfit-fold-1-then",
+        "crossfit-fold-2",
+        "crossfit-fold-2-then",
+        "crossfit-thresholds",
+        "metrics-test",
+    ]
+    fold = out / "crossfit" / "fold_2"
+    assert steps["crossfit-folds"].outputs == (
+        out / "crossfit" / "fold_1" / "split.csv",
+        fold / "split.csv",
+    )
+    member_b = steps["member-b-then"].settings
+    trained = steps["crossfit-fold-2-then"].settings
+    assert trained == {**member_b, "init_from": str(fold / "members" / "b")}
+    assert steps["crossfit-fold-2"].inputs == (fold / "split.csv",)
+    thresholds = steps["crossfit-thresholds"]
+    assert fold / "members" / "b" / "then" / "model.keras" in thresholds.inputs
+    assert thresholds.outputs == (out / "model_card.json",)
+    assert out / ".stamps" / "answers.json" in thresholds.inputs
+    assert out / ".stamps" / "crossfit-thresholds.json" in steps["metrics-test"].inputs
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ('member = "c"', "member 'c' is not one of the recipe's [[members]]"),
+        ("folds = 1", "folds must be a whole number, at least 2"),
+        ("folds = 2.5", "folds must be a whole number, at least 2"),
+        ("fold = 3", "unknown field(s) ['fold']"),
+    ],
+)
+def test_a_crossfit_section_it_cannot_build_is_refused(section: str, message: str):
+    from pipeline.recipe import parse_build_recipe
+    from train.orchestration.recipes import RecipeError
+
+    text = TINY_BUILD.format(data="d", phone="p") + f"\n[crossfit]\n{section}\n"
+    with pytest.raises(RecipeError, match=r"\[crossfit\]") as raised:
+        parse_build_recipe(text)
+    assert message in str(raised.value)
+
+
 def test_the_segmenter_pins_the_test_photos_of_the_builds_own_split(tmp_path: Path):
     """The segmenter step reads the classifier's split.csv (its test phone photos go to the
     segmenter's val), so a new split makes it stale; without pinning it does not read it."""
@@ -251,3 +320,51 @@ def test_a_tiny_recipe_builds_a_shippable_folder_and_skips_what_is_current(
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in listed if "[stale]" in line] == ["bench"]
     assert all("[done]" in line for line in listed if "[stale]" not in line)
+
+
+@pytest.mark.slow
+def test_a_cross_fitted_build_writes_the_thresholds_the_command_fits_from_its_folds(
+    data_dir: Path, tmp_path: Path, capsys
+):
+    """One tiny member on part of the shipped split, two folds: the build's card holds what
+    `python -m train.crossfit thresholds` writes from the same fold networks into the card the
+    ensemble had (the rule itself: tests/test_crossfit.py); a new deal makes every fold stale."""
+    from test_crossfit import shipped_subset
+
+    from contract.card import read_model_card
+    from contract.run_folder import write_split
+    from train.crossfit import main as crossfit
+
+    split = tmp_path / "subset.csv"
+    write_split(split, shipped_subset(data_dir))
+    recipe = tmp_path / "crossfit.toml"
+    recipe.write_text(
+        f'[split]\nsplit_from = "{split}"\n\n'
+        '[defaults]\nbackbone = "tiny_cnn"\nepochs = 1\nimage_size = 64\nbatch_size = 16\n\n'
+        '[[members]]\nname = "a"\nseed = 1\n\n[crossfit]\nfolds = 2\n'
+    )
+    out = tmp_path / "build"
+    assert main([str(recipe), "--out", str(out)]) == 0
+
+    card = read_model_card(out)
+    by_domain = card.triage.by_domain
+    assert {by_domain[k].fitted_on["folds"] for k in by_domain} == {2}
+    assert all("out-of-fold" in t.chosen_on for t in by_domain.values())
+    before = tmp_path / "before"
+    before.mkdir()
+    shutil.copy(out / "split.csv", before)
+    shutil.copy(out / "members" / "a" / "model_card.json", before)  # the one member's card
+    folds = [str(out / "crossfit" / f"fold_{k}" / "members" / "a") for k in (1, 2)]
+    assert crossfit(["thresholds", *folds, "--card", str(before)]) == 0
+    assert read_model_card(before).triage == card.triage
+
+    capsys.readouterr()
+    recipe.write_text(recipe.read_text() + "seed = 1\n")
+    assert main([str(recipe), "--out", str(out)]) == 0
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert [p.split()[1] for p in progress if not p.endswith(": done")] == [
+        "crossfit-folds:",
+        "crossfit-fold-1:",
+        "crossfit-fold-2:",
+        "crossfit-thresholds:",
+    ]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from contract.card import CardError, read_model_card, write_model_card
@@ -101,26 +102,29 @@ def _check_thresholds(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"{len(args.runs)} fold run given; cross-fitting needs at least 2")
     try:
         check_run_folder(args.card, (SPLIT_CSV, MODEL_CARD_JSON))
-        args.target = read_model_card(args.card).triage.target_sensitivity
+        target = read_model_card(args.card).triage.target_sensitivity
     except (RunFolderError, CardError) as error:
         parser.error(f"--card: {error}")
-    if args.target is None:
+    if target is None:
         parser.error(f"--card: {args.card / MODEL_CARD_JSON} names no target sensitivity")
     for run in args.runs:
         model = run / args.model if args.model is not None else None
         check_run_and_model(parser, run, model)
     try:
-        args.images = fold_images(args.card / SPLIT_CSV, args.runs)
+        fold_images(args.card / SPLIT_CSV, args.runs)  # each run a fold of its split
     except FoldError as error:
         parser.error(f"{error} (--card {args.card}'s split)")
 
 
-def _folds(args: argparse.Namespace) -> int:
-    splits = read_split(args.run / SPLIT_CSV)
+def write_folds(split_csv: Path, folds: int, seed: int, out: Path) -> list[Path]:
+    """OUT/fold_K/split.csv for K = 1..folds: `split_csv` with fold K's lesions / patients
+    moved to test; prints what each fold moved."""
+    splits = read_split(split_csv)
     groups = fold_groups(splits)
-    for k, fold in enumerate(deal_folds(groups, args.folds, args.seed), start=1):
-        folder = args.out / FOLD.format(k)
-        folder.mkdir(parents=True)
+    written = []
+    for k, fold in enumerate(deal_folds(groups, folds, seed), start=1):
+        folder = out / FOLD.format(k)
+        folder.mkdir(parents=True, exist_ok=True)
         write_split(folder / SPLIT_CSV, fold_split(splits, fold))
         counts = Counter(groups[g] for g in fold)
         dealt = ", ".join(
@@ -128,8 +132,14 @@ def _folds(args: argparse.Namespace) -> int:
             "malignant)"
             for kind in sorted({kind for kind, _ in counts})
         )
-        print(f"{folder / SPLIT_CSV}: to test {dealt}")
-    runs = [args.out / FOLD.format(k) / FOLD_RUN for k in range(1, args.folds + 1)]
+        print(f"{folder / SPLIT_CSV}: to test {dealt}", flush=True)
+        written.append(folder / SPLIT_CSV)
+    return written
+
+
+def _folds(args: argparse.Namespace) -> int:
+    splits = write_folds(args.run / SPLIT_CSV, args.folds, args.seed, args.out)
+    runs = [split.parent / FOLD_RUN for split in splits]
     print("train each fold (or a recipe with its split_from), then fit the thresholds:")
     for run in runs:
         print(f"  python -m train --split-from {run.parent / SPLIT_CSV} --out {run}")
@@ -137,11 +147,14 @@ def _folds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _thresholds(args: argparse.Namespace) -> int:
-    card = read_model_card(args.card)
-    oof = out_of_fold(args.runs, args.images, args.model)
-    fitted = {kind: kind_triage(oof, kind, args.target) for kind in oof.photos}
-    write_model_card(args.card, with_kind_triage(card, fitted))
+def fit_thresholds(card_run: Path, runs: Sequence[Path], model: Path | None = None) -> None:
+    """Each kind's threshold fitted on the fold runs' out-of-fold predictions, written into
+    `card_run`'s card (FoldError: the runs are not folds of its split); prints each."""
+    card = read_model_card(card_run)
+    target = card.triage.target_sensitivity
+    oof = out_of_fold(runs, fold_images(card_run / SPLIT_CSV, runs), model)
+    fitted = {kind: kind_triage(oof, kind, target) for kind in oof.photos}
+    write_model_card(card_run, with_kind_triage(card, fitted))
     before = card.triage.thresholds.by_domain
     for kind, triage in fitted.items():
         print(
@@ -150,9 +163,9 @@ def _thresholds(args: argparse.Namespace) -> int:
             f"{triage.sensitivity_lower_bound_95:.3f}, out-of-fold sensitivity "
             f"{triage.sensitivity_at_own_threshold:.3f}; fitted on {dict(triage.fitted_on)}"
         )
-        if triage.sensitivity_lower_bound_95 < args.target:
+        if triage.sensitivity_lower_bound_95 < target:
             print(
-                f"  no {kind} threshold keeps the bound at {args.target}: the rule's fallback, "
+                f"  no {kind} threshold keeps the bound at {target}: the rule's fallback, "
                 "the lowest malignant out-of-fold score"
             )
     if card.answers is not None and not card.answers.triage.photo_referral_stands:
@@ -161,10 +174,14 @@ def _thresholds(args: argparse.Namespace) -> int:
             "sensitivity with answers does not inherit these bounds (python -m train.fit_answers)"
         )
     print(
-        f"wrote {args.card / MODEL_CARD_JSON}; its metrics were measured at the old thresholds "
+        f"wrote {card_run / MODEL_CARD_JSON}; its metrics were measured at the old thresholds "
         "and are dropped: pack the card (python -m export.card), then record val and test "
         "(python -m train.evaluate --update-card, and --answers)"
     )
+
+
+def _thresholds(args: argparse.Namespace) -> int:
+    fit_thresholds(args.card, args.runs, args.model)
     return 0
 
 

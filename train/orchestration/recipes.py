@@ -42,7 +42,16 @@ _HPARAM_NAMES = {f.name for f in fields(HParams)}
 _SPLIT_KEYS = {"data", "split_from", "keep", "seed", "val_fraction", "test_fraction"}
 # The sections of the steps after training, read by `python -m pipeline` (pipeline/recipe.py);
 # `run_recipe` trains the same networks with or without them.
-BUILD_SECTIONS = ("metrics", "gate", "export", "segmenter", "student", "bench", "evaluation")
+BUILD_SECTIONS = (
+    "crossfit",
+    "metrics",
+    "gate",
+    "export",
+    "segmenter",
+    "student",
+    "bench",
+    "evaluation",
+)
 
 
 class RecipeError(CommandError, ValueError):
