@@ -3,8 +3,8 @@ stage's own function (the commands named in docs/pipeline.md call the same ones)
 
 OUT holds the classifier's run folder (split.csv, members/, model.keras, model_card.json), the
 lesion gate beside it, crossfit/ (fold_K/split.csv and fold_K/members/NAME), segmenter/,
-teacher/ and student/, and OUT/export: the folder
-`python -m export.ship` takes (the small network's files in export/small).
+teacher/ and student/, and OUT/export: the folder `python -m export.ship` takes (the small
+network's files in export/small).
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ member = "b"
 
 
 def test_cross_fitting_trains_a_network_per_fold_as_the_member_before_the_metrics(
-    tmp_path: Path, capsys
+    tmp_path: Path,
 ):
     """The fold networks train as the named member (both stages), on their fold's split; the
     thresholds step reads every fold network and edits the card before the metrics read it."""
