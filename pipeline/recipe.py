@@ -19,7 +19,7 @@ The training sections (`[split]`, `[defaults]`, `[[members]]`, `[answers]`) are
     keep_shipped_test_in_val = true  # the default: the build's test phone photos go to its val
     evaluate = "test"
     [student]       # the small-phone network: HParams over [defaults], distilled from a teacher
-    teacher = "recipes/no_isic2017.toml"  # trained into OUT/teacher; absent: OUT itself
+    teacher = "recipes/experiments/no_isic2017.toml"  # trained into OUT/teacher; absent: OUT itself
     [student.export]
     variants = ["int8"]
     [bench]         # export.bench.BenchConfig's fields

@@ -91,12 +91,17 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_pa
     assert main([str(REPO / "recipes" / "shipped.toml"), "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     steps = {line.split()[1]: line.split(" -> ")[1] for line in lines}
-    members = [f"member-{m}" for m in ("seed3", "seed4", "seed13", "fb12_seed16")]
+    names = ("seed3", "seed4", "seed13", "fb12_seed16")
+    members = [step for m in names for step in (f"member-{m}", f"member-{m}-then")]
+    folds = [f"crossfit-fold-{k}{stage}" for k in range(1, 6) for stage in ("", "-then")]
     expected = [
         "split",
         *members,
         "ensemble",
         "answers",
+        "crossfit-folds",
+        *folds,
+        "crossfit-thresholds",
         "metrics-test",
         "metrics-test-answers",
         "gate",
@@ -105,10 +110,6 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_pa
         "export",
         "gate-export",
         "segmenter-export",
-        "teacher-split",
-        *("teacher-" + m for m in members),
-        "teacher-ensemble",
-        "teacher-answers",
         "student-split",
         "student-member-student",
         "student-ensemble",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,33 @@ def test_the_shipped_recipe_names_four_members_on_one_split():
     assert recipe.split.seed == 1337 and not recipe.data
     assert recipe.split_from == Path("recipes/shipped_2025_split.csv")  # tests/test_shipped_split
     assert recipe.answer_strengths == (0.25, 0.5, 0.75, 1.0)
+
+
+def test_the_shipped_recipe_is_the_2025_one_with_levers_3a_and_3d():
+    """docs/levers.md: lever 3a's loss term, then 3d's epoch at 288 px; nothing else changed."""
+    shipped = load_recipe(REPO / "recipes" / "shipped.toml")
+    before = load_recipe(REPO / "recipes" / "experiments" / "shipped_2025.toml")
+    for now, then in zip(shipped.members, before.members, strict=True):
+        assert now.hparams == replace(then.hparams, malignant_loss_weight=0.5)
+        second = (now.then.image_size, now.then.epochs, now.then.head_epochs)
+        assert second == (288, 1, 0) and now.then.finetune_learning_rate == 3e-5
+        assert now.then.finetune_blocks == now.hparams.finetune_blocks
+    assert before.members[0].then is None and shipped.split_from == before.split_from
+
+
+def test_the_shipped_build_crossfits_its_first_member_and_distils_at_its_input_size():
+    """The thresholds come from fold networks of the first member (both stages), and the small
+    file's student learns from the recipe's own ensemble at that ensemble's 288 px."""
+    from pipeline.recipe import load_build_recipe
+
+    build = load_build_recipe(REPO / "recipes" / "shipped.toml")
+    assert build.crossfit.member == build.recipe.members[0]
+    assert (build.crossfit.folds, build.crossfit.seed) == (5, 0)
+    student = build.student
+    assert student.teacher is None  # OUT itself teaches
+    assert student.member.hparams.image_size == build.recipe.members[0].then.image_size == 288
+    assert student.member.hparams.malignant_loss_weight == 0.5
+    assert build.export.float_ops == 28
 
 
 def test_members_inherit_the_defaults_and_override_them():
@@ -175,15 +203,15 @@ NO_ISIC2017 = ["ham10000", "pad_ufes20", "pad_ufes20_cutouts"]
     ("file", "folders", "kept"),
     [
         ("experiments/more_data.toml", ALL_FOLDERS, "shipped_2025_test_split.csv"),
-        ("no_isic2017.toml", NO_ISIC2017, "shipped_2025_test_split.csv"),
+        ("experiments/no_isic2017.toml", NO_ISIC2017, "shipped_2025_test_split.csv"),
         ("experiments/more_data_kept.toml", ALL_FOLDERS, "shipped_2025_split.csv"),
     ],
 )  # fmt: skip
 def test_the_retrain_recipes_are_the_shipped_one_on_other_data_keeping_its_images(
     file, folders, kept
 ):
-    """Judged against the shipped model on its images, a retrain must differ in data only."""
-    shipped = load_recipe(REPO / "recipes" / "shipped.toml")
+    """Judged against the 2025 model on its images, a retrain of its recipe differs in data only."""
+    shipped = load_recipe(REPO / "recipes" / "experiments" / "shipped_2025.toml")
     recipe = load_recipe(REPO / "recipes" / file)
     assert [Path(d).name for d in recipe.data] == folders
     assert recipe.members == shipped.members and recipe.split == shipped.split
