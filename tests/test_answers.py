@@ -208,22 +208,29 @@ def test_reversing_an_answer_counts_changed_triage_and_lost_referrals():
     raw /= raw.sum(axis=1, keepdims=True)
     y = np.array([LABELS.index("bcc")] * 2 + [LABELS.index("nv")] * 2)
     answers = [{"bleed": "yes"}, {"bleed": "yes"}, {"bleed": "no"}, {"itch": "UNK"}]
-    rows = {
-        r["question"]: r
-        for r in reversed_answer_effects(
-            AnswersSection.from_json(section), raw, y, np.array([PHONE] * 4), answers
-        )
-    }
+    phone, no_photo_referral = np.array([PHONE] * 4), np.zeros(4, bool)
+
+    def effects(section: dict, photo_refers: np.ndarray = no_photo_referral) -> dict:
+        section = AnswersSection.from_json(section)
+        rows = reversed_answer_effects(section, raw, y, phone, answers, photo_refers)
+        return {r["question"]: r for r in rows}
+
+    rows = effects(section)
     assert set(rows) == {"bleed"}  # itch was not answered by anyone
     bleed = rows["bleed"]
     assert bleed["images"] == 3 and bleed["malignant"] == 2
     assert bleed["triage_changed"] == 3  # each reversal moves the only evidence across 0.5
     assert bleed["malignant_no_longer_referred"] == 2
+    # Where the photo's referral stands, the first malignant photo (referred by the photo alone)
+    # stays referred whatever its answer; a card without that rule ignores the photo's referral.
+    first_photo_refers = np.array([True, False, False, False])
+    assert effects(section, first_photo_refers)["bleed"]["malignant_no_longer_referred"] == 2
+    section["triage"]["photo_referral_stands"] = True
+    stands = effects(section, first_photo_refers)["bleed"]
+    assert (stands["triage_changed"], stands["malignant_no_longer_referred"]) == (2, 1)
     # The phone's own threshold, above any P(malignant) here: no answer refers, none changes.
     section["triage"]["by_domain"] = {PHONE: {"own_threshold": 0.999}}
-    section = AnswersSection.from_json(section)
-    rows = reversed_answer_effects(section, raw, y, np.array([PHONE] * 4), answers)
-    assert [(r["question"], r["triage_changed"]) for r in rows] == [("bleed", 0)]
+    assert [(q, r["triage_changed"]) for q, r in effects(section).items()] == [("bleed", 0)]
 
 
 def test_a_domain_without_answers_for_two_classes_gets_no_model(tmp_path: Path, capsys):

@@ -3,10 +3,10 @@
     python -m train.answer_sensitivity runs/NAME [--model FILE.tflite] [--split val]
 
 For every image whose data set answered a yes/no question, the answer is reversed (the rest kept)
-and the triage recomputed as the model card says, each domain at its own threshold. Reported
-per question: how many triage decisions change, and how many malignant lesions would no longer
-be referred. A person answering
-alone can get a question wrong; this says what that costs.
+and the triage recomputed as the model card says, each domain at its own threshold, and a photo
+that refers on its own staying referred where the card says its referral stands. Reported per
+question: how many triage decisions change, and how many malignant lesions would no longer be
+referred. A person answering alone can get a question wrong; this says what that costs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from contract.card import AnswersSection
 from contract.questionnaire import BY_NAME, YES_NO, Question
 from contract.records import label_indices
 from contract.run_folder import SPLITS
-from contract.screening import apply_temperature, refer
+from contract.screening import apply_temperature, refer, standing_thresholds
 from contract.taxonomy import LABELS
 from train.answers.fitting import ratios_of_answers
 from train.cli import check_run_and_model
@@ -57,8 +57,11 @@ def reversed_answer_effects(
     y: np.ndarray,
     domains: np.ndarray,
     answers: list[dict],
+    photo_refers: np.ndarray,
 ) -> list[dict]:
-    """One row per (domain, yes/no question): images answered, triage changes, referrals lost."""
+    """One row per (domain, yes/no question): images answered, triage changes, referrals lost.
+    `photo_refers`: which images the photo alone refers, at the card's photo-only calibration
+    (they stay referred whatever the answers say when the card's answers say so)."""
     spec = answer_spec(section, LABELS)
     temperature, thresholds, models = spec.temperature, spec.triage, spec.models
     malignant = metrics.is_malignant(y)
@@ -68,7 +71,10 @@ def reversed_answer_effects(
         def referred(given: list[dict], at: np.ndarray, domain=domain) -> np.ndarray:
             ratios = ratios_of_answers(models, [domain] * len(given), given)
             probs = apply_temperature(raw[at], temperature, ratios)
-            return refer(metrics.malignant_probability(probs), thresholds.for_domain(domain))
+            threshold = np.full(len(at), thresholds.for_domain(domain))
+            if spec.photo_referral_stands:
+                threshold = standing_thresholds(threshold, photo_refers[at])
+            return refer(metrics.malignant_probability(probs), threshold)
 
         for question in (q for q in model.question_names if BY_NAME[q].choices == YES_NO):
             said = [recorded_choice(BY_NAME[question], a.get(question, "")) for a in answers]
@@ -96,12 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     card = args.card
     outputs = split_predictions(args.run, args.model, args.split, card)
     records = outputs.records
+    domains = np.array([r.domain for r in records])
+    photo_p = metrics.malignant_probability(
+        apply_temperature(outputs.raw, card.calibration.temperature)
+    )
     rows = reversed_answer_effects(
         card.answers,
         outputs.raw,
         label_indices(records),
-        np.array([r.domain for r in records]),
+        domains,
         dataset_answers(records),
+        refer(photo_p, card.triage.thresholds.for_images(domains)),
     )
     print(f"{args.split} split, one yes/no answer reversed at a time:")
     print("| domain | question | images | triage changed | malignant no longer referred |")
