@@ -130,6 +130,18 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_pa
     assert not out.exists()  # a dry run writes nothing
 
 
+def test_a_student_with_a_teacher_recipe_plans_the_teacher_first(tmp_path: Path, capsys):
+    """The 2025 recipe's small file learnt from another recipe's ensemble, trained into
+    OUT/teacher before the student."""
+    recipe = REPO / "recipes" / "experiments" / "shipped_2025.toml"
+    assert main([str(recipe), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    steps = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    members = [f"teacher-member-{m}" for m in ("seed3", "seed4", "seed13", "fb12_seed16")]
+    teacher = ["teacher-split", *members, "teacher-ensemble", "teacher-answers"]
+    start = steps.index("teacher-split")
+    assert steps[start : start + len(teacher) + 1] == [*teacher, "student-split"]
+
+
 def test_the_tiny_recipe_plans_no_teacher_and_evaluates_on_val(tmp_path: Path, capsys):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_BUILD.format(data="d", phone="p"))
