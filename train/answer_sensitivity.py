@@ -28,7 +28,7 @@ from contract.taxonomy import LABELS
 from train.answers.fitting import ratios_of_answers
 from train.cli import check_run_and_model
 from train.data.answers import dataset_answers
-from train.evaluation.split_evaluation import card_of, split_predictions
+from train.evaluation.split_evaluation import card_of, photo_referrals, split_predictions
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,16 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     outputs = split_predictions(args.run, args.model, args.split, card)
     records = outputs.records
     domains = np.array([r.domain for r in records])
-    photo_p = metrics.malignant_probability(
-        apply_temperature(outputs.raw, card.calibration.temperature)
-    )
     rows = reversed_answer_effects(
         card.answers,
         outputs.raw,
         label_indices(records),
         domains,
         dataset_answers(records),
-        refer(photo_p, card.triage.thresholds.for_images(domains)),
+        photo_referrals(outputs.raw, card, domains),
     )
     print(f"{args.split} split, one yes/no answer reversed at a time:")
     print("| domain | question | images | triage changed | malignant no longer referred |")

@@ -54,6 +54,16 @@ class Evaluated:
     per_image: np.ndarray  # the threshold each image was triaged at (0: the photo's referral)
 
 
+def photo_referrals(raw: np.ndarray, card: ModelCard, domains: np.ndarray) -> np.ndarray:
+    """Which images the photo alone refers, at the card's photo-only calibration and each
+    image's kind's threshold: the referrals that stand whatever the answers say
+    (`contract.screening.standing_thresholds`)."""
+    p_malignant = metrics.malignant_probability(
+        apply_temperature(raw, card.calibration.temperature)
+    )
+    return refer(p_malignant, card.triage.thresholds.for_images(domains))
+
+
 def card_of(run: Path, model: Path | None) -> ModelCard:
     """The model card the evaluated model carries (a .tflite's own, else the run's)."""
     if model is not None:
@@ -134,8 +144,7 @@ def evaluate(
         spec = answer_spec(card.answers, LABELS)  # the card's answers, as every client reads them
         if spec is None:
             raise ValueError("the model card has no answers section")
-        photo_p = metrics.malignant_probability(apply_temperature(raw, temperature))
-        photo_refers = refer(photo_p, per_image)
+        photo_refers = photo_referrals(raw, card, domains)
         ratios = answer_ratios(spec.models, records, answers)
         temperature, thresholds = spec.temperature, spec.triage
         per_image = thresholds.for_images(domains)
