@@ -3,8 +3,8 @@
 //
 // The same steps as POST /api/v1/classify, in the same order: decode the photo upright
 // (pixels.mjs), the "not a skin-lesion photo" gate on its 128 px input, the lesion segmenter
-// on its input (where the spot is: framing.mjs, segmentation.mjs), the classifier on its 224 px
-// input (the crop around the spot when the segmenter file says so), then the card's
+// on its input (where the spot is: framing.mjs, segmentation.mjs), the classifier on the input
+// its card states (the crop around the spot when the segmenter file says so), then the card's
 // calibration, answers and triage (screening.mjs). The photo never leaves the page: nothing
 // here sends a request but GETs of the runtime and the models.
 import { applyStep } from "./colour.mjs";
