@@ -7,8 +7,8 @@ The training sections (`[split]`, `[defaults]`, `[[members]]`, `[answers]`) are
     folds = 5       #   K fold networks, each with one fold of the lesions / patients moved
     seed = 0        #   to test, dealt by this seed; trained as `member` (default: the first,
     member = "seed3"  # with [then]); their out-of-fold scores replace val's thresholds
-    [metrics]       # record the Keras model's metrics in its card, photo only and with answers
-    splits = ["test"]
+    [metrics]       # record these splits' metrics in the card, photo only and with answers:
+    splits = ["val", "test"]  # each exported file's own (pipeline.file_card), else Keras's
     [gate]          # the "not a skin-lesion photo" gate: train.gate.fit.GateConfig's fields
     variant = "float16"
     [export]        # the classifier's files and their accuracy gate: ExportSettings' fields

@@ -133,9 +133,12 @@ def _member_steps(name: str, member: Member, out: Path, split: Path) -> tuple[li
     return steps, stages[-1].folder
 
 
-def _crossfit_steps(spec: CrossfitStep, out: Path, before: list[Step]) -> list[Step]:
+def _crossfit_steps(
+    spec: CrossfitStep, out: Path, before: list[Step]
+) -> tuple[list[Step], list[Path]]:
     """The fold splits in OUT/crossfit/fold_K, a network per fold trained as the recipe's
-    member, then each kind's threshold fitted on their out-of-fold scores into OUT's card."""
+    member, then each kind's threshold fitted on their out-of-fold scores into OUT's card; the
+    steps and the fold networks' folders."""
     from train.crossfit import FOLD, fit_thresholds, write_folds
 
     folder, split = out / CROSSFIT, out / SPLIT_CSV
@@ -165,7 +168,25 @@ def _crossfit_steps(spec: CrossfitStep, out: Path, before: list[Step]) -> list[S
             clear=(),
         )
     )
-    return steps
+    return steps, runs
+
+
+def _file_card_step(
+    name: str, run: Path, model: Path, crossfit_runs: list[Path], metrics_splits: tuple[str, ...]
+) -> Step:
+    """The run's card refitted on the exported file's outputs, measured, and packed into it in
+    place (pipeline.file_card); the file is the step's input, rewritten with the card only."""
+    from pipeline.file_card import FILE_CARD, fit_card_on_file
+
+    folder = run / FILE_CARD
+    return Step(
+        name,
+        (folder / MODEL_CARD_JSON,),
+        (run / SPLIT_CSV, run / MODEL_CARD_JSON, model, *(r / MODEL_KERAS for r in crossfit_runs)),
+        {"metrics": metrics_splits, "crossfit": len(crossfit_runs)},
+        lambda: fit_card_on_file(run, model, folder, crossfit_runs, metrics_splits),
+        clear=(folder,),
+    )
 
 
 def _stamp_of(out: Path, steps: list[Step]) -> tuple[Path]:
@@ -226,12 +247,15 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
     recipe = build.recipe
     export = out / EXPORT
     steps = _classifier_steps("", recipe, out, out)
+    folds: list[Path] = []  # the cross-fitted thresholds' fold networks
     if build.crossfit is not None:
-        steps += _crossfit_steps(build.crossfit, out, steps)
+        crossfit_steps, folds = _crossfit_steps(build.crossfit, out, steps)
+        steps += crossfit_steps
     card, model, split = out / MODEL_CARD_JSON, out / MODEL_KERAS, out / SPLIT_CSV
     with_answers = recipe.answer_strengths is not None
 
-    for name in build.metrics_splits:
+    # with a file built, the metrics are the file's, measured after its card is fitted on it
+    for name in build.metrics_splits if build.export is None else ():
         for answers in (False, True)[: 1 + with_answers]:
 
             def metrics(split_name: str = name, answers: bool = answers) -> None:
@@ -274,6 +298,7 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
     if build.export is not None:
         steps.append(_export_step("export", out, export, build.export, student=False))
         classifier = export / f"{build.export.file_stem}_{build.export.variants[0]}.tflite"
+        steps.append(_file_card_step("file-card", out, classifier, folds, build.metrics_splits))
     if build.gate is not None:
         from export.lesion_gate import GATE_TFLITE, REPORT_STEM, export_lesion_gate
 
@@ -298,6 +323,9 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
         small = export / SMALL
         steps.append(_export_step("student-export", student, small, settings, student=True))
         files.append(small / f"{settings.file_stem}_{settings.variants[0]}.tflite")
+        steps.append(
+            _file_card_step("student-file-card", student, files[-1], [], build.metrics_splits)
+        )
     if build.bench is not None:
         from export.bench import benchmark, write_report
 

@@ -87,6 +87,9 @@ def phone_subset(data_dir: Path, out: Path, photos: int = 60) -> Path:
 
 
 def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_path: Path, capsys):
+    from pipeline.recipe import load_build_recipe
+    from pipeline.steps import plan
+
     out = tmp_path / "shipped"
     assert main([str(REPO / "recipes" / "shipped.toml"), "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -102,12 +105,11 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_pa
         "crossfit-folds",
         *folds,
         "crossfit-thresholds",
-        "metrics-test",
-        "metrics-test-answers",
         "gate",
         "segmenter-masks",
         "segmenter",
         "export",
+        "file-card",
         "gate-export",
         "segmenter-export",
         "student-split",
@@ -115,6 +117,7 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_pa
         "student-ensemble",
         "student-answers",
         "student-export",
+        "student-file-card",
         "bench",
         "evaluation",
         "evaluation-answers",
@@ -127,6 +130,11 @@ def test_a_dry_run_of_the_shipped_recipe_lists_every_step_with_its_output(tmp_pa
     small = out / "export" / "small" / "skin_lesion_small_int8.tflite"
     assert str(small) in steps["student-export"]
     assert steps["bench"] == str(out / "export" / "bench" / "bench.json")
+    assert steps["file-card"] == str(out / "file_card" / "model_card.json")
+    plans = {s.name: s for s in plan(load_build_recipe(REPO / "recipes" / "shipped.toml"), out)}
+    folds = {out / "crossfit" / f"fold_{k}" / "members" / "seed3" / "then" for k in range(1, 6)}
+    assert {p.parent for p in plans["file-card"].inputs if p.name == "model.keras"} == folds
+    assert plans["student-file-card"].inputs[2] == small
     assert not out.exists()  # a dry run writes nothing
 
 
@@ -192,11 +200,12 @@ member = "b"
 """
 
 
-def test_cross_fitting_trains_a_network_per_fold_as_the_member_before_the_metrics(
+def test_cross_fitting_trains_a_network_per_fold_as_the_member_before_the_files_card(
     tmp_path: Path,
 ):
     """The fold networks train as the named member (both stages), on their fold's split; the
-    thresholds step reads every fold network and edits the card before the metrics read it."""
+    thresholds step reads every fold network and edits the card before the export reads it, and
+    the file's card is fitted again from the same fold networks."""
     from test_recipe import THEN
 
     from pipeline.recipe import load_build_recipe
@@ -208,15 +217,15 @@ def test_cross_fitting_trains_a_network_per_fold_as_the_member_before_the_metric
     steps = {s.name: s for s in plan(load_build_recipe(recipe), out)}
     names = list(steps)
     start = names.index("answers") + 1
-    assert names[start : start + 7] == [
+    assert names[start : start + 6] == [
         "crossfit-folds",
         "crossfit-fold-1",
         "crossfit-fold-1-then",
         "crossfit-fold-2",
         "crossfit-fold-2-then",
         "crossfit-thresholds",
-        "metrics-test",
     ]
+    assert names.index("export") + 1 == names.index("file-card")
     fold = out / "crossfit" / "fold_2"
     assert steps["crossfit-folds"].outputs == (
         out / "crossfit" / "fold_1" / "split.csv",
@@ -230,7 +239,10 @@ def test_cross_fitting_trains_a_network_per_fold_as_the_member_before_the_metric
     assert fold / "members" / "b" / "then" / "model.keras" in thresholds.inputs
     assert thresholds.outputs == (out / "model_card.json",)
     assert out / ".stamps" / "answers.json" in thresholds.inputs
-    assert out / ".stamps" / "crossfit-thresholds.json" in steps["metrics-test"].inputs
+    assert not any(name.startswith("metrics-") for name in names)  # the file's, in file-card
+    assert out / "model_card.json" in steps["export"].inputs
+    folds = [out / "crossfit" / f"fold_{k}" / "members" / "b" / "then" for k in (1, 2)]
+    assert steps["file-card"].inputs[-2:] == tuple(f / "model.keras" for f in folds)
     assert not out.exists()
 
 
@@ -283,9 +295,13 @@ def test_a_bad_section_is_a_usage_error(tmp_path: Path, capsys):
 def test_a_tiny_recipe_builds_a_shippable_folder_and_skips_what_is_current(
     data_dir: Path, tmp_path: Path, capsys
 ):
-    from contract.card import read_model_card
+    from dataclasses import replace
+
+    from contract.card import read_card_file, read_model_card
     from contract.model_file import model_card, read_model_file
+    from contract.questionnaire import QUESTION_NAMES
     from export.ship import ship
+    from train.evaluation.split_evaluation import evaluate
 
     recipe = tmp_path / "tiny.toml"
     phone = phone_subset(data_dir, tmp_path / "phone")
@@ -294,11 +310,19 @@ def test_a_tiny_recipe_builds_a_shippable_folder_and_skips_what_is_current(
     assert main([str(recipe), "--out", str(out)]) == 0
     export = out / "export"
 
-    card = read_model_card(out)
-    assert card.backbone == "tiny_cnn-ensemble-of-2"
-    assert "test" in card.metrics and "test" in card.answers.metrics
-    shipped_card = model_card(read_model_file(export / "skin_lesion_int8.tflite"))
-    assert shipped_card.metrics["test"] == card.metrics["test"]  # recorded before the export
+    assert read_model_card(out).backbone == "tiny_cnn-ensemble-of-2"
+    # each file carries a card fitted on its own outputs and measured on it, as the commands do
+    for run, file in (
+        (out, export / "skin_lesion_int8.tflite"),
+        (out / "student", export / "small" / "skin_lesion_small_int8.tflite"),
+    ):
+        packed = model_card(read_model_file(file))
+        beside = read_card_file(file.with_name("model_card.json"))
+        assert beside == read_model_card(run / "file_card")
+        assert packed == replace(beside, export=packed.export)  # the file adds how it was made
+        assert packed.calibration.fitted_on == f"val, outputs of {file.name}"
+        for asked, metrics in ((None, packed.metrics), (QUESTION_NAMES, packed.answers.metrics)):
+            assert metrics["test"] == evaluate(run, file, "test", asked).report, (file, asked)
     student = read_model_card(out / "student")
     assert student.hparams["distill_from"] == str(out)
     assert (out / "student" / "split.csv").read_bytes() == (out / "split.csv").read_bytes()
@@ -341,10 +365,12 @@ def test_a_cross_fitted_build_writes_the_thresholds_the_command_fits_from_its_fo
 ):
     """One tiny member on part of the shipped split, two folds: the build's card holds what
     `python -m train.crossfit thresholds` writes from the same fold networks into the card the
-    ensemble had (the rule itself: tests/test_crossfit.py); a new deal makes every fold stale."""
+    ensemble had (the rule itself: tests/test_crossfit.py), and so does the exported file's; a
+    new deal makes every fold stale."""
     from test_crossfit import shipped_subset
 
     from contract.card import read_model_card
+    from contract.model_file import model_card, read_model_file
     from contract.run_folder import write_split
     from train.crossfit import main as crossfit
 
@@ -354,7 +380,9 @@ def test_a_cross_fitted_build_writes_the_thresholds_the_command_fits_from_its_fo
     recipe.write_text(
         f'[split]\nsplit_from = "{split}"\n\n'
         '[defaults]\nbackbone = "tiny_cnn"\nepochs = 1\nimage_size = 64\nbatch_size = 16\n\n'
-        '[[members]]\nname = "a"\nseed = 1\n\n[crossfit]\nfolds = 2\n'
+        '[[members]]\nname = "a"\nseed = 1\n\n'
+        '[export]\nvariants = ["int8"]\nrepresentative_images = 24\nmax_loss_points = 100\n\n'
+        "[crossfit]\nfolds = 2\n"
     )
     out = tmp_path / "build"
     assert main([str(recipe), "--out", str(out)]) == 0
@@ -370,6 +398,10 @@ def test_a_cross_fitted_build_writes_the_thresholds_the_command_fits_from_its_fo
     folds = [str(out / "crossfit" / f"fold_{k}" / "members" / "a") for k in (1, 2)]
     assert crossfit(["thresholds", *folds, "--card", str(before)]) == 0
     assert read_model_card(before).triage == card.triage
+    # the file's card is refitted on its outputs, and keeps the cross-fitted thresholds
+    packed = model_card(read_model_file(out / "export" / "skin_lesion_int8.tflite"))
+    assert packed.triage == card.triage
+    assert packed.calibration.fitted_on == "val, outputs of skin_lesion_int8.tflite"
 
     capsys.readouterr()
     recipe.write_text(recipe.read_text() + "seed = 1\n")
@@ -380,4 +412,6 @@ def test_a_cross_fitted_build_writes_the_thresholds_the_command_fits_from_its_fo
         "crossfit-fold-1:",
         "crossfit-fold-2:",
         "crossfit-thresholds:",
+        "export:",
+        "file-card:",
     ]
