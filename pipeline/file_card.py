@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contract.card import read_model_card
-from contract.questionnaire import QUESTION_NAMES
 from contract.run_folder import MODEL_CARD_JSON, SPLIT_CSV
 from export.card import repack_with_card
 from train.crossfit import fit_thresholds
 from train.evaluation.recalibrate import recalibrate
-from train.evaluation.split_evaluation import evaluate, record_in_card
+from train.evaluation.split_evaluation import measure_in_card
 
 FILE_CARD = "file_card"
 
@@ -42,10 +41,8 @@ def fit_card_on_file(
     if crossfit_runs:
         fit_thresholds(folder, crossfit_runs)
     repack_with_card(model, read_model_card(folder), model.parent)
-    asked_ways = (None, list(QUESTION_NAMES)) if card.answers is not None else (None,)
     for split in metrics_splits:
-        for asked in asked_ways:  # measured at the thresholds packed into the file
-            result = evaluate(folder, model, split, asked)
-            record_in_card(folder, split, result.report, asked is not None)
+        for with_answers in (False, True)[: 1 + (card.answers is not None)]:
+            measure_in_card(folder, model, split, with_answers)  # at the thresholds packed
     if metrics_splits:
         repack_with_card(model, read_model_card(folder), model.parent)

@@ -183,7 +183,7 @@ def _file_card_step(
         name,
         (folder / MODEL_CARD_JSON,),
         (run / SPLIT_CSV, run / MODEL_CARD_JSON, model, *(r / MODEL_KERAS for r in crossfit_runs)),
-        {"metrics": metrics_splits, "crossfit": len(crossfit_runs)},
+        {"metrics": metrics_splits},  # the fold networks, if any, are among the inputs
         lambda: fit_card_on_file(run, model, folder, crossfit_runs, metrics_splits),
         clear=(folder,),
     )
@@ -259,12 +259,9 @@ def plan(build: BuildRecipe, out: Path) -> list[Step]:
         for answers in (False, True)[: 1 + with_answers]:
 
             def metrics(split_name: str = name, answers: bool = answers) -> None:
-                from contract.questionnaire import QUESTION_NAMES
-                from train.evaluation.split_evaluation import evaluate, record_in_card
+                from train.evaluation.split_evaluation import measure_in_card
 
-                asked = list(QUESTION_NAMES) if answers else None
-                result = evaluate(out, None, split_name, asked)
-                record_in_card(out, split_name, result.report, answers)
+                measure_in_card(out, None, split_name, answers)
 
             suffix = "-answers" if answers else ""
             steps.append(

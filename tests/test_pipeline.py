@@ -697,6 +697,20 @@ def test_evaluate_can_record_test_metrics_in_the_run_card(tiny_run: Path, tmp_pa
     assert "val" in card["metrics"]
 
 
+def test_measure_in_card_records_the_run_models_report(tiny_run: Path, tmp_path: Path):
+    """What the build's metrics steps call on a recipe without [export]: the Keras model's
+    report on the split, in the run's card (a file's: tests/test_build.py)."""
+    import shutil
+
+    from contract.card import read_model_card
+    from train.evaluation.split_evaluation import evaluate, measure_in_card
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("models", "eval*"))
+    measure_in_card(run, None, "test", False)
+    assert read_model_card(run).metrics["test"] == evaluate(run, None, "test").report
+
+
 @pytest.fixture(scope="module")
 def answers_run(tiny_run: Path, tmp_path_factory) -> Path:
     """A copy of the tiny run with the answers' model fitted into its card."""

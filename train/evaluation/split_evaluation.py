@@ -28,6 +28,7 @@ from contract.interpreter import predict_tflite
 from contract.lesion_gate import is_cutout
 from contract.model_file import model_card, read_model_file
 from contract.predictions import PREDICTIONS_CSV, prediction_rows, write_predictions
+from contract.questionnaire import QUESTION_NAMES
 from contract.records import Record, Skipped, decode_records, label_indices
 from contract.run_folder import MODEL_KERAS, SPLIT_CSV, read_split
 from contract.screening import apply_temperature, refer, standing_thresholds
@@ -209,3 +210,10 @@ def write_evaluation(
 def record_in_card(run: Path, split: str, report: dict, with_answers: bool) -> None:
     """Store a split's metrics of the run's own model in its card, so exports carry them."""
     write_model_card(run, read_model_card(run).with_metrics(split, report, with_answers))
+
+
+def measure_in_card(run: Path, model: Path | None, split: str, with_answers: bool) -> None:
+    """Evaluate the run's model (or `model`, a file carrying the run's card) on a split, photo
+    only or with every answer, and record the metrics in the run's card."""
+    asked = list(QUESTION_NAMES) if with_answers else None
+    record_in_card(run, split, evaluate(run, model, split, asked).report, with_answers)
